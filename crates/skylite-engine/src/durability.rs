@@ -1,0 +1,134 @@
+//! Group commit: making acknowledged writes durable without one fsync per write.
+//!
+//! Connections run with `synchronous=NORMAL` in WAL mode, so a commit appends its frames to the
+//! WAL file (in the OS page cache) and returns without an fsync. Before the server answers a
+//! request that committed anything, it calls [`Syncer::wait_durable`] with a ticket taken
+//! *after* the commit finished. One caller at a time becomes the leader and fsyncs the WAL;
+//! everybody whose ticket was issued before that fsync started is covered by it and returns
+//! together. Because the WAL is append-only until a checkpoint (and SQLite itself syncs the WAL
+//! before checkpointing), one fsync covers every earlier commit.
+//!
+//! With [`Durability::Normal`] the fsync is skipped: writes survive a crash of the server
+//! process (they are in the OS page cache) but not a power loss or kernel crash.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use crate::ExecError;
+
+/// How hard the server works to keep acknowledged writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync the WAL before acknowledging a write (shared among concurrent writers).
+    #[default]
+    Full,
+    /// Leave flushing to checkpoints; survives a process crash, not a power loss.
+    Normal,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every ticket up to this one is on disk.
+    synced: u64,
+    /// A leader is fsyncing right now.
+    running: bool,
+    /// The data folder entry for the WAL file has been fsynced.
+    dir_synced: bool,
+}
+
+/// Coordinates fsyncs of one database's WAL.
+pub struct Syncer {
+    durability: Durability,
+    wal_path: PathBuf,
+    dir_path: PathBuf,
+    issued: AtomicU64,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+impl Syncer {
+    /// A syncer for the database file at `db_path`.
+    pub fn new(db_path: &std::path::Path, durability: Durability) -> Self {
+        let mut wal = db_path.as_os_str().to_owned();
+        wal.push("-wal");
+        Syncer {
+            durability,
+            wal_path: PathBuf::from(wal),
+            dir_path: db_path
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| PathBuf::from(".")),
+            issued: AtomicU64::new(0),
+            state: Mutex::new(SyncState::default()),
+            done: Condvar::new(),
+        }
+    }
+
+    /// The durability policy.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// A ticket for a commit that has just finished.
+    pub fn ticket(&self) -> u64 {
+        self.issued.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Blocks until the commit behind `ticket` is on disk.
+    pub fn wait_durable(&self, ticket: u64) -> Result<(), ExecError> {
+        if self.durability == Durability::Normal {
+            return Ok(());
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if state.synced >= ticket {
+                return Ok(());
+            }
+            if !state.running {
+                break;
+            }
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        // Become the leader: everything issued so far is already in the WAL file.
+        state.running = true;
+        let target = self.issued.load(Ordering::Acquire);
+        let need_dir = !state.dir_synced;
+        drop(state);
+
+        let result = self.fsync(need_dir);
+
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.running = false;
+        if result.is_ok() {
+            state.synced = state.synced.max(target);
+            state.dir_synced = true;
+        }
+        self.done.notify_all();
+        result
+    }
+
+    fn fsync(&self, with_dir: bool) -> Result<(), ExecError> {
+        let io_err = |what: &str, e: std::io::Error| {
+            tracing::error!(error = %e, "fsync of {what} failed");
+            ExecError::new(
+                "SQLITE_IOERR_FSYNC",
+                format!("could not make the write durable ({what}: {e})"),
+            )
+        };
+        match File::open(&self.wal_path) {
+            Ok(f) => f.sync_data().map_err(|e| io_err("WAL file", e))?,
+            // No WAL file means the commit went straight into the database file (a checkpoint
+            // ran and truncated it); SQLite synced that file itself.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("WAL file", e)),
+        }
+        if with_dir {
+            File::open(&self.dir_path)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err("data folder", e))?;
+        }
+        Ok(())
+    }
+}

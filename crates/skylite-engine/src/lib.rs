@@ -1,0 +1,30 @@
+//! The skylite engine: SQLite (the libSQL fork) databases on disk and the blocking code that
+//! runs Hrana requests on them.
+//!
+//! - [`Database`] owns one file: its pooled connections, its write lock and its group-commit
+//!   syncer ([`durability`]).
+//! - [`Conn`] is one SQLite connection and runs single statements ([`conn`]).
+//! - [`Session`] is a Hrana stream: requests, batches with conditions, sequences, describe,
+//!   stored SQL and cursors ([`session`]).
+//!
+//! Everything here blocks. The server calls it from blocking threads only.
+
+pub mod authorizer;
+pub mod conn;
+pub mod database;
+pub mod durability;
+mod error;
+pub mod session;
+pub mod sql_text;
+pub mod write_lock;
+
+pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
+pub use database::{Database, EngineConfig};
+pub use durability::Durability;
+pub use error::{sqlite_code_name, ExecError, OpenError};
+pub use session::{Budget, Session};
+
+/// The version of the bundled libSQL/SQLite library.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}

@@ -1,0 +1,488 @@
+//! A Hrana stream on the engine side: the requests of Hrana 3 (`execute`, `batch` with
+//! conditions, `sequence`, `describe`, `store_sql`, `close_sql`, `get_autocommit`, `close`),
+//! cursors, and the connection the stream runs on.
+//!
+//! A session borrows a pooled connection for the length of a pipeline and gives it back
+//! afterwards unless the connection now carries state (an open transaction, a pragma, a temp
+//! table): then the session keeps it, so interactive transactions work across requests.
+//!
+//! When a transaction is taken away from the session (the write lock was revoked after the
+//! transaction timeout), the session remembers it as *lost*: until the client acknowledges with
+//! `ROLLBACK` (or closes the stream), every statement gets the error that explains the loss, so
+//! a client never goes on in autocommit mode believing it is inside its transaction.
+
+use std::collections::HashMap;
+
+use skylite_proto::{
+    Batch, BatchCond, BatchResult, Col, CursorEntry, DescribeResult, Error as ProtoError, Stmt,
+    StmtResult, StreamRequest, StreamResponse, StreamResult, Value,
+};
+
+use crate::conn::{Conn, RowSink, StmtInput, StmtSummary};
+use crate::{Database, ExecError};
+
+/// Most SQL texts one session may store.
+pub const MAX_STORED_SQL: usize = 1024;
+
+/// The response budget of one pipeline or cursor: an estimate of wire bytes still allowed.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limit: usize,
+    used: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Budget { limit, used: 0 }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), ExecError> {
+        self.used += bytes;
+        if self.used > self.limit {
+            Err(ExecError::response_too_large(self.limit))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The engine side of one stream.
+pub struct Session {
+    db: Database,
+    conn: Option<Conn>,
+    sqls: HashMap<i32, String>,
+    lost: Option<ExecError>,
+}
+
+impl Session {
+    /// A fresh session on `db`.
+    pub fn new(db: Database) -> Self {
+        Session {
+            db,
+            conn: None,
+            sqls: HashMap::new(),
+            lost: None,
+        }
+    }
+
+    /// The database this session runs on.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// True if the session holds state a client may rely on across requests.
+    pub fn is_stateful(&self) -> bool {
+        self.lost.is_some()
+            || !self.sqls.is_empty()
+            || self.conn.as_ref().is_some_and(|c| c.has_state())
+    }
+
+    /// True if the session has an open transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| !c.is_autocommit())
+    }
+
+    /// True outside an explicit transaction.
+    pub fn is_autocommit(&self) -> bool {
+        !self.in_transaction()
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn, ExecError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.db.acquire()?);
+        }
+        // Just filled above.
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ExecError::new("INTERNAL", "connection missing"))
+    }
+
+    /// Ends a pipeline: waits for durability of its commits and returns a clean connection to
+    /// the pool. Must run before the response is sent.
+    pub fn finish_pipeline(&mut self) -> Result<(), ExecError> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.make_durable()?;
+            if !conn.has_state() {
+                if let Some(conn) = self.conn.take() {
+                    self.db.release(conn);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back and forgets everything (stream closed or expired). Returns whether a
+    /// transaction was open.
+    pub fn close(&mut self) -> bool {
+        let had_txn = self.in_transaction();
+        if let Some(mut conn) = self.conn.take() {
+            conn.rollback();
+            let _ = conn.make_durable();
+            self.db.release(conn);
+        }
+        self.sqls.clear();
+        self.lost = None;
+        had_txn
+    }
+
+    /// Applies a pending revocation while the session is idle. Returns true if a transaction
+    /// was rolled back because of it.
+    pub fn enforce_revocation(&mut self) -> bool {
+        if let Some(err) = self.conn.as_mut().and_then(|c| c.enforce_revocation()) {
+            self.lost = Some(err);
+            return true;
+        }
+        false
+    }
+
+    /// Executes one stream request.
+    pub fn handle(&mut self, req: &StreamRequest, budget: &mut Budget) -> StreamResult {
+        match self.handle_inner(req, budget) {
+            Ok(response) => StreamResult::Ok { response },
+            Err(e) => StreamResult::Error { error: e.into() },
+        }
+    }
+
+    fn handle_inner(
+        &mut self,
+        req: &StreamRequest,
+        budget: &mut Budget,
+    ) -> Result<StreamResponse, ExecError> {
+        Ok(match req {
+            StreamRequest::Close => {
+                self.close();
+                StreamResponse::Close
+            }
+            StreamRequest::Execute { stmt } => StreamResponse::Execute {
+                result: self.execute(stmt, budget)?,
+            },
+            StreamRequest::Batch { batch } => StreamResponse::Batch {
+                result: self.batch(batch, budget),
+            },
+            StreamRequest::Sequence { sql, sql_id } => {
+                let sql = self.resolve_sql(sql.as_deref(), *sql_id)?;
+                self.sequence(&sql)?;
+                StreamResponse::Sequence
+            }
+            StreamRequest::Describe { sql, sql_id } => {
+                let sql = self.resolve_sql(sql.as_deref(), *sql_id)?;
+                StreamResponse::Describe {
+                    result: self.describe(&sql)?,
+                }
+            }
+            StreamRequest::StoreSql { sql_id, sql } => {
+                self.store_sql(*sql_id, sql.clone())?;
+                StreamResponse::StoreSql
+            }
+            StreamRequest::CloseSql { sql_id } => {
+                self.sqls.remove(sql_id);
+                StreamResponse::CloseSql
+            }
+            StreamRequest::GetAutocommit => StreamResponse::GetAutocommit {
+                is_autocommit: self.is_autocommit(),
+            },
+        })
+    }
+
+    /// Stores an SQL text under `sql_id`.
+    pub fn store_sql(&mut self, sql_id: i32, sql: String) -> Result<(), ExecError> {
+        if self.sqls.contains_key(&sql_id) {
+            return Err(ExecError::protocol(format!(
+                "SQL text {sql_id} is already stored on this stream"
+            )));
+        }
+        if self.sqls.len() >= MAX_STORED_SQL {
+            return Err(ExecError::protocol(format!(
+                "too many stored SQL texts (limit {MAX_STORED_SQL})"
+            )));
+        }
+        self.sqls.insert(sql_id, sql);
+        Ok(())
+    }
+
+    fn resolve_sql(&self, sql: Option<&str>, sql_id: Option<i32>) -> Result<String, ExecError> {
+        match (sql, sql_id) {
+            (Some(s), None) => Ok(s.to_owned()),
+            (None, Some(id)) => self.sqls.get(&id).cloned().ok_or_else(|| {
+                ExecError::protocol(format!("no SQL text stored under id {id} on this stream"))
+            }),
+            (Some(_), Some(_)) => Err(ExecError::protocol(
+                "a statement must have either `sql` or `sql_id`, not both",
+            )),
+            (None, None) => Err(ExecError::protocol(
+                "a statement must have either `sql` or `sql_id`",
+            )),
+        }
+    }
+
+    /// Runs one statement through `sink`, honouring a lost transaction.
+    fn run_stmt(&mut self, stmt: &Stmt, sink: &mut dyn RowSink) -> Result<StmtSummary, ExecError> {
+        let sql = self.resolve_sql(stmt.sql.as_deref(), stmt.sql_id)?;
+        if let Some(lost) = &self.lost {
+            if is_plain_rollback(&sql) {
+                // The transaction is already rolled back: acknowledge and recover.
+                self.lost = None;
+                sink.columns(Vec::new())?;
+                return Ok(StmtSummary::default());
+            }
+            return Err(lost.clone());
+        }
+        let input = StmtInput {
+            sql: &sql,
+            args: &stmt.args,
+            named_args: &stmt.named_args,
+            want_rows: stmt.want_rows.unwrap_or(true),
+        };
+        let result = self.conn()?.run(input, sink);
+        if let Err(e) = &result {
+            if e.code == "TRANSACTION_TIMEOUT" {
+                self.lost = Some(e.clone());
+            }
+        }
+        result
+    }
+
+    /// Executes one statement and collects its result.
+    pub fn execute(&mut self, stmt: &Stmt, budget: &mut Budget) -> Result<StmtResult, ExecError> {
+        let mut sink = Collect {
+            budget,
+            cols: Vec::new(),
+            rows: Vec::new(),
+        };
+        let summary = self.run_stmt(stmt, &mut sink)?;
+        Ok(StmtResult {
+            cols: sink.cols,
+            rows: sink.rows,
+            affected_row_count: summary.affected_row_count,
+            last_insert_rowid: summary.last_insert_rowid,
+            rows_read: summary.rows_read,
+            rows_written: summary.rows_written,
+            query_duration_ms: summary.query_duration_ms,
+        })
+    }
+
+    /// Executes a batch, step by step, honouring conditions.
+    pub fn batch(&mut self, batch: &Batch, budget: &mut Budget) -> BatchResult {
+        let mut result = BatchResult::default();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.steps.len());
+        for step in &batch.steps {
+            let run = match &step.condition {
+                None => true,
+                Some(cond) => self.eval(cond, &outcomes),
+            };
+            if !run {
+                outcomes.push(Outcome::Skipped);
+                result.step_results.push(None);
+                result.step_errors.push(None);
+                continue;
+            }
+            match self.execute(&step.stmt, budget) {
+                Ok(r) => {
+                    outcomes.push(Outcome::Ok);
+                    result.step_results.push(Some(r));
+                    result.step_errors.push(None);
+                }
+                Err(e) => {
+                    outcomes.push(Outcome::Error);
+                    result.step_results.push(None);
+                    result.step_errors.push(Some(e.into()));
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs a batch through a cursor: entries go to `emit` as they are produced. `emit`
+    /// returns false when the receiver has gone away, which stops the batch.
+    pub fn cursor(
+        &mut self,
+        batch: &Batch,
+        budget_limit: usize,
+        emit: &mut dyn FnMut(CursorEntry) -> bool,
+    ) {
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.steps.len());
+        for (i, step) in batch.steps.iter().enumerate() {
+            let run = match &step.condition {
+                None => true,
+                Some(cond) => self.eval(cond, &outcomes),
+            };
+            if !run {
+                outcomes.push(Outcome::Skipped);
+                continue;
+            }
+            let mut sink = Stream {
+                step: i as u32,
+                emit: &mut *emit,
+                began: false,
+                gone: false,
+                // A cursor streams, so the budget bounds one row, not the whole result.
+                row_limit: budget_limit,
+            };
+            let outcome = self.run_stmt(&step.stmt, &mut sink);
+            let (began, gone) = (sink.began, sink.gone);
+            if gone {
+                return;
+            }
+            let delivered = match outcome {
+                Ok(summary) => {
+                    outcomes.push(Outcome::Ok);
+                    let mut ok = true;
+                    if !began {
+                        ok = emit(CursorEntry::StepBegin {
+                            step: i as u32,
+                            cols: Vec::new(),
+                        });
+                    }
+                    ok && emit(CursorEntry::StepEnd {
+                        affected_row_count: summary.affected_row_count,
+                        last_insert_rowid: summary.last_insert_rowid,
+                    })
+                }
+                Err(e) => {
+                    outcomes.push(Outcome::Error);
+                    emit(CursorEntry::StepError {
+                        step: i as u32,
+                        error: ProtoError::from(e),
+                    })
+                }
+            };
+            if !delivered {
+                return;
+            }
+        }
+    }
+
+    /// Executes several statements separated by semicolons, discarding rows; stops at the
+    /// first error.
+    pub fn sequence(&mut self, sql: &str) -> Result<(), ExecError> {
+        let mut rest = sql;
+        loop {
+            let body = crate::sql_text::skip_space_and_comments(rest);
+            let body = body.trim_start_matches(|c: char| c == ';' || c.is_whitespace());
+            if crate::sql_text::skip_space_and_comments(body).is_empty() {
+                return Ok(());
+            }
+            let (len, more) = crate::sql_text::first_statement(body);
+            let stmt = Stmt {
+                sql: Some(body[..len].to_owned()),
+                want_rows: Some(false),
+                ..Stmt::default()
+            };
+            self.run_stmt(&stmt, &mut Discard)?;
+            if !more {
+                return Ok(());
+            }
+            rest = &body[len..];
+        }
+    }
+
+    /// Describes a statement.
+    pub fn describe(&mut self, sql: &str) -> Result<DescribeResult, ExecError> {
+        self.conn()?.describe(sql)
+    }
+
+    fn eval(&self, cond: &BatchCond, outcomes: &[Outcome]) -> bool {
+        match cond {
+            BatchCond::Ok { step } => outcomes.get(*step as usize) == Some(&Outcome::Ok),
+            BatchCond::Error { step } => outcomes.get(*step as usize) == Some(&Outcome::Error),
+            BatchCond::Not { cond } => !self.eval(cond, outcomes),
+            BatchCond::And { conds } => conds.iter().all(|c| self.eval(c, outcomes)),
+            BatchCond::Or { conds } => conds.iter().any(|c| self.eval(c, outcomes)),
+            BatchCond::IsAutocommit => self.is_autocommit(),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Error,
+    Skipped,
+}
+
+/// `ROLLBACK` / `ROLLBACK TRANSACTION` / `END`-less plain rollback (not `ROLLBACK TO`).
+fn is_plain_rollback(sql: &str) -> bool {
+    let s = crate::sql_text::skip_space_and_comments(sql);
+    let mut words = s
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("ROLLBACK") => {}
+        _ => return false,
+    }
+    !words.any(|w| w.eq_ignore_ascii_case("TO"))
+}
+
+/// Collects a whole result, charging the budget.
+struct Collect<'b> {
+    budget: &'b mut Budget,
+    cols: Vec<Col>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl RowSink for Collect<'_> {
+    fn columns(&mut self, cols: Vec<Col>) -> Result<(), ExecError> {
+        self.budget.charge(64 + cols.len() * 48)?;
+        self.cols = cols;
+        Ok(())
+    }
+    fn row(&mut self, row: Vec<Value>) -> Result<(), ExecError> {
+        self.budget
+            .charge(4 + row.iter().map(Value::wire_size_hint).sum::<usize>())?;
+        self.rows.push(row);
+        Ok(())
+    }
+}
+
+/// Drops rows (for `sequence`).
+struct Discard;
+
+impl RowSink for Discard {
+    fn columns(&mut self, _: Vec<Col>) -> Result<(), ExecError> {
+        Ok(())
+    }
+    fn row(&mut self, _: Vec<Value>) -> Result<(), ExecError> {
+        Ok(())
+    }
+}
+
+/// Forwards rows to a cursor as entries.
+struct Stream<'e> {
+    step: u32,
+    emit: &'e mut dyn FnMut(CursorEntry) -> bool,
+    began: bool,
+    gone: bool,
+    row_limit: usize,
+}
+
+impl RowSink for Stream<'_> {
+    fn columns(&mut self, cols: Vec<Col>) -> Result<(), ExecError> {
+        self.began = true;
+        if !(self.emit)(CursorEntry::StepBegin {
+            step: self.step,
+            cols,
+        }) {
+            self.gone = true;
+            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+        }
+        Ok(())
+    }
+    fn row(&mut self, row: Vec<Value>) -> Result<(), ExecError> {
+        let size: usize = row.iter().map(Value::wire_size_hint).sum();
+        if size > self.row_limit {
+            return Err(ExecError::response_too_large(self.row_limit));
+        }
+        if !(self.emit)(CursorEntry::Row { row }) {
+            self.gone = true;
+            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! Batons: the unforgeable tokens that tie Hrana-over-HTTP requests to a stream.
+//!
+//! A baton is `base64url(stream_id ‖ seq ‖ flags ‖ HMAC-SHA256(key, scope ‖ stream_id ‖ seq ‖
+//! flags)[..16])`. The sequence number makes every baton single-use (the stream expects exactly
+//! the next one), the scope binds it to one database, and the `STATEFUL` flag records whether
+//! the stream held state (a transaction, stored SQL, connection settings) when the baton was
+//! issued. The flag is what lets a client go on after the stream expired or the server
+//! restarted: a baton that is authentic but unknown and not stateful simply resumes a fresh
+//! stream; a stateful one gets `STREAM_EXPIRED`, because its state is gone.
+//!
+//! The key lives in the data folder (`.skylite/baton.key`), so batons survive restarts.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const KEY_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+const BODY_LEN: usize = 8 + 8 + 1;
+
+/// Flag bit: the stream held state when this baton was issued.
+pub const STATEFUL: u8 = 1;
+
+/// What a valid baton says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatonClaims {
+    /// The stream.
+    pub stream_id: u64,
+    /// Which request of the stream it authorizes.
+    pub seq: u64,
+    /// Whether the stream held state.
+    pub stateful: bool,
+}
+
+/// Why a baton was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatonError {
+    /// Not a baton this server could have issued (bad encoding, bad length, bad signature).
+    #[error("invalid baton: it was not issued by this server for this database")]
+    Invalid,
+}
+
+/// The secret that signs batons.
+pub struct BatonKey {
+    key: [u8; KEY_LEN],
+}
+
+impl BatonKey {
+    /// Loads the key from `path`, creating it (mode 0600) if it does not exist.
+    pub fn load_or_create(path: &Path) -> std::io::Result<BatonKey> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() == KEY_LEN => {
+                let mut key = [0u8; KEY_LEN];
+                key.copy_from_slice(&bytes);
+                return Ok(BatonKey { key });
+            }
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "baton key has the wrong length; replacing it");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let key = BatonKey::random()?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
+            f.write_all(&key.key)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(key)
+    }
+
+    /// A fresh random key (not persisted).
+    pub fn random() -> std::io::Result<BatonKey> {
+        let mut key = [0u8; KEY_LEN];
+        getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(BatonKey { key })
+    }
+
+    fn tag(&self, scope: &str, body: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(&(scope.len() as u64).to_le_bytes());
+        mac.update(scope.as_bytes());
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&full[..TAG_LEN]);
+        tag
+    }
+
+    /// Issues a baton.
+    pub fn encode(&self, scope: &str, claims: BatonClaims) -> String {
+        let mut raw = [0u8; BODY_LEN + TAG_LEN];
+        raw[..8].copy_from_slice(&claims.stream_id.to_le_bytes());
+        raw[8..16].copy_from_slice(&claims.seq.to_le_bytes());
+        raw[16] = if claims.stateful { STATEFUL } else { 0 };
+        let tag = self.tag(scope, &raw[..BODY_LEN]);
+        raw[BODY_LEN..].copy_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Checks a baton and returns what it says.
+    pub fn decode(&self, scope: &str, baton: &str) -> Result<BatonClaims, BatonError> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(baton.trim())
+            .map_err(|_| BatonError::Invalid)?;
+        if raw.len() != BODY_LEN + TAG_LEN {
+            return Err(BatonError::Invalid);
+        }
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(&(scope.len() as u64).to_le_bytes());
+        mac.update(scope.as_bytes());
+        mac.update(&raw[..BODY_LEN]);
+        mac.verify_truncated_left(&raw[BODY_LEN..])
+            .map_err(|_| BatonError::Invalid)?;
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&raw[..8]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&raw[8..16]);
+        Ok(BatonClaims {
+            stream_id: u64::from_le_bytes(id),
+            seq: u64::from_le_bytes(seq),
+            stateful: raw[16] & STATEFUL != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_tamper_detection() {
+        let key = BatonKey::random().unwrap();
+        let claims = BatonClaims {
+            stream_id: 42,
+            seq: 7,
+            stateful: true,
+        };
+        let baton = key.encode("default", claims);
+        assert_eq!(key.decode("default", &baton), Ok(claims));
+        // Another database's scope does not accept it.
+        assert_eq!(key.decode("other", &baton), Err(BatonError::Invalid));
+        // Flipping any character breaks it.
+        let mut bytes = baton.clone().into_bytes();
+        bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(bytes).unwrap();
+        assert_eq!(key.decode("default", &forged), Err(BatonError::Invalid));
+        // Another key does not accept it.
+        let other = BatonKey::random().unwrap();
+        assert_eq!(other.decode("default", &baton), Err(BatonError::Invalid));
+        assert_eq!(
+            key.decode("default", "not a baton"),
+            Err(BatonError::Invalid)
+        );
+        assert_eq!(key.decode("default", ""), Err(BatonError::Invalid));
+    }
+
+    #[test]
+    fn key_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".skylite/baton.key");
+        let a = BatonKey::load_or_create(&path).unwrap();
+        let b = BatonKey::load_or_create(&path).unwrap();
+        let claims = BatonClaims {
+            stream_id: 1,
+            seq: 1,
+            stateful: false,
+        };
+        assert_eq!(b.decode("x", &a.encode("x", claims)), Ok(claims));
+    }
+}

@@ -1,0 +1,46 @@
+//! Server settings: where the data lives, engine limits, stream expiry, request limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use skylite_engine::EngineConfig;
+
+/// Everything the server needs to know at start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The data folder: one sub-folder per database, plus `.skylite/` for server secrets.
+    pub data_dir: PathBuf,
+    /// Engine settings (durability, transaction timeout, response limit, ...).
+    pub engine: EngineConfig,
+    /// How long an idle stream lives.
+    pub stream_idle_timeout: Duration,
+    /// Largest request body accepted (larger ones get 413).
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    /// Defaults with the given data folder.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            engine: EngineConfig::default(),
+            stream_idle_timeout: Duration::from_secs(60),
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+
+    /// The folder of the database `name`.
+    pub fn database_dir(&self, name: &str) -> PathBuf {
+        self.data_dir.join(name)
+    }
+
+    /// The SQLite file of the database `name`.
+    pub fn database_file(&self, name: &str) -> PathBuf {
+        self.database_dir(name).join("data.db")
+    }
+
+    /// The folder of server-private files (keys).
+    pub fn private_dir(&self) -> PathBuf {
+        self.data_dir.join(".skylite")
+    }
+}

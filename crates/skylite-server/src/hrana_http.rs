@@ -1,0 +1,306 @@
+//! Hrana over HTTP: `POST /v2/pipeline`, `POST /v3/pipeline` and `POST /v3/cursor`.
+//!
+//! The path of a pipeline request: parse the body; find the stream its baton names (or open a
+//! new one, or resume a stateless one the server no longer knows); lock it; on a blocking
+//! thread run every request through the [`skylite_engine::Session`], wait for durability, bump
+//! the stream's sequence number, sign the next baton and serialize the response; register or
+//! forget the stream; answer.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use skylite_engine::{Budget, ExecError};
+use skylite_proto::{
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
+    StreamResult,
+};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::app::App;
+use crate::baton::BatonClaims;
+use crate::error::ApiError;
+use crate::streams::{SharedStream, StreamEntry};
+
+/// `GET /v1`, `/v2`, `/v3`: the version probe.
+pub async fn version_probe() -> &'static str {
+    "Hrana over HTTP is supported here (v1, v2, v3)\n"
+}
+
+/// Reads a JSON body, turning every failure into a clear 4xx.
+pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "REQUEST_TOO_LARGE",
+                "the request body exceeds the server's limit (see --max-body-size)",
+            )
+        } else {
+            ApiError::new(status, "PROTOCOL_ERROR", rejection.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+}
+
+/// A stream checked out for one request.
+pub struct Checkout {
+    /// The stream's id.
+    pub id: u64,
+    /// The locked stream.
+    pub guard: OwnedMutexGuard<StreamEntry>,
+    /// The shared entry, when the stream is not registered yet.
+    pub unregistered: Option<SharedStream>,
+}
+
+impl App {
+    /// Finds or opens the stream a baton names.
+    pub async fn checkout(&self, baton: Option<&str>) -> Result<Checkout, ApiError> {
+        let streams = &self.streams;
+        let fresh = |id: u64, seq: u64| {
+            let shared: SharedStream =
+                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
+            // Nobody else can know this entry yet, so the lock is free.
+            let guard = shared.clone().try_lock_owned();
+            guard.map(|guard| Checkout {
+                id,
+                guard,
+                unregistered: Some(shared),
+            })
+        };
+        let Some(baton) = baton else {
+            return fresh(streams.new_id(), 0)
+                .map_err(|_| ApiError::internal("a new stream was already locked"));
+        };
+        let claims = self
+            .baton_key
+            .decode(self.baton_scope(), baton)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
+        if let Some(stream) = streams.get(claims.stream_id) {
+            let guard = stream.lock_owned().await;
+            if guard.seq != claims.seq {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BATON_REUSED",
+                    "this baton was already used: every response carries a new baton, \
+                     valid for exactly one request",
+                ));
+            }
+            return Ok(Checkout {
+                id: claims.stream_id,
+                guard,
+                unregistered: None,
+            });
+        }
+        if let Some((code, why)) = streams.tombstone(claims.stream_id) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+        }
+        if claims.stateful {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "STREAM_EXPIRED",
+                "the stream is gone (it expired or the server restarted) and the state it held \
+                 was lost: its open transaction was rolled back",
+            ));
+        }
+        // An authentic baton of a stream that held no state: resume it transparently.
+        fresh(claims.stream_id, claims.seq)
+            .map_err(|_| ApiError::internal("a resumed stream was already locked"))
+    }
+
+    /// Signs the baton for the next request on a stream.
+    pub fn next_baton(&self, id: u64, seq: u64, stateful: bool) -> String {
+        self.baton_key.encode(
+            self.baton_scope(),
+            BatonClaims {
+                stream_id: id,
+                seq,
+                stateful,
+            },
+        )
+    }
+}
+
+/// Logs a line if the client goes away before its response is ready.
+struct DisconnectGuard {
+    what: &'static str,
+    done: bool,
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::info!(
+                "client disconnected before the {} response was sent; \
+                 the work already started completes and nothing is lost",
+                self.what
+            );
+        }
+    }
+}
+
+fn json_response(bytes: Vec<u8>) -> Response {
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `POST /v2/pipeline` and `POST /v3/pipeline`.
+pub async fn pipeline(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: PipelineReqBody = parse_body(body)?;
+    let checkout = app.checkout(req.baton.as_deref()).await?;
+    let id = checkout.id;
+    let unregistered = checkout.unregistered;
+    let mut guard = checkout.guard;
+    let worker_app = app.clone();
+    let mut guard_log = DisconnectGuard {
+        what: "pipeline",
+        done: false,
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut budget = Budget::new(worker_app.config.engine.max_response_bytes);
+        let mut results = Vec::with_capacity(req.requests.len());
+        let mut closed = false;
+        for request in &req.requests {
+            if closed {
+                results.push(StreamResult::Error {
+                    error: ExecError::protocol("the stream was closed by an earlier request")
+                        .into(),
+                });
+                continue;
+            }
+            results.push(guard.session.handle(request, &mut budget));
+            closed = matches!(request, StreamRequest::Close);
+        }
+        // Acknowledge nothing before it is durable.
+        let durable = guard.session.finish_pipeline();
+        guard.seq += 1;
+        guard.last_used = Instant::now();
+        if let Err(e) = durable {
+            guard.session.close();
+            return Err(ApiError::from_exec(e));
+        }
+        let baton =
+            (!closed).then(|| worker_app.next_baton(id, guard.seq, guard.session.is_stateful()));
+        let body = PipelineRespBody {
+            baton,
+            base_url: None,
+            results,
+        };
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
+        Ok((bytes, closed, guard))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("pipeline worker failed: {e}")))?;
+    guard_log.done = true;
+    let (bytes, closed, guard) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            app.streams.remove(id);
+            return Err(e);
+        }
+    };
+    drop(guard);
+    if closed {
+        if unregistered.is_none() {
+            // The client holds batons of this stream: tell it why they stopped working.
+            app.streams.close(id);
+        }
+    } else if let Some(shared) = unregistered {
+        app.streams.insert(id, shared);
+    }
+    Ok(json_response(bytes))
+}
+
+/// Flushes cursor output in chunks of about this many bytes.
+const CURSOR_CHUNK: usize = 32 * 1024;
+
+/// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
+pub async fn cursor(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CursorReqBody = parse_body(body)?;
+    let checkout = app.checkout(req.baton.as_deref()).await?;
+    let id = checkout.id;
+    let mut guard = checkout.guard;
+    guard.seq += 1;
+    // The baton is sent before the batch runs, so its state flag is a forecast: stateful if the
+    // stream already is, or if the batch may open a transaction or change the connection.
+    let may_hold_state = guard.session.is_stateful()
+        || req.batch.steps.iter().any(|s| {
+            s.stmt.sql_id.is_some()
+                || s.stmt
+                    .sql
+                    .as_deref()
+                    .is_some_and(skylite_engine::sql_text::may_leave_state)
+        });
+    let baton = app.next_baton(id, guard.seq, may_hold_state);
+    if let Some(shared) = checkout.unregistered {
+        app.streams.insert(id, shared);
+    }
+    let mut first = serde_json::to_vec(&CursorRespBody {
+        baton: Some(baton),
+        base_url: None,
+    })
+    .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
+    first.push(b'\n');
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let limit = app.config.engine.max_response_bytes;
+    let batch = req.batch;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = first;
+        let mut gone = false;
+        let mut emit = |entry: CursorEntry| -> bool {
+            if gone {
+                return false;
+            }
+            if serde_json::to_writer(&mut buf, &entry).is_err() {
+                return false;
+            }
+            buf.push(b'\n');
+            if buf.len() >= CURSOR_CHUNK {
+                let chunk = Bytes::from(std::mem::take(&mut buf));
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    gone = true;
+                    tracing::info!(
+                        stream = id,
+                        "cursor client disconnected; stopping the cursor"
+                    );
+                    return false;
+                }
+            }
+            true
+        };
+        guard.session.cursor(&batch, limit, &mut emit);
+        if let Err(e) = guard.session.finish_pipeline() {
+            emit(CursorEntry::Error { error: e.into() });
+        }
+        guard.last_used = Instant::now();
+        drop(guard);
+        if !buf.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(resp)
+}

@@ -1,0 +1,25 @@
+//! The skylite network service: axum routes for Hrana over HTTP (v2, v3, cursors), the legacy
+//! HTTP API (v0 `POST /`, v1 `execute`/`batch`), health and version, on top of
+//! [`skylite_engine`].
+//!
+//! - [`config`]: what the server is told at start.
+//! - [`app`]: shared state (database, streams, baton key) and the router.
+//! - [`hrana_http`]: `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`.
+//! - [`legacy_http`]: `POST /`, `/v1/execute`, `/v1/batch`.
+//! - [`streams`]: live streams, expiry, revocation of stalled transactions.
+//! - [`baton`]: signed, single-use batons.
+//! - [`error`]: HTTP error bodies.
+//!
+//! SQL never runs on async worker threads: every handler hands its work to
+//! `tokio::task::spawn_blocking`.
+
+pub mod app;
+pub mod baton;
+pub mod config;
+pub mod error;
+pub mod hrana_http;
+pub mod legacy_http;
+pub mod streams;
+
+pub use app::{serve, App, ServeError};
+pub use config::ServerConfig;

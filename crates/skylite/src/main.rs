@@ -1,0 +1,165 @@
+//! The `skylite` command: `skylite serve` runs the server; `skylite bench` measures it.
+//!
+//! Every flag can also come from a `SKYLITE_*` environment variable (named after the flag).
+
+mod bench;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use skylite_engine::{Durability, EngineConfig};
+use skylite_server::{App, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "skylite",
+    version,
+    about = "SQLite in the cloud that you run yourself"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the databases in a data folder over Hrana (HTTP) and the legacy HTTP API.
+    Serve(ServeArgs),
+    /// Load a server over HTTP and the same engine in-process, and print the figures.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// fsync the WAL before acknowledging a write (group commit shares fsyncs).
+    Full,
+    /// Survive a server crash, not a power loss: no fsync per write.
+    Normal,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SKYLITE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data folder (created if missing): one sub-folder per database.
+    #[arg(long, env = "SKYLITE_DATA_DIR", default_value = "./skylite-data")]
+    data_dir: PathBuf,
+    /// When an acknowledged write is on disk.
+    #[arg(long, env = "SKYLITE_DURABILITY", value_enum, default_value = "full")]
+    durability: DurabilityArg,
+    /// Seconds an idle stream (and its open transaction) lives.
+    #[arg(long, env = "SKYLITE_STREAM_IDLE_TIMEOUT", default_value_t = 60)]
+    stream_idle_timeout: u64,
+    /// Seconds a transaction may hold the write lock while other writers wait.
+    #[arg(long, env = "SKYLITE_TXN_TIMEOUT", default_value_t = 5)]
+    txn_timeout: u64,
+    /// Largest request body, in bytes (larger ones get HTTP 413).
+    #[arg(long, env = "SKYLITE_MAX_BODY_SIZE", default_value_t = 32 * 1024 * 1024)]
+    max_body_size: usize,
+    /// Largest response of one request, in bytes (larger ones get RESPONSE_TOO_LARGE).
+    #[arg(long, env = "SKYLITE_MAX_RESPONSE_SIZE", default_value_t = 64 * 1024 * 1024)]
+    max_response_size: usize,
+    /// Most SQLite connections open per database.
+    #[arg(long, env = "SKYLITE_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig::new(&self.data_dir);
+        config.engine = EngineConfig {
+            durability: match self.durability {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Normal => Durability::Normal,
+            },
+            txn_timeout: Duration::from_secs(self.txn_timeout.max(1)),
+            max_response_bytes: self.max_response_size,
+            max_connections: self.max_connections.max(2),
+            ..EngineConfig::default()
+        };
+        config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
+        config.max_body_bytes = self.max_body_size;
+        config
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKYLITE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight, rolling back open transactions");
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.config();
+    let app = App::open(config.clone()).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        durability = ?config.engine.durability,
+        "skylite {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    skylite_server::serve(app, listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
