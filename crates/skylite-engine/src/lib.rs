@@ -22,7 +22,7 @@ pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
 pub use database::{Database, EngineConfig};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ExecError, OpenError};
-pub use session::{Budget, Session};
+pub use session::{Budget, Session, SqlStore};
 
 /// The version of the bundled libSQL/SQLite library.
 pub fn sqlite_version() -> &'static str {

@@ -12,6 +12,7 @@
 //! a client never goes on in autocommit mode believing it is inside its transaction.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use skylite_proto::{
     Batch, BatchCond, BatchResult, Col, CursorEntry, DescribeResult, Error as ProtoError, Stmt,
@@ -47,11 +48,60 @@ impl Budget {
     }
 }
 
+/// Stored SQL texts by id. Over HTTP each stream has its own; over WebSocket all streams of a
+/// connection share one (the spec scopes `store_sql` to the connection there).
+#[derive(Debug, Clone, Default)]
+pub struct SqlStore(Arc<Mutex<HashMap<i32, String>>>);
+
+impl SqlStore {
+    fn map(&self) -> MutexGuard<'_, HashMap<i32, String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores an SQL text under `sql_id`; an id in use is a protocol error.
+    pub fn store(&self, sql_id: i32, sql: String) -> Result<(), ExecError> {
+        let mut map = self.map();
+        if map.contains_key(&sql_id) {
+            return Err(ExecError::protocol(format!(
+                "SQL text {sql_id} is already stored"
+            )));
+        }
+        if map.len() >= MAX_STORED_SQL {
+            return Err(ExecError::protocol(format!(
+                "too many stored SQL texts (limit {MAX_STORED_SQL})"
+            )));
+        }
+        map.insert(sql_id, sql);
+        Ok(())
+    }
+
+    /// Forgets an SQL text (no error if it is unknown).
+    pub fn close(&self, sql_id: i32) {
+        self.map().remove(&sql_id);
+    }
+
+    /// The SQL text stored under `sql_id`.
+    pub fn get(&self, sql_id: i32) -> Option<String> {
+        self.map().get(&sql_id).cloned()
+    }
+
+    /// True if nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    fn clear(&self) {
+        self.map().clear();
+    }
+}
+
 /// The engine side of one stream.
 pub struct Session {
     db: Database,
     conn: Option<Conn>,
-    sqls: HashMap<i32, String>,
+    sqls: SqlStore,
+    /// Whether `sqls` belongs to this session alone (and so is part of its state).
+    owns_sqls: bool,
     lost: Option<ExecError>,
 }
 
@@ -61,7 +111,20 @@ impl Session {
         Session {
             db,
             conn: None,
-            sqls: HashMap::new(),
+            sqls: SqlStore::default(),
+            owns_sqls: true,
+            lost: None,
+        }
+    }
+
+    /// A fresh session on `db` whose stored SQL lives in a store shared with other sessions
+    /// (the streams of one WebSocket connection).
+    pub fn with_sql_store(db: Database, sqls: SqlStore) -> Self {
+        Session {
+            db,
+            conn: None,
+            sqls,
+            owns_sqls: false,
             lost: None,
         }
     }
@@ -74,7 +137,7 @@ impl Session {
     /// True if the session holds state a client may rely on across requests.
     pub fn is_stateful(&self) -> bool {
         self.lost.is_some()
-            || !self.sqls.is_empty()
+            || (self.owns_sqls && !self.sqls.is_empty())
             || self.conn.as_ref().is_some_and(|c| c.has_state())
     }
 
@@ -121,7 +184,9 @@ impl Session {
             let _ = conn.make_durable();
             self.db.release(conn);
         }
-        self.sqls.clear();
+        if self.owns_sqls {
+            self.sqls.clear();
+        }
         self.lost = None;
         had_txn
     }
@@ -176,7 +241,7 @@ impl Session {
                 StreamResponse::StoreSql
             }
             StreamRequest::CloseSql { sql_id } => {
-                self.sqls.remove(sql_id);
+                self.sqls.close(*sql_id);
                 StreamResponse::CloseSql
             }
             StreamRequest::GetAutocommit => StreamResponse::GetAutocommit {
@@ -187,24 +252,13 @@ impl Session {
 
     /// Stores an SQL text under `sql_id`.
     pub fn store_sql(&mut self, sql_id: i32, sql: String) -> Result<(), ExecError> {
-        if self.sqls.contains_key(&sql_id) {
-            return Err(ExecError::protocol(format!(
-                "SQL text {sql_id} is already stored on this stream"
-            )));
-        }
-        if self.sqls.len() >= MAX_STORED_SQL {
-            return Err(ExecError::protocol(format!(
-                "too many stored SQL texts (limit {MAX_STORED_SQL})"
-            )));
-        }
-        self.sqls.insert(sql_id, sql);
-        Ok(())
+        self.sqls.store(sql_id, sql)
     }
 
     fn resolve_sql(&self, sql: Option<&str>, sql_id: Option<i32>) -> Result<String, ExecError> {
         match (sql, sql_id) {
             (Some(s), None) => Ok(s.to_owned()),
-            (None, Some(id)) => self.sqls.get(&id).cloned().ok_or_else(|| {
+            (None, Some(id)) => self.sqls.get(id).ok_or_else(|| {
                 ExecError::protocol(format!("no SQL text stored under id {id} on this stream"))
             }),
             (Some(_), Some(_)) => Err(ExecError::protocol(

@@ -84,6 +84,19 @@ impl App {
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
         if let Some(stream) = streams.get(claims.stream_id) {
             let guard = stream.lock_owned().await;
+            if guard.expired {
+                drop(guard);
+                // The reaper buried it while we waited; its tombstone says why.
+                let (code, why) = streams.tombstone(claims.stream_id).unwrap_or((
+                    "STREAM_EXPIRED",
+                    "the stream expired while this request waited for it".to_owned(),
+                ));
+                if !claims.stateful {
+                    return fresh(claims.stream_id, claims.seq)
+                        .map_err(|_| ApiError::internal("a resumed stream was already locked"));
+                }
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+            }
             if guard.seq != claims.seq {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,

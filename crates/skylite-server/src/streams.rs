@@ -31,6 +31,9 @@ pub struct StreamEntry {
     pub seq: u64,
     /// When the last request on it finished.
     pub last_used: Instant,
+    /// Set by the reaper when it expires the stream; a request that was already waiting for
+    /// the lock must not go on with it.
+    pub expired: bool,
 }
 
 /// A shared, lockable stream.
@@ -78,6 +81,7 @@ impl Streams {
             session: Session::new(self.db.clone()),
             seq,
             last_used: Instant::now(),
+            expired: false,
         }
     }
 
@@ -168,6 +172,7 @@ impl Streams {
             let idle = entry.last_used.elapsed();
             if idle >= self.idle_timeout {
                 self.remove(id);
+                entry.expired = true;
                 let had_state = entry.session.is_stateful();
                 let in_txn = entry.session.in_transaction();
                 if had_state {
