@@ -191,6 +191,12 @@ impl Session {
         had_txn
     }
 
+    /// Puts the session in the *lost* state: every statement answers `err` until the client
+    /// sends `ROLLBACK` (used when a stream that held a transaction comes back after expiry).
+    pub fn mark_lost(&mut self, err: ExecError) {
+        self.lost = Some(err);
+    }
+
     /// Applies a pending revocation while the session is idle. Returns true if a transaction
     /// was rolled back because of it.
     pub fn enforce_revocation(&mut self) -> bool {
@@ -461,7 +467,19 @@ enum Outcome {
     Skipped,
 }
 
-/// `ROLLBACK` / `ROLLBACK TRANSACTION` / `END`-less plain rollback (not `ROLLBACK TO`).
+/// True if `req` starts by rolling back (`ROLLBACK` as an execute, or as the first step of a
+/// batch): the client acknowledges that its transaction is gone.
+pub fn starts_with_rollback(req: &StreamRequest) -> bool {
+    let first_sql = match req {
+        StreamRequest::Execute { stmt } => stmt.sql.as_deref(),
+        StreamRequest::Batch { batch } => batch.steps.first().and_then(|s| s.stmt.sql.as_deref()),
+        StreamRequest::Sequence { sql, .. } => sql.as_deref(),
+        _ => None,
+    };
+    first_sql.is_some_and(is_plain_rollback)
+}
+
+/// `ROLLBACK` / `ROLLBACK TRANSACTION` (not `ROLLBACK TO`).
 fn is_plain_rollback(sql: &str) -> bool {
     let s = crate::sql_text::skip_space_and_comments(sql);
     let mut words = s

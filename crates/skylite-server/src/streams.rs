@@ -130,6 +130,14 @@ impl Streams {
             .map(|(code, why, _)| (*code, why.clone()))
     }
 
+    /// Drops the tombstone of a stream (its loss was acknowledged).
+    pub fn forget_tombstone(&self, id: u64) {
+        self.tombstones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
     fn bury(&self, id: u64, code: &'static str, why: String) {
         let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
         if t.len() >= MAX_TOMBSTONES {

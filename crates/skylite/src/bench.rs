@@ -1,10 +1,342 @@
-//! `skylite bench`: load generator (placeholder until the benchmark lands).
+//! `skylite bench`: measures a real `skylite serve` over Hrana over HTTP and, in the same run,
+//! the same engine called in-process, so the ratio of the two is the cost of the network, HTTP
+//! and JSON.
+//!
+//! This file owns the command line, the order of the run and the report. The pieces:
+//! - [`workload`]: the requests (point reads, single-row inserts, batches of 100 inserts) and
+//!   how their results are checked;
+//! - [`server`]: the server as a child process and the scratch folder;
+//! - [`http`]: the HTTP load generator (one keep-alive connection per tokio task);
+//! - [`inproc`]: the in-process baseline (one OS thread per "connection");
+//! - [`stats`]: throughput and latency percentiles.
+
+mod http;
+mod inproc;
+mod server;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use skylite_engine::Durability;
+
+use self::server::{ScratchDir, ServerOptions, ServerProcess};
+use self::stats::CellStats;
+use self::workload::{Workload, BATCH_ROWS};
+
+/// When a write counts as done, for both the server and the in-process baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDurability {
+    /// fsync the WAL before acknowledging a write (group commit shares fsyncs).
+    Full,
+    /// No fsync per write: survives a server crash, not a power loss.
+    Normal,
+}
+
+impl BenchDurability {
+    fn name(self) -> &'static str {
+        match self {
+            BenchDurability::Full => "full",
+            BenchDurability::Normal => "normal",
+        }
+    }
+
+    fn engine(self) -> Durability {
+        match self {
+            BenchDurability::Full => Durability::Full,
+            BenchDurability::Normal => Durability::Normal,
+        }
+    }
+}
 
 /// Benchmark options.
-#[derive(clap::Args)]
-pub struct BenchArgs {}
+///
+/// Each workload runs at each concurrency for `--duration-secs`, first over HTTP against a
+/// freshly started server, then in-process on the same engine (one OS thread per connection).
+/// Both sides use scratch databases that are deleted at the end.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Durability of the server and of the in-process baseline.
+    #[arg(long, value_enum, default_value = "full")]
+    durability: BenchDurability,
+    /// Seconds each (workload, concurrency) cell runs, on each side.
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    /// Concurrent connections (HTTP) and threads (in-process), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    connections: Vec<usize>,
+    /// Rows in the table the point reads pick from.
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Workloads to run, comma-separated: reads (point SELECT by primary key), inserts
+    /// (single-row autocommit INSERT), batches (one Hrana batch of 100 INSERTs in a transaction).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "reads,inserts,batches"
+    )]
+    workloads: Vec<Workload>,
+    /// The skylite binary to start as the server (default: this executable).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Pin the server process to this CPU (`taskset -c N`; ignored with a warning if taskset
+    /// is missing). The load generator is not pinned: on a small machine, pinning keeps the
+    /// server on its own core while the client and the in-process threads use the rest.
+    #[arg(long, value_name = "N")]
+    server_cpu: Option<usize>,
+    /// Folder for the scratch databases (default: the system temp folder). Put it on the disk
+    /// you want to measure: fsync cost depends on it.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Smoke test: 1 s per cell and 10,000 rows (overrides --duration-secs and --rows).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// The settings of a run, after `--quick` and validation.
+struct Plan {
+    durability: BenchDurability,
+    duration: Duration,
+    rows: u64,
+    connections: Vec<usize>,
+    workloads: Vec<Workload>,
+}
+
+impl Plan {
+    fn from_args(args: &BenchArgs) -> Result<Plan, String> {
+        let (secs, rows) = if args.quick {
+            (1, 10_000)
+        } else {
+            (args.duration_secs, args.rows)
+        };
+        if secs == 0 {
+            return Err("--duration-secs must be at least 1".into());
+        }
+        if rows == 0 {
+            return Err("--rows must be at least 1".into());
+        }
+        let connections = dedup(&args.connections);
+        if connections.is_empty() || connections.iter().any(|&c| c == 0 || c > 1000) {
+            return Err("--connections takes numbers from 1 to 1000, e.g. 1,8,64".into());
+        }
+        let workloads = dedup(&args.workloads);
+        if workloads.is_empty() {
+            return Err("--workloads needs at least one of reads, inserts, batches".into());
+        }
+        Ok(Plan {
+            durability: args.durability,
+            duration: Duration::from_secs(secs),
+            rows,
+            connections,
+            workloads,
+        })
+    }
+}
+
+/// Both sides' figures for one (workload, concurrency).
+struct Row {
+    workload: Workload,
+    conns: usize,
+    http: CellStats,
+    inproc: CellStats,
+}
 
 /// Runs the benchmark.
-pub async fn run(_args: BenchArgs) -> Result<(), String> {
-    Err("the benchmark is not built yet".into())
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let plan = Plan::from_args(&args)?;
+    let binary = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this executable (use --server-bin): {e}"))?,
+    };
+    let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // Declared before the server so that it is removed after the server is killed.
+    let scratch = ScratchDir::create(&parent)?;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+
+    eprintln!("starting the server ({})", binary.display());
+    let mut server = ServerProcess::start(ServerOptions {
+        binary,
+        data_dir: scratch.path().join("server"),
+        durability: plan.durability.name(),
+        cpu: args.server_cpu,
+    })
+    .await?;
+    let addr = server.addr;
+
+    eprintln!("loading {} rows over HTTP and in-process", plan.rows);
+    let began = Instant::now();
+    http::setup(addr, plan.rows).await?;
+    let db_path = scratch.path().join("inproc").join("bench.db");
+    let (durability, rows) = (plan.durability.engine(), plan.rows);
+    let db = blocking(move || {
+        let db = inproc::open(&db_path, durability)?;
+        inproc::setup(&db, rows)?;
+        Ok(db)
+    })
+    .await?;
+    eprintln!("loaded in {:.1} s", began.elapsed().as_secs_f64());
+
+    let mut table = Vec::new();
+    for &workload in &plan.workloads {
+        for &conns in &plan.connections {
+            let http =
+                http::run_cell(addr, workload, conns, plan.duration, plan.rows, seed).await?;
+            server.check_alive()?;
+            let cell_db = db.clone();
+            let (duration, rows) = (plan.duration, plan.rows);
+            let inproc =
+                blocking(move || inproc::run_cell(&cell_db, workload, conns, duration, rows, seed))
+                    .await?;
+            eprintln!(
+                "  {:<13} x{:<4} HTTP {:>9.0} req/s   in-process {:>9.0} req/s",
+                workload.label(),
+                conns,
+                http.per_sec,
+                inproc.per_sec
+            );
+            table.push(Row {
+                workload,
+                conns,
+                http,
+                inproc,
+            });
+        }
+    }
+    drop(db);
+    let pinned = server.pinned_cpu;
+    drop(server);
+
+    print_report(&table, &plan, pinned, &scratch);
+    let errors: u64 = table.iter().map(|r| r.http.errors + r.inproc.errors).sum();
+    if errors > 0 {
+        return Err(format!(
+            "{errors} requests failed (see the errors column); the figures are not valid"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs blocking work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("benchmark thread failed: {e}"))?
+}
+
+fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &ScratchDir) {
+    println!();
+    println!(
+        "{:<14} {:>5} {:>10} {:>8} {:>8}   {:>13} {:>8} {:>8}  {:>6}  {:>8}",
+        "workload",
+        "conns",
+        "req/s",
+        "p50(ms)",
+        "p99(ms)",
+        "in-proc req/s",
+        "p50(ms)",
+        "p99(ms)",
+        "ratio",
+        "errors"
+    );
+    for r in table {
+        let ratio = if r.inproc.per_sec > 0.0 {
+            format!("{:.2}", r.http.per_sec / r.inproc.per_sec)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<14} {:>5} {:>10.0} {:>8.3} {:>8.3}   {:>13.0} {:>8.3} {:>8.3}  {:>6}  {:>8}",
+            r.workload.label(),
+            r.conns,
+            r.http.per_sec,
+            r.http.p50_ms,
+            r.http.p99_ms,
+            r.inproc.per_sec,
+            r.inproc.p50_ms,
+            r.inproc.p99_ms,
+            ratio,
+            format!("{}/{}", r.http.errors, r.inproc.errors),
+        );
+    }
+    for r in table {
+        for (side, cell) in [("HTTP", &r.http), ("in-process", &r.inproc)] {
+            if let Some(e) = &cell.first_error {
+                println!(
+                    "first error, {} x{} {side}: {e}",
+                    r.workload.label(),
+                    r.conns
+                );
+            }
+        }
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    println!();
+    println!("req/s: successful requests per second. One request is one pipeline (the statement, then close) on a new stream;");
+    println!(
+        "  for \"{}\" it is one batch of {BATCH_ROWS} inserted rows (BEGIN, {BATCH_ROWS} INSERTs, COMMIT), so req/s = batches/s and rows/s = {BATCH_ROWS} x req/s.",
+        Workload::Batches.label()
+    );
+    println!("in-proc: the same engine, requests and checks called from conns OS threads in this process, without HTTP and JSON.");
+    println!("ratio: HTTP req/s / in-process req/s. p50/p99: latency of one request. errors: HTTP/in-process failed requests.");
+    println!("command:    {}", command_line());
+    println!(
+        "durability: {} (server and in-process)",
+        plan.durability.name()
+    );
+    println!(
+        "duration:   {} s per cell and side; bench_kv has {} rows",
+        plan.duration.as_secs(),
+        plan.rows
+    );
+    println!(
+        "CPUs:       {cpus}; server {}; the load generator shares the machine with it",
+        match pinned {
+            Some(cpu) => format!("pinned to CPU {cpu}"),
+            None => "not pinned".into(),
+        }
+    );
+    println!(
+        "engine:     skylite {}, SQLite {}; scratch folder {}",
+        env!("CARGO_PKG_VERSION"),
+        skylite_engine::sqlite_version(),
+        scratch.path().display()
+    );
+}
+
+/// This process's command line, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The distinct items of `items`, in their first order.
+fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for &item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }

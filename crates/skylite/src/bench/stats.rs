@@ -41,8 +41,6 @@ impl WorkerRecord {
 /// The summary of one cell (one workload at one concurrency, on one side).
 #[derive(Debug, Clone)]
 pub struct CellStats {
-    /// Successful requests.
-    pub completed: u64,
     /// Successful requests per second of wall time.
     pub per_sec: f64,
     /// Median latency, milliseconds.
@@ -73,7 +71,6 @@ impl CellStats {
         all.sort_unstable();
         let secs = elapsed.as_secs_f64();
         CellStats {
-            completed: all.len() as u64,
             per_sec: if secs > 0.0 {
                 all.len() as f64 / secs
             } else {
@@ -118,7 +115,6 @@ mod tests {
         b.success(Duration::from_micros(3000));
         b.failure(|| "second".into());
         let s = CellStats::from_records(vec![a, b], Duration::from_secs(2));
-        assert_eq!(s.completed, 2);
         assert_eq!(s.per_sec, 1.0);
         assert_eq!(s.errors, 2);
         assert_eq!(s.first_error.as_deref(), Some("first"));

@@ -7,7 +7,7 @@
 //! do exactly the same work apart from the network, HTTP and JSON.
 
 use skylite_proto::{
-    Batch, BatchCond, BatchStep, StreamRequest, StreamResponse, StreamResult, Stmt, Value,
+    Batch, BatchCond, BatchStep, Stmt, StreamRequest, StreamResponse, StreamResult, Value,
 };
 
 /// Rows inserted by one request of the `batches` workload.
@@ -132,7 +132,9 @@ impl Draw {
                 buf.push(b'}');
             }
             Draw::Batch(rows) => {
-                buf.extend_from_slice(br#"{"type":"batch","batch":{"steps":[{"stmt":{"sql":"BEGIN"}}"#);
+                buf.extend_from_slice(
+                    br#"{"type":"batch","batch":{"steps":[{"stmt":{"sql":"BEGIN"}}"#,
+                );
                 for (i, row) in rows.iter().enumerate() {
                     buf.extend_from_slice(br#",{"condition":{"type":"ok","step":"#);
                     push_decimal(buf, i as i64);
@@ -144,7 +146,9 @@ impl Draw {
                 buf.extend_from_slice(br#",{"condition":{"type":"ok","step":"#);
                 push_decimal(buf, last);
                 buf.extend_from_slice(br#"},"stmt":{"sql":"COMMIT"}}"#);
-                buf.extend_from_slice(br#",{"condition":{"type":"not","cond":{"type":"ok","step":"#);
+                buf.extend_from_slice(
+                    br#",{"condition":{"type":"not","cond":{"type":"ok","step":"#,
+                );
                 push_decimal(buf, last + 1);
                 buf.extend_from_slice(br#"}},"stmt":{"sql":"ROLLBACK"}}]}}"#);
             }
@@ -263,7 +267,10 @@ pub fn setup_requests(rows: u64) -> Vec<StreamRequest> {
 pub fn check_setup(results: &[StreamResult], rows: u64) -> Result<(), String> {
     for (i, r) in results.iter().enumerate() {
         if let StreamResult::Error { error } = r {
-            return Err(format!("setup statement {i} failed: {}", describe_error(error)));
+            return Err(format!(
+                "setup statement {i} failed: {}",
+                describe_error(error)
+            ));
         }
     }
     let count = match results.get(3) {

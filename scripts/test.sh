@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The one command that runs every skylite test:
+#   1. the Rust workspace tests (cargo build --release -p skylite, cargo test --workspace),
+#   2. the real third-party client scenarios (Python libsql-client, a SQLAlchemy app,
+#      Node @libsql/client) against ONE skylite server on a free loopback port.
+# Env knobs:
+#   SKIP_RUST=1      skip both cargo steps (use an existing binary)
+#   SKYLITE_BIN=...  use this server binary instead of target/release/skylite (skips the build)
+#   SKIP_PYTHON=1 / SKIP_NODE=1   skip one client suite
+#   PYTEST_ARGS / NODE_TEST_ARGS  extra arguments for the runners (e.g. "-k vector")
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY_DIR="$ROOT/tests/clients/python"
+NODE_DIR="$ROOT/tests/clients/node"
+SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}"
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+FAILED_STEPS=()
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/skylite-test.XXXXXX")"
+SERVER_PID=""
+
+log() { printf '\n==> %s\n' "$*"; }
+
+cleanup() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Adds the counts found in a runner's output file to the totals.
+#   $1 = kind (cargo|pytest|node), $2 = output file
+count_results() {
+  local kind="$1" out="$2" p=0 f=0
+  case "$kind" in
+    cargo) # "test result: ok. 5 passed; 0 failed; ..." once per test binary
+      read -r p f < <(awk '/^test result:/ { for (i = 1; i < NF; i++) {
+          if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        END { print p+0, f+0 }' "$out") ;;
+    pytest) # last summary line, e.g. "=== 1 failed, 25 passed, 1 xfailed in 4.1s ==="
+      read -r p f < <(awk '/[0-9]+ (passed|failed|errors?)/ { line = $0 }
+        END { n = split(line, a, " "); for (i = 1; i < n; i++) { w = a[i+1]; gsub(/[,;]/, "", w);
+          if (w == "passed") p += a[i]; if (w == "failed" || w == "error" || w == "errors") f += a[i] }
+          print p+0, f+0 }' "$out") ;;
+    node) # spec reporter: "ℹ pass 10" / "ℹ fail 0"
+      read -r p f < <(awk '$2 == "pass" && $3 ~ /^[0-9]+$/ { p = $3 } $2 == "fail" && $3 ~ /^[0-9]+$/ { f = $3 }
+        END { print p+0, f+0 }' "$out") ;;
+  esac
+  TOTAL_PASSED=$((TOTAL_PASSED + p))
+  TOTAL_FAILED=$((TOTAL_FAILED + f))
+}
+
+# Runs a step, tees its output, records failure without stopping the script.
+#   $1 = step name, $2 = counter kind (or "-"), rest = command
+run_step() {
+  local name="$1" kind="$2"; shift 2
+  local out="$WORK/$(tr ' /' '__' <<<"$name").log" rc=0
+  log "$name"
+  "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
+  [[ "$kind" != "-" ]] && count_results "$kind" "$out"
+  if [[ $rc -ne 0 ]]; then
+    FAILED_STEPS+=("$name (exit $rc)")
+  fi
+  return 0
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_health() {
+  python3 - "$1" <<'EOF'
+import sys, time, urllib.request
+url = sys.argv[1] + "/health"
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit(1)
+EOF
+}
+
+setup_python() {
+  local venv="$PY_DIR/.venv" stamp req_hash
+  if [[ ! -x "$venv/bin/python" ]]; then
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      # Debian's python3 ships venv support in a separate package.
+      rm -rf "$venv"
+      if command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+        apt-get install -y -qq python3-venv >/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+      fi
+      python3 -m venv "$venv"
+    fi
+  fi
+  stamp="$venv/.requirements.sha256"
+  req_hash="$(sha256sum "$PY_DIR/requirements.txt" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" ]]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$PY_DIR/requirements.txt"
+    echo "$req_hash" > "$stamp"
+  else
+    echo "python venv up to date"
+  fi
+}
+
+setup_node() {
+  local stamp="$NODE_DIR/node_modules/.skylite-lock.sha256" lock_hash
+  lock_hash="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" > "$stamp"
+  else
+    echo "node_modules up to date"
+  fi
+}
+
+node_tests() (
+  cd "$NODE_DIR"
+  # shellcheck disable=SC2086
+  exec timeout "$SUITE_TIMEOUT" node --test --test-reporter=spec ${NODE_TEST_ARGS:-} ./*.test.mjs
+)
+
+# ---- 1. Rust ---------------------------------------------------------------
+BIN="${SKYLITE_BIN:-$ROOT/target/release/skylite}"
+if [[ "${SKIP_RUST:-0}" != "1" ]]; then
+  if [[ -z "${SKYLITE_BIN:-}" ]]; then
+    run_step "cargo build --release -p skylite" - cargo build --release -p skylite
+  fi
+  run_step "cargo test --workspace" cargo cargo test --workspace
+else
+  log "SKIP_RUST=1: skipping cargo build and cargo test"
+fi
+
+# ---- 2. client installs ----------------------------------------------------
+[[ "${SKIP_PYTHON:-0}" == "1" ]] || run_step "install python clients" - setup_python
+[[ "${SKIP_NODE:-0}" == "1" ]] || run_step "install node clients" - setup_node
+
+# ---- 3. one server for all client scenarios --------------------------------
+if [[ "${SKIP_PYTHON:-0}" != "1" || "${SKIP_NODE:-0}" != "1" ]]; then
+  if [[ ! -x "$BIN" ]]; then
+    FAILED_STEPS+=("server binary missing: $BIN")
+  else
+    PORT="$(free_port)"
+    mkdir -p "$WORK/data"
+    log "starting $BIN on 127.0.0.1:$PORT"
+    "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    export SKYLITE_TEST_URL="http://127.0.0.1:$PORT"
+    export SKYLITE_BIN="$BIN"   # a few scenarios start their own server with special flags
+    if ! wait_for_health "$SKYLITE_TEST_URL"; then
+      FAILED_STEPS+=("server did not become healthy")
+      echo "--- server log ---"; tail -n 50 "$WORK/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true
+    else
+      echo "server healthy at $SKYLITE_TEST_URL"
+      if [[ "${SKIP_PYTHON:-0}" != "1" ]]; then
+        # shellcheck disable=SC2086
+        run_step "python client scenarios (pytest)" pytest \
+          timeout "$SUITE_TIMEOUT" "$PY_DIR/.venv/bin/python" -m pytest -p no:cacheprovider -ra \
+          "$PY_DIR" ${PYTEST_ARGS:-}
+      fi
+      if [[ "${SKIP_NODE:-0}" != "1" ]]; then
+        # shellcheck disable=SC2086
+        run_step "node client scenarios (node --test)" node node_tests
+      fi
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        FAILED_STEPS+=("server exited during the tests")
+      fi
+    fi
+    if [[ ${#FAILED_STEPS[@]} -gt 0 ]]; then
+      echo "--- last lines of the server log ---"; tail -n 40 "$WORK/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true
+    fi
+  fi
+fi
+
+# ---- 4. summary ------------------------------------------------------------
+echo
+if [[ ${#FAILED_STEPS[@]} -gt 0 ]]; then
+  for s in "${FAILED_STEPS[@]}"; do echo "FAILED: $s"; done
+  # A failing step without counted test failures (build error, crash) still counts once.
+  [[ $TOTAL_FAILED -eq 0 ]] && TOTAL_FAILED=1
+fi
+echo "skylite: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[[ ${#FAILED_STEPS[@]} -eq 0 && $TOTAL_FAILED -eq 0 ]]
