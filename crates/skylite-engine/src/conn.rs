@@ -215,6 +215,14 @@ impl Conn {
             ));
         }
         let sql = &input.sql[..len];
+        if is_blank(sql) {
+            // SQLite prepares no statement at all for such text; running it would touch a null
+            // statement handle.
+            return Err(ExecError::new(
+                "SQL_NO_STATEMENT",
+                "the SQL text contains no statement",
+            ));
+        }
         if sql_text::is_vacuum_into(sql) {
             return Err(ExecError::new(
                 "SQLITE_AUTH",
@@ -367,6 +375,21 @@ impl Drop for Conn {
             let _ = self.shared.syncer.wait_durable(ticket);
         }
         self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// True if `sql` holds nothing but whitespace, comments and semicolons.
+fn is_blank(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        let next = sql_text::skip_space_and_comments(rest).trim_start_matches(';');
+        if next.is_empty() {
+            return true;
+        }
+        if next.len() == rest.len() {
+            return false;
+        }
+        rest = next;
     }
 }
 

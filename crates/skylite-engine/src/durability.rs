@@ -82,6 +82,11 @@ impl Syncer {
             return Ok(());
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.synced >= ticket {
+            return Ok(());
+        }
+        // Waiting for (or doing) an fsync is not CPU work: let the pool run other jobs.
+        let _blocked = crate::workers::blocking_section();
         loop {
             if state.synced >= ticket {
                 return Ok(());

@@ -16,6 +16,7 @@ pub mod durability;
 mod error;
 pub mod session;
 pub mod sql_text;
+pub mod workers;
 pub mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
@@ -23,6 +24,7 @@ pub use database::{Database, EngineConfig};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ExecError, OpenError};
 pub use session::{Budget, Session, SqlStore};
+pub use workers::Workers;
 
 /// The version of the bundled libSQL/SQLite library.
 pub fn sqlite_version() -> &'static str {

@@ -91,6 +91,8 @@ impl WriteLock {
             }
         }
         state.waiters += 1;
+        // Waiting for another writer is not CPU work: let the pool run other jobs meanwhile.
+        let _blocked = crate::workers::blocking_section();
         loop {
             match &state.holder {
                 None => {

@@ -2,12 +2,18 @@
 //! Turso/libSQL clients exchange with a server, and their JSON encoding.
 //!
 //! Pure data, no I/O. The types are the protocol's own (named as in the Hrana 3 spec) and do not
-//! assume JSON: the JSON encoding lives in their serde impls, and a Protobuf encoding can be
-//! added beside it without touching the engine or the server logic.
+//! assume an encoding: the JSON encoding lives in their serde impls, the Protobuf encoding in
+//! [`protobuf`] (conversions to and from the messages generated into [`pb`]).
+//!
+//! - [`ws`]: the messages of Hrana over WebSocket.
+//! - [`legacy`]: the pre-Hrana HTTP bodies.
 
 mod hrana;
 pub mod legacy;
+pub mod pb;
+pub mod protobuf;
 mod value;
+pub mod ws;
 
 pub use hrana::*;
 pub use value::{decode_base64, encode_base64, Value};

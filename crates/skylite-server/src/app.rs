@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::baton::BatonKey;
 use crate::error::ApiError;
 use crate::streams::Streams;
-use crate::{hrana_http, legacy_http, ServerConfig};
+use crate::{hrana_http, legacy_http, ws, ServerConfig};
 
 /// The name of the database served when a request names none.
 pub const DEFAULT_DATABASE: &str = "default";
@@ -97,7 +97,7 @@ impl App {
         Router::new()
             .route("/health", get(health))
             .route("/version", get(version))
-            .route("/", post(legacy_http::query))
+            .route("/", get(ws::upgrade).post(legacy_http::query))
             .route("/v1", get(hrana_http::version_probe))
             .route("/v1/execute", post(legacy_http::v1_execute))
             .route("/v1/batch", post(legacy_http::v1_batch))
@@ -106,6 +106,9 @@ impl App {
             .route("/v3", get(hrana_http::version_probe))
             .route("/v3/pipeline", post(hrana_http::pipeline))
             .route("/v3/cursor", post(hrana_http::cursor))
+            .route("/v3-protobuf", get(hrana_http::version_probe))
+            .route("/v3-protobuf/pipeline", post(hrana_http::pipeline_protobuf))
+            .route("/v3-protobuf/cursor", post(hrana_http::cursor_protobuf))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(self.clone())

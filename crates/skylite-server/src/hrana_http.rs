@@ -1,4 +1,10 @@
-//! Hrana over HTTP: `POST /v2/pipeline`, `POST /v3/pipeline` and `POST /v3/cursor`.
+//! Hrana over HTTP: `POST /v2/pipeline`, `POST /v3/pipeline` and `POST /v3/cursor` (JSON), and
+//! `POST /v3-protobuf/pipeline` and `POST /v3-protobuf/cursor` (Protobuf).
+//!
+//! One set of semantics, two encodings: the handlers share [`run_pipeline`] and [`run_cursor`];
+//! only the decoding of the request body and the encoding of the response differ
+//! ([`Encoding`]). Errors answered at the HTTP level (bad baton, malformed body) are JSON
+//! `{"message", "code"}` for both encodings.
 //!
 //! The path of a pipeline request: parse the body; find the stream its baton names (or open a
 //! new one, or resume a stateless one the server no longer knows); lock it; on a blocking
@@ -15,6 +21,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use skylite_engine::{Budget, ExecError};
+use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
     CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
     StreamResult,
@@ -26,14 +33,90 @@ use crate::baton::BatonClaims;
 use crate::error::ApiError;
 use crate::streams::{SharedStream, StreamEntry};
 
-/// `GET /v1`, `/v2`, `/v3`: the version probe.
+/// `GET /v1`, `/v2`, `/v3`, `/v3-protobuf`: the version probe.
 pub async fn version_probe() -> &'static str {
-    "Hrana over HTTP is supported here (v1, v2, v3)\n"
+    "Hrana over HTTP is supported here (v1, v2, v3, v3-protobuf)\n"
+}
+
+/// The encoding of a Hrana-over-HTTP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `/v2/*`, `/v3/*`: JSON bodies, newline-delimited cursor entries.
+    Json,
+    /// `/v3-protobuf/*`: Protobuf bodies, length-delimited cursor entries.
+    Protobuf,
+}
+
+impl Encoding {
+    /// Decodes a request body.
+    fn decode<T>(self, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned + FromProto,
+    {
+        match self {
+            Encoding::Json => parse_body(body),
+            Encoding::Protobuf => {
+                let bytes = read_body(body)?;
+                protobuf::decode(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+            }
+        }
+    }
+
+    /// Encodes a whole response body.
+    fn encode<T: serde::Serialize + IntoProto>(self, value: T) -> Result<Vec<u8>, ApiError> {
+        match self {
+            Encoding::Json => serde_json::to_vec(&value)
+                .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}"))),
+            Encoding::Protobuf => Ok(protobuf::encode(value)),
+        }
+    }
+
+    /// Appends one framed item of a cursor response (a JSON line, or a length-delimited
+    /// message). Returns false if it cannot be encoded.
+    fn frame<T: serde::Serialize + IntoProto>(self, value: T, buf: &mut Vec<u8>) -> bool {
+        match self {
+            Encoding::Json => {
+                if serde_json::to_writer(&mut *buf, &value).is_err() {
+                    return false;
+                }
+                buf.push(b'\n');
+                true
+            }
+            Encoding::Protobuf => {
+                protobuf::encode_length_delimited(value, buf);
+                true
+            }
+        }
+    }
+
+    /// The content type of a pipeline response.
+    fn pipeline_content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/json",
+            Encoding::Protobuf => "application/x-protobuf",
+        }
+    }
+
+    /// The content type of a cursor response.
+    fn cursor_content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "text/plain",
+            Encoding::Protobuf => "application/x-protobuf",
+        }
+    }
 }
 
 /// Reads a JSON body, turning every failure into a clear 4xx.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(|rejection| {
+    let bytes = read_body(body)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+}
+
+/// Takes the body bytes, turning a rejection (too large, unreadable) into a clear 4xx.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -44,9 +127,7 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
         } else {
             ApiError::new(status, "PROTOCOL_ERROR", rejection.body_text())
         }
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+    })
 }
 
 /// A stream checked out for one request.
@@ -61,8 +142,35 @@ pub struct Checkout {
 
 impl App {
     /// Finds or opens the stream a baton names.
-    pub async fn checkout(&self, baton: Option<&str>) -> Result<Checkout, ApiError> {
+    ///
+    /// `acknowledges_loss` says that the request starts with `ROLLBACK`: a stream whose
+    /// transaction was lost (expired, or the server restarted) then comes back in the *lost*
+    /// state, where that `ROLLBACK` succeeds (the transaction is indeed rolled back) and the
+    /// stream works again, instead of failing forever with `STREAM_EXPIRED`.
+    pub async fn checkout(
+        &self,
+        baton: Option<&str>,
+        acknowledges_loss: bool,
+    ) -> Result<Checkout, ApiError> {
         let streams = &self.streams;
+        let lost = |id: u64, seq: u64, code: &str, why: String| -> Result<Checkout, ApiError> {
+            if !acknowledges_loss || code != "STREAM_EXPIRED" {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+            }
+            streams.forget_tombstone(id);
+            let shared: SharedStream =
+                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
+            let mut guard = shared
+                .clone()
+                .try_lock_owned()
+                .map_err(|_| ApiError::internal("a revived stream was already locked"))?;
+            guard.session.mark_lost(ExecError::new(code, why));
+            Ok(Checkout {
+                id,
+                guard,
+                unregistered: Some(shared),
+            })
+        };
         let fresh = |id: u64, seq: u64| {
             let shared: SharedStream =
                 std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
@@ -95,7 +203,7 @@ impl App {
                     return fresh(claims.stream_id, claims.seq)
                         .map_err(|_| ApiError::internal("a resumed stream was already locked"));
                 }
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+                return lost(claims.stream_id, claims.seq, code, why);
             }
             if guard.seq != claims.seq {
                 return Err(ApiError::new(
@@ -112,15 +220,17 @@ impl App {
             });
         }
         if let Some((code, why)) = streams.tombstone(claims.stream_id) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+            return lost(claims.stream_id, claims.seq, code, why);
         }
         if claims.stateful {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
+            return lost(
+                claims.stream_id,
+                claims.seq,
                 "STREAM_EXPIRED",
                 "the stream is gone (it expired or the server restarted) and the state it held \
-                 was lost: its open transaction was rolled back",
-            ));
+                 was lost: its open transaction was rolled back"
+                    .to_owned(),
+            );
         }
         // An authentic baton of a stream that held no state: resume it transparently.
         fresh(claims.stream_id, claims.seq)
@@ -158,12 +268,10 @@ impl Drop for DisconnectGuard {
     }
 }
 
-fn json_response(bytes: Vec<u8>) -> Response {
+fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
     let mut resp = (StatusCode::OK, bytes).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -172,8 +280,31 @@ pub async fn pipeline(
     State(app): State<App>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: PipelineReqBody = parse_body(body)?;
-    let checkout = app.checkout(req.baton.as_deref()).await?;
+    run_pipeline(app, Encoding::Json, body).await
+}
+
+/// `POST /v3-protobuf/pipeline`.
+pub async fn pipeline_protobuf(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    run_pipeline(app, Encoding::Protobuf, body).await
+}
+
+/// Runs a pipeline whose bodies use `encoding`.
+pub async fn run_pipeline(
+    app: App,
+    encoding: Encoding,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: PipelineReqBody = encoding.decode(body)?;
+    let acknowledges_loss = req
+        .requests
+        .first()
+        .is_some_and(skylite_engine::session::starts_with_rollback);
+    let checkout = app
+        .checkout(req.baton.as_deref(), acknowledges_loss)
+        .await?;
     let id = checkout.id;
     let unregistered = checkout.unregistered;
     let mut guard = checkout.guard;
@@ -212,8 +343,7 @@ pub async fn pipeline(
             base_url: None,
             results,
         };
-        let bytes = serde_json::to_vec(&body)
-            .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
+        let bytes = encoding.encode(body)?;
         Ok((bytes, closed, guard))
     })
     .await
@@ -235,7 +365,7 @@ pub async fn pipeline(
     } else if let Some(shared) = unregistered {
         app.streams.insert(id, shared);
     }
-    Ok(json_response(bytes))
+    Ok(ok_response(bytes, encoding.pipeline_content_type()))
 }
 
 /// Flushes cursor output in chunks of about this many bytes.
@@ -246,8 +376,26 @@ pub async fn cursor(
     State(app): State<App>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: CursorReqBody = parse_body(body)?;
-    let checkout = app.checkout(req.baton.as_deref()).await?;
+    run_cursor(app, Encoding::Json, body).await
+}
+
+/// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
+pub async fn cursor_protobuf(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    run_cursor(app, Encoding::Protobuf, body).await
+}
+
+/// Runs a cursor whose bodies use `encoding`: the head ([`CursorRespBody`]) first, then the
+/// entries, each framed by the encoding.
+pub async fn run_cursor(
+    app: App,
+    encoding: Encoding,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CursorReqBody = encoding.decode(body)?;
+    let checkout = app.checkout(req.baton.as_deref(), false).await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
     guard.seq += 1;
@@ -265,12 +413,14 @@ pub async fn cursor(
     if let Some(shared) = checkout.unregistered {
         app.streams.insert(id, shared);
     }
-    let mut first = serde_json::to_vec(&CursorRespBody {
+    let mut first = Vec::new();
+    let head = CursorRespBody {
         baton: Some(baton),
         base_url: None,
-    })
-    .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
-    first.push(b'\n');
+    };
+    if !encoding.frame(head, &mut first) {
+        return Err(ApiError::internal("cannot encode the cursor response"));
+    }
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let limit = app.config.engine.max_response_bytes;
@@ -282,10 +432,9 @@ pub async fn cursor(
             if gone {
                 return false;
             }
-            if serde_json::to_writer(&mut buf, &entry).is_err() {
+            if !encoding.frame(entry, &mut buf) {
                 return false;
             }
-            buf.push(b'\n');
             if buf.len() >= CURSOR_CHUNK {
                 let chunk = Bytes::from(std::mem::take(&mut buf));
                 if tx.blocking_send(Ok(chunk)).is_err() {
@@ -313,7 +462,9 @@ pub async fn cursor(
         rx.recv().await.map(|item| (item, rx))
     });
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.cursor_content_type()),
+    );
     Ok(resp)
 }

@@ -1,10 +1,13 @@
-//! The skylite network service: axum routes for Hrana over HTTP (v2, v3, cursors), the legacy
+//! The skylite network service: axum routes for Hrana over HTTP (v2, v3, v3-protobuf, cursors),
+//! Hrana over WebSocket (hrana1..hrana3, JSON and Protobuf), the legacy
 //! HTTP API (v0 `POST /`, v1 `execute`/`batch`), health and version, on top of
 //! [`skylite_engine`].
 //!
 //! - [`config`]: what the server is told at start.
 //! - [`app`]: shared state (database, streams, baton key) and the router.
-//! - [`hrana_http`]: `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`.
+//! - [`hrana_http`]: `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`, and the same under
+//!   `/v3-protobuf`.
+//! - [`ws`]: Hrana over WebSocket on `GET /`.
 //! - [`legacy_http`]: `POST /`, `/v1/execute`, `/v1/batch`.
 //! - [`streams`]: live streams, expiry, revocation of stalled transactions.
 //! - [`baton`]: signed, single-use batons.
@@ -20,6 +23,7 @@ pub mod error;
 pub mod hrana_http;
 pub mod legacy_http;
 pub mod streams;
+pub mod ws;
 
 pub use app::{serve, App, ServeError};
 pub use config::ServerConfig;

@@ -138,7 +138,10 @@ pub async fn cursor(addr: SocketAddr, baton: Option<&str>, batch: Value) -> (u16
         return (r.status, vec![r.json()]);
     }
     let text = r.text();
-    assert!(text.ends_with('\n'), "cursor output must end with a newline");
+    assert!(
+        text.ends_with('\n'),
+        "cursor output must end with a newline"
+    );
     let lines = text
         .lines()
         .map(|l| {
@@ -182,7 +185,7 @@ pub fn float(f: f64) -> Value {
     json!({"type": "float", "value": f})
 }
 
-pub fn null() -> Value {
+pub fn nul() -> Value {
     json!({"type": "null"})
 }
 
@@ -257,7 +260,8 @@ impl Stream {
 
     /// Sends a pipeline, asserts HTTP 200 and keeps the new baton.
     pub async fn send(&mut self, requests: Value) -> Value {
-        let (status, body) = pipeline_at(self.addr, &self.path, self.baton.as_deref(), requests).await;
+        let (status, body) =
+            pipeline_at(self.addr, &self.path, self.baton.as_deref(), requests).await;
         assert_eq!(status, 200, "pipeline failed: {body:#}");
         self.baton = body["baton"].as_str().map(str::to_owned);
         body
@@ -308,5 +312,7 @@ pub async fn query(addr: SocketAddr, sql: &str) -> Value {
 /// `SELECT count(*)`-style single integer.
 pub async fn scalar_i64(addr: SocketAddr, sql: &str) -> i64 {
     let r = query(addr, sql).await;
-    rows(&r)[0][0].as_i64().unwrap_or_else(|| panic!("{sql}: {r:#}"))
+    rows(&r)[0][0]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{sql}: {r:#}"))
 }

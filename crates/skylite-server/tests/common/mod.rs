@@ -16,14 +16,15 @@ use tokio::sync::oneshot;
 static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
 static HOOK: Once = Once::new();
 
-/// Counts panics on tokio worker/blocking threads (where server code runs); the test threads
-/// themselves are named after the tests, so failing assertions are not counted.
+/// Counts panics on tokio worker/blocking threads (named "tokio-rt-worker" or similar), where
+/// server code runs; test threads are named after the tests, so failing assertions are not
+/// counted.
 fn install_panic_counter() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let name = std::thread::current().name().map(str::to_owned);
-            if name.as_deref() == Some("tokio-runtime-worker") {
+            if name.as_deref().is_some_and(|n| n.starts_with("tokio-")) {
                 SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
             }
             default(info);

@@ -1,0 +1,258 @@
+//! The threads that run SQLite work: a small pool that grows only while its threads are blocked.
+//!
+//! Every request runs a little blocking SQLite work. Handing each one to a fresh thread of a
+//! large pool (tokio's `spawn_blocking`) costs two context switches and a crowd of runnable
+//! threads per request; on a small machine that, not SQLite, is where the time goes. Here a
+//! fixed number of *core* workers take jobs from one queue and, while the queue is busy, never
+//! sleep.
+//!
+//! A job that must wait for something other than the CPU (the write lock, a group-commit fsync,
+//! a slow client reading a cursor) first enters a [`blocking_section`]. If the caller is a pool
+//! worker, the pool starts a temporary worker so that the number of workers able to run jobs
+//! stays at the core size; temporary workers leave once the queue is empty. A transaction
+//! waiting for the write lock can therefore never starve the reads queued behind it, and group
+//! commit still sees every concurrent writer.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// How long a temporary worker waits for more work before it leaves.
+const TEMP_WORKER_LINGER: Duration = Duration::from_millis(200);
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    /// Threads alive.
+    total: usize,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// Threads inside a blocking section.
+    blocked: usize,
+    shutdown: bool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    work: Condvar,
+    core: usize,
+    max: usize,
+    name: String,
+}
+
+thread_local! {
+    static CURRENT_POOL: RefCell<Option<Weak<Inner>>> = const { RefCell::new(None) };
+}
+
+/// A pool of threads for blocking work.
+#[derive(Clone)]
+pub struct Workers {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("core", &self.inner.core)
+            .field("max", &self.inner.max)
+            .finish()
+    }
+}
+
+impl Workers {
+    /// A pool of `core` workers that may grow to `max` while workers are blocked.
+    pub fn new(name: &str, core: usize, max: usize) -> Self {
+        let core = core.max(1);
+        Workers {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+                core,
+                max: max.max(core),
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// A pool sized for this machine: twice the number of CPUs (at least 4) core workers.
+    pub fn for_this_machine(name: &str) -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Workers::new(name, (cpus * 2).max(4), 1024)
+    }
+
+    /// Queues `job` to run on a worker.
+    pub fn execute(&self, job: impl FnOnce() + Send + 'static) {
+        let mut state = self.inner.lock();
+        state.jobs.push_back(Box::new(job));
+        if state.idle > 0 {
+            self.inner.work.notify_one();
+        } else if state.total - state.blocked.min(state.total) < self.inner.core
+            && state.total < self.inner.max
+        {
+            state.total += 1;
+            drop(state);
+            self.inner.spawn_worker();
+        }
+    }
+
+    /// Number of threads alive (for tests and stats).
+    pub fn threads(&self) -> usize {
+        self.inner.lock().total
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent under panics (jobs run outside the lock).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spawn_worker(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || worker_loop(weak));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a worker thread");
+            self.lock().total -= 1;
+        }
+    }
+}
+
+fn worker_loop(weak: Weak<Inner>) {
+    CURRENT_POOL.with(|c| *c.borrow_mut() = Some(weak.clone()));
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let job = {
+            let mut state = inner.lock();
+            loop {
+                if let Some(job) = state.jobs.pop_front() {
+                    break Some(job);
+                }
+                if state.shutdown {
+                    break None;
+                }
+                // Temporary workers (beyond the core size, not counting blocked ones) leave
+                // after a short linger; core workers wait for work.
+                let runnable = state.total - state.blocked.min(state.total);
+                state.idle += 1;
+                if runnable > inner.core {
+                    let (s, timeout) = inner
+                        .work
+                        .wait_timeout(state, TEMP_WORKER_LINGER)
+                        .unwrap_or_else(|p| p.into_inner());
+                    state = s;
+                    state.idle -= 1;
+                    if timeout.timed_out() && state.jobs.is_empty() {
+                        break None;
+                    }
+                } else {
+                    state = inner.work.wait(state).unwrap_or_else(|p| p.into_inner());
+                    state.idle -= 1;
+                }
+            }
+        };
+        let Some(job) = job else {
+            inner.lock().total -= 1;
+            return;
+        };
+        drop(inner);
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a worker job panicked; the worker goes on");
+        }
+    }
+}
+
+/// Marks the current thread as blocked until the guard drops. Inside a pool worker this keeps
+/// the pool's runnable worker count at its core size by starting a temporary worker if needed.
+/// Anywhere else it does nothing.
+pub fn blocking_section() -> BlockingSection {
+    let pool = CURRENT_POOL.with(|c| c.borrow().as_ref().and_then(Weak::upgrade));
+    if let Some(inner) = &pool {
+        let mut state = inner.lock();
+        state.blocked += 1;
+        let runnable = state.total - state.blocked.min(state.total);
+        if runnable < inner.core && state.total < inner.max && !state.jobs.is_empty() {
+            state.total += 1;
+            drop(state);
+            inner.spawn_worker();
+        }
+    }
+    BlockingSection { pool }
+}
+
+/// See [`blocking_section`].
+pub struct BlockingSection {
+    pool: Option<Arc<Inner>>,
+}
+
+impl Drop for BlockingSection {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.pool {
+            let mut state = inner.lock();
+            state.blocked = state.blocked.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    #[test]
+    fn runs_jobs_and_survives_panics() {
+        let pool = Workers::new("t", 2, 8);
+        let (tx, rx) = mpsc::channel();
+        pool.execute(|| panic!("boom"));
+        for i in 0..100 {
+            let tx = tx.clone();
+            pool.execute(move || tx.send(i).unwrap());
+        }
+        let mut got: Vec<i32> = (0..100).map(|_| rx.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert!(pool.threads() <= 2);
+    }
+
+    #[test]
+    fn blocked_workers_do_not_starve_the_queue() {
+        // Two core workers both block (as if waiting for the write lock) until a job queued
+        // after them runs: without temporary workers this would deadlock.
+        let pool = Workers::new("t", 2, 8);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let rx = release_rx.clone();
+            let done = done.clone();
+            pool.execute(move || {
+                let _blocked = blocking_section();
+                rx.lock().unwrap().recv().unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let (tx, rx) = mpsc::channel();
+        pool.execute(move || {
+            release_tx.send(()).unwrap();
+            release_tx.send(()).unwrap();
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the queued job ran while the others were blocked");
+        while done.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The temporary worker leaves once idle.
+        std::thread::sleep(TEMP_WORKER_LINGER * 3);
+        assert!(pool.threads() <= 2, "threads: {}", pool.threads());
+    }
+}

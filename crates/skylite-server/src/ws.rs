@@ -1,0 +1,1214 @@
+//! Hrana over WebSocket (`GET /` with an upgrade): subprotocols `hrana1`, `hrana2`, `hrana3`
+//! (JSON in text frames) and `hrana3-protobuf` (Protobuf in binary frames).
+//!
+//! One socket, many streams. The path of a request:
+//!
+//! 1. **Connection task** ([`Connection::run`]) reads a frame, decodes a `ClientMsg`, and checks
+//!    it (frame type, `hello` first, request allowed by the negotiated version). Protocol
+//!    violations close the socket (see [`CloseReason`]); a bad *request* only gets a
+//!    `response_error`.
+//! 2. Connection-wide requests are answered right there: `open_stream` (spawns the stream's
+//!    task), `store_sql`/`close_sql` (one [`SqlStore`] for the whole socket), errors. Requests
+//!    that name a stored SQL text get the text substituted here, so stored SQL behaves in the
+//!    order the client sent its messages even though streams run in parallel.
+//! 3. **Stream task** ([`stream_task`]): each stream has one task and a bounded queue, so its
+//!    requests run strictly in order while different streams run in parallel. Every request
+//!    that touches SQL runs on a blocking thread (`spawn_blocking`) through the stream's
+//!    [`Session`], followed by `finish_pipeline` (durability) before the response is encoded.
+//! 4. **Cursors**: `open_cursor` queues on its stream; when the stream reaches it, the batch runs
+//!    on a blocking thread into a bounded channel, and the stream then waits until the cursor
+//!    is closed. `fetch_cursor`/`close_cursor` go to the cursor's own task ([`cursor_task`]),
+//!    which hands out up to `max_count` entries per fetch and `done` when the batch finished
+//!    (after durability).
+//! 5. Responses come back to the connection task through one bounded queue and are written to
+//!    the socket in completion order.
+//!
+//! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
+//! connection task stops reading the socket (TCP flow control reaches the client). It also
+//! stops reading while it writes, so a client that does not read cannot make the server buffer
+//! more than the outstanding responses.
+//!
+//! When the socket ends (closed, dropped, or a violation), the stream queues close; each stream
+//! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
+//! so an abandoned transaction releases the write lock at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prost::Message as _;
+use serde::Deserialize;
+use skylite_engine::{Budget, Database, Session, SqlStore};
+use skylite_proto::pb::hrana::ws as pbws;
+use skylite_proto::protobuf::{self, FromProto};
+use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
+use skylite_proto::{
+    Batch, CursorEntry, Error as ProtoError, Stmt, StreamRequest, StreamResponse, StreamResult,
+    Value,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Most requests of one socket queued or running at once; beyond it the socket is not read.
+pub const MAX_OUTSTANDING: usize = 128;
+/// Most streams open on one socket.
+pub const MAX_STREAMS: usize = 1024;
+/// Most cursors (open or failed, not yet closed) on one socket.
+pub const MAX_CURSORS: usize = 1024;
+/// Entries a cursor buffers ahead of the client's fetches.
+const CURSOR_BUFFER: usize = 256;
+/// Most entries one `fetch_cursor` returns, whatever its `max_count`.
+const FETCH_MAX_ENTRIES: usize = 4096;
+/// A `fetch_cursor` stops adding entries once they are estimated to be this large.
+const FETCH_SOFT_BYTES: usize = 4 * 1024 * 1024;
+/// How often an idle stream in a transaction checks whether waiting writers revoked its lock.
+const REVOCATION_CHECK: Duration = Duration::from_millis(200);
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A WebSocket subprotocol of Hrana.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subprotocol {
+    /// `hrana1`: version 1, JSON.
+    Hrana1,
+    /// `hrana2`: version 2, JSON.
+    Hrana2,
+    /// `hrana3`: version 3, JSON.
+    Hrana3,
+    /// `hrana3-protobuf`: version 3, Protobuf.
+    Hrana3Protobuf,
+}
+
+impl Subprotocol {
+    /// From newest to oldest; when a client offers several, the first one it offers in this
+    /// order wins (for version 3, Protobuf before JSON: a client that offers it can read it).
+    pub const PREFERENCE: [Subprotocol; 4] = [
+        Subprotocol::Hrana3Protobuf,
+        Subprotocol::Hrana3,
+        Subprotocol::Hrana2,
+        Subprotocol::Hrana1,
+    ];
+
+    /// The token in `Sec-WebSocket-Protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subprotocol::Hrana1 => "hrana1",
+            Subprotocol::Hrana2 => "hrana2",
+            Subprotocol::Hrana3 => "hrana3",
+            Subprotocol::Hrana3Protobuf => "hrana3-protobuf",
+        }
+    }
+
+    /// The Hrana version.
+    pub fn version(self) -> u8 {
+        match self {
+            Subprotocol::Hrana1 => 1,
+            Subprotocol::Hrana2 => 2,
+            Subprotocol::Hrana3 | Subprotocol::Hrana3Protobuf => 3,
+        }
+    }
+
+    /// True for the Protobuf encoding.
+    pub fn is_protobuf(self) -> bool {
+        self == Subprotocol::Hrana3Protobuf
+    }
+}
+
+/// Picks the subprotocol from the `Sec-WebSocket-Protocol` header values a client sent.
+///
+/// - no header (or only empty ones): `Ok(None)`, meaning `hrana1` without answering the header
+///   (what Hrana 1 clients that predate the header expect);
+/// - some Hrana subprotocol offered: the newest one;
+/// - only unknown subprotocols: `Err` with the offered list, refused with 400.
+pub fn negotiate<'a>(
+    offered: impl IntoIterator<Item = &'a HeaderValue>,
+) -> Result<Option<Subprotocol>, String> {
+    let tokens: Vec<String> = offered
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    for proto in Subprotocol::PREFERENCE {
+        if tokens.iter().any(|t| t == proto.name()) {
+            return Ok(Some(proto));
+        }
+    }
+    Err(tokens.join(", "))
+}
+
+/// Why the server closes a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The WebSocket close code.
+    pub code: u16,
+    /// A human-readable reason (cut to the 123 bytes a close frame allows).
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// 1002 (RFC 6455 "protocol error"): a message that breaks the Hrana protocol: unknown or
+    /// missing message type, a request before `hello`, a malformed `hello` or `request`
+    /// envelope.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// 1003 ("unsupported data"): a frame of the wrong type for the negotiated encoding
+    /// (binary on JSON, text on Protobuf).
+    pub const WRONG_FRAME_TYPE: u16 = 1003;
+    /// 1007 ("invalid frame payload data"): a payload that is not valid JSON or Protobuf.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// 1009 ("message too big"): a message beyond the size limit.
+    pub const TOO_BIG: u16 = 1009;
+
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        CloseReason {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn frame(&self) -> CloseFrame {
+        let mut reason = self.reason.clone();
+        if reason.len() > 123 {
+            let mut cut = 120;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push_str("...");
+        }
+        CloseFrame {
+            code: self.code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
+pub async fn upgrade(
+    State(app): State<App>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let mut ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            if headers.get(header::UPGRADE).is_none() {
+                return (
+                    StatusCode::OK,
+                    "skylite: Hrana over WebSocket is served here (subprotocols hrana1, hrana2, \
+                     hrana3, hrana3-protobuf); Hrana over HTTP at /v2, /v3 and /v3-protobuf\n",
+                )
+                    .into_response();
+            }
+            return rejection.into_response();
+        }
+    };
+    let proto = match negotiate(headers.get_all(header::SEC_WEBSOCKET_PROTOCOL)) {
+        Ok(Some(proto)) => {
+            ws.set_selected_protocol(HeaderValue::from_static(proto.name()));
+            proto
+        }
+        Ok(None) => Subprotocol::Hrana1,
+        Err(offered) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PROTOCOL_ERROR",
+                format!(
+                    "none of the offered WebSocket subprotocols ({offered}) is supported; \
+                     this server speaks hrana3-protobuf, hrana3, hrana2 and hrana1"
+                ),
+            )
+            .into_response();
+        }
+    };
+    let limit = app.config.max_body_bytes;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+            Connection::new(app, id, proto).run(socket).await;
+        })
+}
+
+/// A message for the client, already encoded.
+type Outgoing = Message;
+
+/// What the tasks of a connection share.
+#[derive(Clone)]
+struct Ctx {
+    conn_id: u64,
+    proto: Subprotocol,
+    db: Database,
+    max_response_bytes: usize,
+}
+
+impl Ctx {
+    /// Encodes a server message in the connection's encoding.
+    fn encode(&self, msg: ServerMsg) -> Outgoing {
+        encode_msg(self.proto, msg)
+    }
+}
+
+fn encode_msg(proto: Subprotocol, msg: ServerMsg) -> Outgoing {
+    if proto.is_protobuf() {
+        Message::Binary(protobuf::encode(msg).into())
+    } else {
+        match serde_json::to_string(&msg) {
+            Ok(text) => Message::Text(text.into()),
+            Err(e) => {
+                // Only non-string map keys or failing serializers could get here; none exist in
+                // these types. Answer with an error rather than dropping the response.
+                let fallback = match msg {
+                    ServerMsg::ResponseOk { request_id, .. }
+                    | ServerMsg::ResponseError { request_id, .. } => ServerMsg::ResponseError {
+                        request_id,
+                        error: ProtoError::new(
+                            "INTERNAL_ERROR",
+                            format!("cannot encode the response: {e}"),
+                        ),
+                    },
+                    other => other,
+                };
+                Message::Text(serde_json::to_string(&fallback).unwrap_or_default().into())
+            }
+        }
+    }
+}
+
+fn error_msg(request_id: i32, code: &str, message: impl Into<String>) -> ServerMsg {
+    ServerMsg::ResponseError {
+        request_id,
+        error: ProtoError::new(code, message),
+    }
+}
+
+/// A request waiting in (or taken from) a stream's queue.
+enum StreamJob {
+    /// `execute`, `batch`, `sequence`, `describe`, `get_autocommit`.
+    Run {
+        request_id: i32,
+        request: StreamRequest,
+    },
+    /// `open_cursor`: run `batch` into `entries`, then wait for `closed`.
+    OpenCursor {
+        request_id: i32,
+        batch: Batch,
+        entries: mpsc::Sender<CursorEntry>,
+        closed: oneshot::Receiver<()>,
+    },
+    /// `close_stream`.
+    Close { request_id: i32 },
+}
+
+/// A request for a cursor's task.
+enum CursorJob {
+    Fetch { request_id: i32, max_count: u32 },
+    Close { request_id: i32 },
+}
+
+/// A cursor as the connection task knows it.
+enum CursorHandle {
+    /// Its `open_cursor` failed before reaching a stream; fetches get this error.
+    Failed(String),
+    /// Running: its task's queue, and the stream it belongs to.
+    Open {
+        stream_id: i32,
+        jobs: mpsc::Sender<CursorJob>,
+    },
+}
+
+/// The connection task's state.
+struct Connection {
+    ctx: Ctx,
+    app: App,
+    hello: bool,
+    /// The client's token, kept for authorization (not checked yet).
+    jwt: Option<String>,
+    sqls: SqlStore,
+    streams: HashMap<i32, mpsc::Sender<StreamJob>>,
+    cursors: HashMap<i32, CursorHandle>,
+    out_tx: mpsc::Sender<Outgoing>,
+    out_rx: mpsc::Receiver<Outgoing>,
+    /// Requests handed to a task whose response has not been written yet.
+    outstanding: usize,
+}
+
+/// What one incoming frame turned out to be.
+enum Incoming {
+    Msg(ClientMsg),
+    /// A `request` envelope whose request could not be decoded.
+    BadRequest {
+        request_id: i32,
+        message: String,
+    },
+    Violation(CloseReason),
+    Ignore,
+    Closed,
+}
+
+impl Connection {
+    fn new(app: App, conn_id: u64, proto: Subprotocol) -> Self {
+        let (out_tx, out_rx) = mpsc::channel(MAX_OUTSTANDING);
+        let ctx = Ctx {
+            conn_id,
+            proto,
+            db: app.database().clone(),
+            max_response_bytes: app.config.engine.max_response_bytes,
+        };
+        Connection {
+            ctx,
+            app,
+            hello: false,
+            jwt: None,
+            sqls: SqlStore::default(),
+            streams: HashMap::new(),
+            cursors: HashMap::new(),
+            out_tx,
+            out_rx,
+            outstanding: 0,
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let conn_id = self.ctx.conn_id;
+        tracing::info!(
+            conn = conn_id,
+            subprotocol = self.ctx.proto.name(),
+            "websocket connection opened"
+        );
+        let end = loop {
+            let incoming = tokio::select! {
+                biased;
+                Some(out) = self.out_rx.recv() => {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                    if let Err(e) = socket.send(out).await {
+                        break format!("send failed: {e}");
+                    }
+                    continue;
+                }
+                frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING => {
+                    self.classify(frame)
+                }
+            };
+            match incoming {
+                Incoming::Ignore => {}
+                Incoming::Closed => break "closed by the client".to_owned(),
+                Incoming::Violation(why) => {
+                    tracing::warn!(
+                        conn = conn_id,
+                        code = why.code,
+                        "protocol violation, closing the websocket: {}",
+                        why.reason
+                    );
+                    let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                    break format!("protocol violation ({}): {}", why.code, why.reason);
+                }
+                Incoming::BadRequest {
+                    request_id,
+                    message,
+                } => {
+                    if !self.hello {
+                        let why = CloseReason::new(
+                            CloseReason::PROTOCOL_ERROR,
+                            "a request came before the hello message",
+                        );
+                        tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        break why.reason;
+                    }
+                    let msg = self
+                        .ctx
+                        .encode(error_msg(request_id, "PROTOCOL_ERROR", message));
+                    if let Err(e) = socket.send(msg).await {
+                        break format!("send failed: {e}");
+                    }
+                }
+                Incoming::Msg(ClientMsg::Hello { jwt }) => {
+                    self.jwt = jwt;
+                    self.hello = true;
+                    if let Err(e) = socket.send(self.ctx.encode(ServerMsg::HelloOk)).await {
+                        break format!("send failed: {e}");
+                    }
+                }
+                Incoming::Msg(ClientMsg::Request {
+                    request_id,
+                    request,
+                }) => {
+                    if !self.hello {
+                        let why = CloseReason::new(
+                            CloseReason::PROTOCOL_ERROR,
+                            "a request came before the hello message",
+                        );
+                        tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        break why.reason;
+                    }
+                    if let Some(reply) = self.dispatch(request_id, request) {
+                        if let Err(e) = socket.send(self.ctx.encode(reply)).await {
+                            break format!("send failed: {e}");
+                        }
+                    }
+                }
+            }
+        };
+        let (streams, cursors) = (self.streams.len(), self.cursors.len());
+        // Dropping the queues ends every stream and cursor task; they roll back and free their
+        // sessions on blocking threads.
+        self.cursors.clear();
+        self.streams.clear();
+        tracing::info!(
+            conn = conn_id,
+            open_streams = streams,
+            open_cursors = cursors,
+            has_jwt = self.jwt.is_some(),
+            "websocket connection closed: {end}"
+        );
+    }
+
+    /// Decodes one frame.
+    fn classify(&self, frame: Option<Result<Message, axum::Error>>) -> Incoming {
+        let frame = match frame {
+            None => return Incoming::Closed,
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("too big") {
+                    return Incoming::Violation(CloseReason::new(
+                        CloseReason::TOO_BIG,
+                        format!(
+                            "message larger than the limit of {} bytes",
+                            self.app.config.max_body_bytes
+                        ),
+                    ));
+                }
+                tracing::info!(conn = self.ctx.conn_id, "websocket read failed: {text}");
+                return Incoming::Closed;
+            }
+            Some(Ok(frame)) => frame,
+        };
+        match (frame, self.ctx.proto.is_protobuf()) {
+            (Message::Text(text), false) => decode_json(text.as_str()),
+            (Message::Binary(bytes), true) => decode_protobuf(&bytes),
+            (Message::Binary(_), false) => Incoming::Violation(CloseReason::new(
+                CloseReason::WRONG_FRAME_TYPE,
+                format!(
+                    "binary frame on a {} connection: JSON messages go in text frames",
+                    self.ctx.proto.name()
+                ),
+            )),
+            (Message::Text(_), true) => Incoming::Violation(CloseReason::new(
+                CloseReason::WRONG_FRAME_TYPE,
+                "text frame on a hrana3-protobuf connection: Protobuf messages go in binary frames",
+            )),
+            (Message::Close(_), _) => Incoming::Closed,
+            // Pings are answered by the WebSocket layer.
+            (Message::Ping(_) | Message::Pong(_), _) => Incoming::Ignore,
+        }
+    }
+
+    /// Handles one request. Returns the reply to send now, or `None` when a task will answer.
+    fn dispatch(&mut self, request_id: i32, request: Request) -> Option<ServerMsg> {
+        let version = self.ctx.proto.version();
+        if request.min_version() > version {
+            return Some(error_msg(
+                request_id,
+                "PROTOCOL_ERROR",
+                format!(
+                    "the `{}` request needs Hrana {} but this connection negotiated {} \
+                     (offer `hrana3` or `hrana3-protobuf` when connecting)",
+                    request.type_name(),
+                    request.min_version(),
+                    self.ctx.proto.name()
+                ),
+            ));
+        }
+        match request {
+            Request::OpenStream { stream_id } => Some(self.open_stream(request_id, stream_id)),
+            Request::CloseStream { stream_id } => {
+                // Cursors of the stream close with it.
+                self.cursors.retain(
+                    |_, c| !matches!(c, CursorHandle::Open { stream_id: s, .. } if *s == stream_id),
+                );
+                match self.streams.remove(&stream_id) {
+                    // Closing an unknown stream (one whose open failed) is fine.
+                    None => Some(ServerMsg::ResponseOk {
+                        request_id,
+                        response: WsResponse::CloseStream,
+                    }),
+                    Some(queue) => self.enqueue(&queue, stream_id, StreamJob::Close { request_id }),
+                }
+            }
+            Request::StoreSql { sql_id, sql } => Some(match self.sqls.store(sql_id, sql) {
+                Ok(()) => ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::StoreSql,
+                },
+                Err(e) => ServerMsg::ResponseError {
+                    request_id,
+                    error: e.into(),
+                },
+            }),
+            Request::CloseSql { sql_id } => {
+                self.sqls.close(sql_id);
+                Some(ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::CloseSql,
+                })
+            }
+            Request::OpenCursor {
+                stream_id,
+                cursor_id,
+                mut batch,
+            } => {
+                if self.cursors.contains_key(&cursor_id) {
+                    return Some(error_msg(
+                        request_id,
+                        "PROTOCOL_ERROR",
+                        format!("cursor id {cursor_id} is already in use on this connection"),
+                    ));
+                }
+                if self.cursors.len() >= MAX_CURSORS {
+                    return Some(error_msg(
+                        request_id,
+                        "PROTOCOL_ERROR",
+                        format!("too many cursors on this connection (limit {MAX_CURSORS})"),
+                    ));
+                }
+                let Some(queue) = self.streams.get(&stream_id).cloned() else {
+                    let why = format!("cursor {cursor_id} failed to open: no stream {stream_id}");
+                    self.cursors
+                        .insert(cursor_id, CursorHandle::Failed(why.clone()));
+                    return Some(error_msg(request_id, "STREAM_NOT_FOUND", why));
+                };
+                for step in &mut batch.steps {
+                    self.inline_stmt(&mut step.stmt);
+                }
+                let (entries_tx, entries_rx) = mpsc::channel(CURSOR_BUFFER);
+                let (closed_tx, closed_rx) = oneshot::channel();
+                let (jobs_tx, jobs_rx) = mpsc::channel(MAX_OUTSTANDING);
+                let job = StreamJob::OpenCursor {
+                    request_id,
+                    batch,
+                    entries: entries_tx,
+                    closed: closed_rx,
+                };
+                let reply = self.enqueue(&queue, stream_id, job);
+                if reply.is_some() {
+                    self.cursors.insert(
+                        cursor_id,
+                        CursorHandle::Failed(format!(
+                            "cursor {cursor_id} failed to open on stream {stream_id}"
+                        )),
+                    );
+                    return reply;
+                }
+                tokio::spawn(cursor_task(
+                    self.ctx.clone(),
+                    jobs_rx,
+                    entries_rx,
+                    closed_tx,
+                    self.out_tx.clone(),
+                ));
+                self.cursors.insert(
+                    cursor_id,
+                    CursorHandle::Open {
+                        stream_id,
+                        jobs: jobs_tx,
+                    },
+                );
+                None
+            }
+            Request::FetchCursor {
+                cursor_id,
+                max_count,
+            } => self.cursor_job(
+                cursor_id,
+                request_id,
+                CursorJob::Fetch {
+                    request_id,
+                    max_count,
+                },
+                false,
+            ),
+            Request::CloseCursor { cursor_id } => {
+                self.cursor_job(cursor_id, request_id, CursorJob::Close { request_id }, true)
+            }
+            other => {
+                let Some(stream_id) = other.stream_id() else {
+                    return Some(error_msg(
+                        request_id,
+                        "INTERNAL_ERROR",
+                        "unroutable request",
+                    ));
+                };
+                let mut request = match other.into_stream_request() {
+                    Ok(r) => r,
+                    Err(r) => {
+                        return Some(error_msg(
+                            request_id,
+                            "INTERNAL_ERROR",
+                            format!("unroutable request `{}`", r.type_name()),
+                        ))
+                    }
+                };
+                let Some(queue) = self.streams.get(&stream_id).cloned() else {
+                    return Some(error_msg(
+                        request_id,
+                        "STREAM_NOT_FOUND",
+                        format!("no stream {stream_id} is open on this connection"),
+                    ));
+                };
+                self.inline_request(&mut request);
+                self.enqueue(
+                    &queue,
+                    stream_id,
+                    StreamJob::Run {
+                        request_id,
+                        request,
+                    },
+                )
+            }
+        }
+    }
+
+    fn open_stream(&mut self, request_id: i32, stream_id: i32) -> ServerMsg {
+        if self.streams.contains_key(&stream_id) {
+            return error_msg(
+                request_id,
+                "PROTOCOL_ERROR",
+                format!("stream id {stream_id} is already in use on this connection"),
+            );
+        }
+        if self.streams.len() >= MAX_STREAMS {
+            return error_msg(
+                request_id,
+                "PROTOCOL_ERROR",
+                format!("too many streams on this connection (limit {MAX_STREAMS})"),
+            );
+        }
+        let (tx, rx) = mpsc::channel(MAX_OUTSTANDING);
+        let session = Session::with_sql_store(self.ctx.db.clone(), self.sqls.clone());
+        tokio::spawn(stream_task(
+            self.ctx.clone(),
+            stream_id,
+            rx,
+            session,
+            self.out_tx.clone(),
+        ));
+        self.streams.insert(stream_id, tx);
+        ServerMsg::ResponseOk {
+            request_id,
+            response: WsResponse::OpenStream,
+        }
+    }
+
+    /// Queues a job on a stream. Returns an immediate error reply if that is impossible.
+    fn enqueue(
+        &mut self,
+        queue: &mpsc::Sender<StreamJob>,
+        stream_id: i32,
+        job: StreamJob,
+    ) -> Option<ServerMsg> {
+        let request_id = match &job {
+            StreamJob::Run { request_id, .. }
+            | StreamJob::OpenCursor { request_id, .. }
+            | StreamJob::Close { request_id } => *request_id,
+        };
+        // The queue holds MAX_OUTSTANDING jobs and no more are outstanding, so it is never
+        // full; it is closed only if the stream's task failed.
+        match queue.try_send(job) {
+            Ok(()) => {
+                self.outstanding += 1;
+                None
+            }
+            Err(_) => {
+                self.streams.remove(&stream_id);
+                Some(error_msg(
+                    request_id,
+                    "STREAM_FAILED",
+                    format!("stream {stream_id} failed and was closed; open a new stream"),
+                ))
+            }
+        }
+    }
+
+    fn cursor_job(
+        &mut self,
+        cursor_id: i32,
+        request_id: i32,
+        job: CursorJob,
+        closing: bool,
+    ) -> Option<ServerMsg> {
+        let handle = if closing {
+            self.cursors.remove(&cursor_id)
+        } else {
+            self.cursors.get(&cursor_id).map(|h| match h {
+                CursorHandle::Failed(why) => CursorHandle::Failed(why.clone()),
+                CursorHandle::Open { stream_id, jobs } => CursorHandle::Open {
+                    stream_id: *stream_id,
+                    jobs: jobs.clone(),
+                },
+            })
+        };
+        match handle {
+            None if closing => Some(ServerMsg::ResponseOk {
+                request_id,
+                response: WsResponse::CloseCursor,
+            }),
+            None => Some(error_msg(
+                request_id,
+                "CURSOR_NOT_FOUND",
+                format!("no cursor {cursor_id} is open on this connection"),
+            )),
+            Some(CursorHandle::Failed(_)) if closing => Some(ServerMsg::ResponseOk {
+                request_id,
+                response: WsResponse::CloseCursor,
+            }),
+            Some(CursorHandle::Failed(why)) => Some(error_msg(request_id, "CURSOR_FAILED", why)),
+            Some(CursorHandle::Open { jobs, .. }) => match jobs.try_send(job) {
+                Ok(()) => {
+                    self.outstanding += 1;
+                    None
+                }
+                Err(_) if closing => Some(ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::CloseCursor,
+                }),
+                Err(_) => Some(error_msg(
+                    request_id,
+                    "CURSOR_NOT_FOUND",
+                    format!("cursor {cursor_id} is closed"),
+                )),
+            },
+        }
+    }
+
+    /// Replaces a stored-SQL reference by its text, so later `close_sql` requests cannot
+    /// overtake it while it waits in a stream's queue.
+    fn inline_stmt(&self, stmt: &mut Stmt) {
+        if let (None, Some(id)) = (&stmt.sql, stmt.sql_id) {
+            if let Some(text) = self.sqls.get(id) {
+                stmt.sql = Some(text);
+                stmt.sql_id = None;
+            }
+        }
+    }
+
+    fn inline_request(&self, request: &mut StreamRequest) {
+        match request {
+            StreamRequest::Execute { stmt } => self.inline_stmt(stmt),
+            StreamRequest::Batch { batch } => {
+                for step in &mut batch.steps {
+                    self.inline_stmt(&mut step.stmt);
+                }
+            }
+            StreamRequest::Sequence { sql, sql_id } | StreamRequest::Describe { sql, sql_id } => {
+                if let (None, Some(id)) = (&sql, *sql_id) {
+                    if let Some(text) = self.sqls.get(id) {
+                        *sql = Some(text);
+                        *sql_id = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn decode_json(text: &str) -> Incoming {
+    let err = match serde_json::from_str::<ClientMsg>(text) {
+        Ok(msg) => return Incoming::Msg(msg),
+        Err(e) => e,
+    };
+    if err.is_syntax() || err.is_eof() {
+        return Incoming::Violation(CloseReason::new(
+            CloseReason::INVALID_PAYLOAD,
+            format!("invalid JSON: {err}"),
+        ));
+    }
+    /// The envelope alone, to tell a bad request from a bad message.
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+        request_id: Option<i32>,
+    }
+    match serde_json::from_str::<Probe>(text) {
+        Ok(Probe {
+            ty: Some(ty),
+            request_id: Some(request_id),
+        }) if ty == "request" => Incoming::BadRequest {
+            request_id,
+            message: format!("invalid request: {err}"),
+        },
+        Ok(Probe { ty: Some(ty), .. }) if ty != "request" && ty != "hello" => {
+            Incoming::Violation(CloseReason::new(
+                CloseReason::PROTOCOL_ERROR,
+                format!("unknown message type `{ty}` (expected `hello` or `request`)"),
+            ))
+        }
+        Ok(Probe { ty: None, .. }) => Incoming::Violation(CloseReason::new(
+            CloseReason::PROTOCOL_ERROR,
+            "message without a `type` (expected `hello` or `request`)",
+        )),
+        _ => Incoming::Violation(CloseReason::new(
+            CloseReason::PROTOCOL_ERROR,
+            format!("invalid message: {err}"),
+        )),
+    }
+}
+
+fn decode_protobuf(bytes: &[u8]) -> Incoming {
+    let raw = match pbws::ClientMsg::decode(bytes) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Incoming::Violation(CloseReason::new(
+                CloseReason::INVALID_PAYLOAD,
+                format!("invalid Protobuf ClientMsg: {e}"),
+            ))
+        }
+    };
+    let request_id = match &raw.msg {
+        None => {
+            return Incoming::Violation(CloseReason::new(
+                CloseReason::PROTOCOL_ERROR,
+                "unknown or missing ClientMsg type (expected hello or request)",
+            ))
+        }
+        Some(pbws::client_msg::Msg::Request(r)) => {
+            if r.request.is_none() {
+                return Incoming::BadRequest {
+                    request_id: r.request_id,
+                    message: "unknown or missing request type".to_owned(),
+                };
+            }
+            Some(r.request_id)
+        }
+        Some(pbws::client_msg::Msg::Hello(_)) => None,
+    };
+    match ClientMsg::from_proto(raw) {
+        Ok(msg) => Incoming::Msg(msg),
+        Err(e) => match request_id {
+            Some(request_id) => Incoming::BadRequest {
+                request_id,
+                message: e.to_string(),
+            },
+            None => {
+                Incoming::Violation(CloseReason::new(CloseReason::PROTOCOL_ERROR, e.to_string()))
+            }
+        },
+    }
+}
+
+fn response_for(request_id: i32, result: StreamResult) -> ServerMsg {
+    match result {
+        StreamResult::Error { error } => ServerMsg::ResponseError { request_id, error },
+        StreamResult::Ok { response } => {
+            let response = match response {
+                StreamResponse::Execute { result } => WsResponse::Execute { result },
+                StreamResponse::Batch { result } => WsResponse::Batch { result },
+                StreamResponse::Sequence => WsResponse::Sequence,
+                StreamResponse::Describe { result } => WsResponse::Describe { result },
+                StreamResponse::GetAutocommit { is_autocommit } => {
+                    WsResponse::GetAutocommit { is_autocommit }
+                }
+                StreamResponse::Close => WsResponse::CloseStream,
+                StreamResponse::StoreSql => WsResponse::StoreSql,
+                StreamResponse::CloseSql => WsResponse::CloseSql,
+            };
+            ServerMsg::ResponseOk {
+                request_id,
+                response,
+            }
+        }
+    }
+}
+
+/// Rolls back and frees a session on a blocking thread; returns whether a transaction was
+/// open.
+async fn close_session(mut session: Session) -> bool {
+    tokio::task::spawn_blocking(move || session.close())
+        .await
+        .unwrap_or(false)
+}
+
+/// Runs the requests of one stream, in order.
+async fn stream_task(
+    ctx: Ctx,
+    stream_id: i32,
+    mut jobs: mpsc::Receiver<StreamJob>,
+    session: Session,
+    out: mpsc::Sender<Outgoing>,
+) {
+    let conn_id = ctx.conn_id;
+    let mut session = Some(session);
+    let mut in_txn = false;
+    loop {
+        let job = if in_txn {
+            tokio::select! {
+                job = jobs.recv() => job,
+                _ = tokio::time::sleep(REVOCATION_CHECK) => {
+                    if ctx.db.has_write_waiters() {
+                        if let Some(mut s) = session.take() {
+                            let back = tokio::task::spawn_blocking(move || {
+                                let revoked = s.enforce_revocation();
+                                (s, revoked)
+                            })
+                            .await;
+                            match back {
+                                Ok((s, revoked)) => {
+                                    if revoked {
+                                        tracing::warn!(
+                                            conn = conn_id,
+                                            stream = stream_id,
+                                            "rolled back an idle transaction that held the \
+                                             write lock too long"
+                                        );
+                                    }
+                                    in_txn = s.in_transaction();
+                                    session = Some(s);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+        } else {
+            jobs.recv().await
+        };
+        let Some(job) = job else { break };
+        if out.is_closed() {
+            // The socket is gone: nobody waits for the remaining answers.
+            break;
+        }
+        let Some(mut s) = session.take() else { break };
+        match job {
+            StreamJob::Run {
+                request_id,
+                request,
+            } => {
+                let limit = ctx.max_response_bytes;
+                let proto = ctx.proto;
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut budget = Budget::new(limit);
+                    let result = s.handle(&request, &mut budget);
+                    let msg = match s.finish_pipeline() {
+                        Ok(()) => response_for(request_id, result),
+                        Err(e) => {
+                            // Nothing is acknowledged that is not durable.
+                            s.close();
+                            ServerMsg::ResponseError {
+                                request_id,
+                                error: e.into(),
+                            }
+                        }
+                    };
+                    (s, encode_msg(proto, msg))
+                })
+                .await;
+                match done {
+                    Ok((s, msg)) => {
+                        in_txn = s.in_transaction();
+                        session = Some(s);
+                        let _ = out.send(msg).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            conn = conn_id,
+                            stream = stream_id,
+                            "stream worker failed: {e}"
+                        );
+                        let msg = error_msg(request_id, "INTERNAL_ERROR", "the request failed");
+                        let _ = out.send(ctx.encode(msg)).await;
+                        break;
+                    }
+                }
+            }
+            StreamJob::OpenCursor {
+                request_id,
+                batch,
+                entries,
+                closed,
+            } => {
+                let ok = ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::OpenCursor,
+                };
+                let _ = out.send(ctx.encode(ok)).await;
+                let limit = ctx.max_response_bytes;
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut emit = |entry: CursorEntry| entries.blocking_send(entry).is_ok();
+                    s.cursor(&batch, limit, &mut emit);
+                    // `done` reaches the client only after this, when the channel closes.
+                    if let Err(e) = s.finish_pipeline() {
+                        s.close();
+                        emit(CursorEntry::Error { error: e.into() });
+                    }
+                    s
+                })
+                .await;
+                match done {
+                    Ok(s) => {
+                        in_txn = s.in_transaction();
+                        session = Some(s);
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            conn = conn_id,
+                            stream = stream_id,
+                            "cursor worker failed: {e}"
+                        );
+                        break;
+                    }
+                }
+                // Later requests of this stream wait until the cursor is closed.
+                let _ = closed.await;
+            }
+            StreamJob::Close { request_id } => {
+                let had_txn = close_session(s).await;
+                if had_txn {
+                    tracing::info!(
+                        conn = conn_id,
+                        stream = stream_id,
+                        "stream closed; its open transaction was rolled back"
+                    );
+                }
+                let ok = ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::CloseStream,
+                };
+                let _ = out.send(ctx.encode(ok)).await;
+                drain_failed(&ctx, &mut jobs, &out).await;
+                return;
+            }
+        }
+    }
+    if let Some(s) = session.take() {
+        if close_session(s).await {
+            tracing::info!(
+                conn = conn_id,
+                stream = stream_id,
+                "websocket gone; the stream's open transaction was rolled back"
+            );
+        }
+    }
+    drain_failed(&ctx, &mut jobs, &out).await;
+}
+
+/// Answers the jobs left in a queue whose stream ended, so none goes unanswered.
+async fn drain_failed(
+    ctx: &Ctx,
+    jobs: &mut mpsc::Receiver<StreamJob>,
+    out: &mpsc::Sender<Outgoing>,
+) {
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        if out.is_closed() {
+            return;
+        }
+        let request_id = match job {
+            StreamJob::Run { request_id, .. }
+            | StreamJob::OpenCursor { request_id, .. }
+            | StreamJob::Close { request_id } => request_id,
+        };
+        let msg = error_msg(request_id, "STREAM_FAILED", "the stream is closed");
+        let _ = out.send(ctx.encode(msg)).await;
+    }
+}
+
+/// Serves the fetches of one cursor, in order.
+async fn cursor_task(
+    ctx: Ctx,
+    mut jobs: mpsc::Receiver<CursorJob>,
+    mut entries: mpsc::Receiver<CursorEntry>,
+    closed: oneshot::Sender<()>,
+    out: mpsc::Sender<Outgoing>,
+) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            CursorJob::Fetch {
+                request_id,
+                max_count,
+            } => {
+                let cap = (max_count as usize).min(FETCH_MAX_ENTRIES);
+                let mut list = Vec::new();
+                let mut bytes = 0usize;
+                let mut finished = false;
+                if cap > 0 {
+                    // Wait for the first entry (or the end), then take what is ready.
+                    match entries.recv().await {
+                        Some(e) => {
+                            bytes += entry_size(&e);
+                            list.push(e);
+                        }
+                        None => finished = true,
+                    }
+                    while !finished && list.len() < cap && bytes < FETCH_SOFT_BYTES {
+                        match entries.try_recv() {
+                            Ok(e) => {
+                                bytes += entry_size(&e);
+                                list.push(e);
+                            }
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => finished = true,
+                        }
+                    }
+                }
+                if !finished && entries.is_closed() && entries.is_empty() {
+                    finished = true;
+                }
+                let msg = ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::FetchCursor {
+                        entries: list,
+                        done: finished,
+                    },
+                };
+                if out.send(ctx.encode(msg)).await.is_err() {
+                    break;
+                }
+            }
+            CursorJob::Close { request_id } => {
+                let msg = ServerMsg::ResponseOk {
+                    request_id,
+                    response: WsResponse::CloseCursor,
+                };
+                let _ = out.send(ctx.encode(msg)).await;
+                break;
+            }
+        }
+    }
+    // Stops the batch (its next send fails) and lets the stream go on.
+    drop(entries);
+    let _ = closed.send(());
+    // Any fetch still queued after a close gets an error.
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        let request_id = match job {
+            CursorJob::Fetch { request_id, .. } | CursorJob::Close { request_id } => request_id,
+        };
+        let msg = error_msg(request_id, "CURSOR_NOT_FOUND", "the cursor is closed");
+        if out.send(ctx.encode(msg)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn entry_size(entry: &CursorEntry) -> usize {
+    match entry {
+        CursorEntry::Row { row } => 4 + row.iter().map(Value::wire_size_hint).sum::<usize>(),
+        _ => 64,
+    }
+}
