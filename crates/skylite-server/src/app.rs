@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use skylite_engine::{Database, OpenError};
+use skylite_engine::{Database, OpenError, Workers};
 use tokio::net::TcpListener;
 
 use crate::baton::BatonKey;
@@ -45,6 +45,8 @@ pub struct AppInner {
     pub baton_key: BatonKey,
     /// The database's streams (and through them, the database).
     pub streams: Arc<Streams>,
+    /// The threads that run SQL.
+    pub workers: Workers,
 }
 
 /// A cheap handle to the shared state.
@@ -79,6 +81,7 @@ impl App {
             config,
             baton_key,
             streams,
+            workers: Workers::for_this_machine("skylite-sql"),
         })))
     }
 

@@ -313,7 +313,7 @@ pub async fn run_pipeline(
         what: "pipeline",
         done: false,
     };
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::blocking::run(&app.workers, move || {
         let mut budget = Budget::new(worker_app.config.engine.max_response_bytes);
         let mut results = Vec::with_capacity(req.requests.len());
         let mut closed = false;
@@ -425,7 +425,7 @@ pub async fn run_cursor(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let limit = app.config.engine.max_response_bytes;
     let batch = req.batch;
-    tokio::task::spawn_blocking(move || {
+    app.workers.execute(move || {
         let mut buf = first;
         let mut gone = false;
         let mut emit = |entry: CursorEntry| -> bool {
@@ -437,7 +437,7 @@ pub async fn run_cursor(
             }
             if buf.len() >= CURSOR_CHUNK {
                 let chunk = Bytes::from(std::mem::take(&mut buf));
-                if tx.blocking_send(Ok(chunk)).is_err() {
+                if !crate::blocking::send(&tx, Ok(chunk)) {
                     gone = true;
                     tracing::info!(
                         stream = id,
@@ -455,7 +455,7 @@ pub async fn run_cursor(
         guard.last_used = Instant::now();
         drop(guard);
         if !buf.is_empty() {
-            let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+            let _ = crate::blocking::send(&tx, Ok(Bytes::from(buf)));
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -31,7 +31,7 @@ where
 {
     let db = app.database().clone();
     let limit = app.config.engine.max_response_bytes;
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::run(&app.workers, move || {
         let mut session = Session::new(db);
         let mut budget = Budget::new(limit);
         let out = work(&mut session, &mut budget);

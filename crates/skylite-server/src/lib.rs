@@ -13,11 +13,12 @@
 //! - [`baton`]: signed, single-use batons.
 //! - [`error`]: HTTP error bodies.
 //!
-//! SQL never runs on async worker threads: every handler hands its work to
-//! `tokio::task::spawn_blocking`.
+//! SQL never runs on async worker threads: every handler hands its work to the engine's
+//! worker pool through [`blocking::run`].
 
 pub mod app;
 pub mod baton;
+pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod hrana_http;

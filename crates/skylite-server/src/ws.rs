@@ -13,7 +13,7 @@
 //!    order the client sent its messages even though streams run in parallel.
 //! 3. **Stream task** ([`stream_task`]): each stream has one task and a bounded queue, so its
 //!    requests run strictly in order while different streams run in parallel. Every request
-//!    that touches SQL runs on a blocking thread (`spawn_blocking`) through the stream's
+//!    that touches SQL runs on the engine's worker pool (`blocking::run`) through the stream's
 //!    [`Session`], followed by `finish_pipeline` (durability) before the response is encoded.
 //! 4. **Cursors**: `open_cursor` queues on its stream; when the stream reaches it, the batch runs
 //!    on a blocking thread into a bounded channel, and the stream then waits until the cursor
@@ -250,6 +250,7 @@ struct Ctx {
     conn_id: u64,
     proto: Subprotocol,
     db: Database,
+    workers: skylite_engine::Workers,
     max_response_bytes: usize,
 }
 
@@ -364,6 +365,7 @@ impl Connection {
             conn_id,
             proto,
             db: app.database().clone(),
+            workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
         };
         Connection {
@@ -960,7 +962,7 @@ async fn stream_task(
                 _ = tokio::time::sleep(REVOCATION_CHECK) => {
                     if ctx.db.has_write_waiters() {
                         if let Some(mut s) = session.take() {
-                            let back = tokio::task::spawn_blocking(move || {
+                            let back = crate::blocking::run(&ctx.workers, move || {
                                 let revoked = s.enforce_revocation();
                                 (s, revoked)
                             })
@@ -1001,7 +1003,7 @@ async fn stream_task(
             } => {
                 let limit = ctx.max_response_bytes;
                 let proto = ctx.proto;
-                let done = tokio::task::spawn_blocking(move || {
+                let done = crate::blocking::run(&ctx.workers, move || {
                     let mut budget = Budget::new(limit);
                     let result = s.handle(&request, &mut budget);
                     let msg = match s.finish_pipeline() {
@@ -1048,8 +1050,8 @@ async fn stream_task(
                 };
                 let _ = out.send(ctx.encode(ok)).await;
                 let limit = ctx.max_response_bytes;
-                let done = tokio::task::spawn_blocking(move || {
-                    let mut emit = |entry: CursorEntry| entries.blocking_send(entry).is_ok();
+                let done = crate::blocking::run(&ctx.workers, move || {
+                    let mut emit = |entry: CursorEntry| crate::blocking::send(&entries, entry);
                     s.cursor(&batch, limit, &mut emit);
                     // `done` reaches the client only after this, when the channel closes.
                     if let Err(e) = s.finish_pipeline() {

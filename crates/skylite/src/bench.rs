@@ -1,12 +1,13 @@
-//! `skylite bench`: measures a real `skylite serve` over Hrana over HTTP and, in the same run,
-//! the same engine called in-process, so the ratio of the two is the cost of the network, HTTP
-//! and JSON.
+//! `skylite bench`: measures a real `skylite serve` over Hrana over HTTP and Hrana over
+//! WebSocket and, in the same run, the same engine called in-process, so the ratio of each
+//! transport to the in-process figure is the cost of the network, the protocol and JSON.
 //!
 //! This file owns the command line, the order of the run and the report. The pieces:
 //! - [`workload`]: the requests (point reads, single-row inserts, batches of 100 inserts) and
 //!   how their results are checked;
 //! - [`server`]: the server as a child process and the scratch folder;
 //! - [`http`]: the HTTP load generator (one keep-alive connection per tokio task);
+//! - [`ws`]: the WebSocket load generator (one socket with one stream per tokio task);
 //! - [`inproc`]: the in-process baseline (one OS thread per "connection");
 //! - [`stats`]: throughput and latency percentiles.
 
@@ -15,6 +16,7 @@ mod inproc;
 mod server;
 mod stats;
 mod workload;
+mod ws;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -50,9 +52,30 @@ impl BenchDurability {
     }
 }
 
+/// How the load generator talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// Hrana over HTTP: one `POST /v2/pipeline` (the request, then `close`) per request, on
+    /// keep-alive connections.
+    Http,
+    /// Hrana over WebSocket (`hrana3`, JSON): one stream per socket, one request message at a
+    /// time on it.
+    Ws,
+}
+
+impl Transport {
+    /// Name used in the results table.
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
 /// Benchmark options.
 ///
-/// Each workload runs at each concurrency for `--duration-secs`, first over HTTP against a
+/// Each workload runs at each concurrency for `--duration-secs`, over each transport against a
 /// freshly started server, then in-process on the same engine (one OS thread per connection).
 /// Both sides use scratch databases that are deleted at the end.
 #[derive(clap::Args, Debug)]
@@ -63,7 +86,8 @@ pub struct BenchArgs {
     /// Seconds each (workload, concurrency) cell runs, on each side.
     #[arg(long, default_value_t = 5)]
     duration_secs: u64,
-    /// Concurrent connections (HTTP) and threads (in-process), comma-separated.
+    /// Concurrent connections (HTTP), sockets (WebSocket) and threads (in-process),
+    /// comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
     connections: Vec<usize>,
     /// Rows in the table the point reads pick from.
@@ -78,6 +102,10 @@ pub struct BenchArgs {
         default_value = "reads,inserts,batches"
     )]
     workloads: Vec<Workload>,
+    /// Transports to measure, comma-separated: http (Hrana over HTTP), ws (Hrana over
+    /// WebSocket). The in-process baseline runs once per cell whatever this says.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "http,ws")]
+    transports: Vec<Transport>,
     /// The skylite binary to start as the server (default: this executable).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -102,6 +130,7 @@ struct Plan {
     rows: u64,
     connections: Vec<usize>,
     workloads: Vec<Workload>,
+    transports: Vec<Transport>,
 }
 
 impl Plan {
@@ -125,21 +154,28 @@ impl Plan {
         if workloads.is_empty() {
             return Err("--workloads needs at least one of reads, inserts, batches".into());
         }
+        let transports = dedup(&args.transports);
+        if transports.is_empty() {
+            return Err("--transports needs at least one of http, ws".into());
+        }
         Ok(Plan {
             durability: args.durability,
             duration: Duration::from_secs(secs),
             rows,
             connections,
             workloads,
+            transports,
         })
     }
 }
 
-/// Both sides' figures for one (workload, concurrency).
+/// One transport's figures for one (workload, concurrency), beside the in-process baseline
+/// of that (workload, concurrency) (one measurement, shared by the transports).
 struct Row {
     workload: Workload,
     conns: usize,
-    http: CellStats,
+    transport: Transport,
+    net: CellStats,
     inproc: CellStats,
 }
 
@@ -183,29 +219,46 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     eprintln!("loaded in {:.1} s", began.elapsed().as_secs_f64());
 
     let mut table = Vec::new();
+    let mut inproc_errors = 0;
     for &workload in &plan.workloads {
         for &conns in &plan.connections {
-            let http =
-                http::run_cell(addr, workload, conns, plan.duration, plan.rows, seed).await?;
-            server.check_alive()?;
-            let cell_db = db.clone();
             let (duration, rows) = (plan.duration, plan.rows);
+            let mut nets = Vec::with_capacity(plan.transports.len());
+            for &transport in &plan.transports {
+                let stats = match transport {
+                    Transport::Http => {
+                        http::run_cell(addr, workload, conns, duration, rows, seed).await?
+                    }
+                    Transport::Ws => {
+                        ws::run_cell(addr, workload, conns, duration, rows, seed).await?
+                    }
+                };
+                server.check_alive()?;
+                nets.push((transport, stats));
+            }
+            let cell_db = db.clone();
             let inproc =
                 blocking(move || inproc::run_cell(&cell_db, workload, conns, duration, rows, seed))
                     .await?;
-            eprintln!(
-                "  {:<13} x{:<4} HTTP {:>9.0} req/s   in-process {:>9.0} req/s",
-                workload.label(),
-                conns,
-                http.per_sec,
-                inproc.per_sec
-            );
-            table.push(Row {
-                workload,
-                conns,
-                http,
-                inproc,
-            });
+            inproc_errors += inproc.errors;
+            let mut line = format!("  {:<13} x{:<4}", workload.label(), conns);
+            for (transport, stats) in &nets {
+                line.push_str(&format!(
+                    " {:>4} {:>9.0} req/s  ",
+                    transport.label(),
+                    stats.per_sec
+                ));
+            }
+            eprintln!("{line} in-process {:>9.0} req/s", inproc.per_sec);
+            for (transport, net) in nets {
+                table.push(Row {
+                    workload,
+                    conns,
+                    transport,
+                    net,
+                    inproc: inproc.clone(),
+                });
+            }
         }
     }
     drop(db);
@@ -213,7 +266,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     drop(server);
 
     print_report(&table, &plan, pinned, &scratch);
-    let errors: u64 = table.iter().map(|r| r.http.errors + r.inproc.errors).sum();
+    let errors: u64 = table.iter().map(|r| r.net.errors).sum::<u64>() + inproc_errors;
     if errors > 0 {
         return Err(format!(
             "{errors} requests failed (see the errors column); the figures are not valid"
@@ -234,9 +287,10 @@ async fn blocking<T: Send + 'static>(
 fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &ScratchDir) {
     println!();
     println!(
-        "{:<14} {:>5} {:>10} {:>8} {:>8}   {:>13} {:>8} {:>8}  {:>6}  {:>8}",
+        "{:<14} {:>5} {:>9} {:>10} {:>8} {:>8}   {:>13} {:>8} {:>8}  {:>6}  {:>8}",
         "workload",
         "conns",
+        "transport",
         "req/s",
         "p50(ms)",
         "p99(ms)",
@@ -248,29 +302,40 @@ fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &Scr
     );
     for r in table {
         let ratio = if r.inproc.per_sec > 0.0 {
-            format!("{:.2}", r.http.per_sec / r.inproc.per_sec)
+            format!("{:.2}", r.net.per_sec / r.inproc.per_sec)
         } else {
             "-".into()
         };
         println!(
-            "{:<14} {:>5} {:>10.0} {:>8.3} {:>8.3}   {:>13.0} {:>8.3} {:>8.3}  {:>6}  {:>8}",
+            "{:<14} {:>5} {:>9} {:>10.0} {:>8.3} {:>8.3}   {:>13.0} {:>8.3} {:>8.3}  {:>6}  {:>8}",
             r.workload.label(),
             r.conns,
-            r.http.per_sec,
-            r.http.p50_ms,
-            r.http.p99_ms,
+            r.transport.label(),
+            r.net.per_sec,
+            r.net.p50_ms,
+            r.net.p99_ms,
             r.inproc.per_sec,
             r.inproc.p50_ms,
             r.inproc.p99_ms,
             ratio,
-            format!("{}/{}", r.http.errors, r.inproc.errors),
+            format!("{}/{}", r.net.errors, r.inproc.errors),
         );
     }
+    let mut shown_inproc = Vec::new();
     for r in table {
-        for (side, cell) in [("HTTP", &r.http), ("in-process", &r.inproc)] {
-            if let Some(e) = &cell.first_error {
+        if let Some(e) = &r.net.first_error {
+            println!(
+                "first error, {} x{} {}: {e}",
+                r.workload.label(),
+                r.conns,
+                r.transport.label()
+            );
+        }
+        if let Some(e) = &r.inproc.first_error {
+            if !shown_inproc.contains(&(r.workload, r.conns)) {
+                shown_inproc.push((r.workload, r.conns));
                 println!(
-                    "first error, {} x{} {side}: {e}",
+                    "first error, {} x{} in-process: {e}",
                     r.workload.label(),
                     r.conns
                 );
@@ -281,13 +346,16 @@ fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &Scr
         .map(|n| n.get().to_string())
         .unwrap_or_else(|_| "unknown".into());
     println!();
-    println!("req/s: successful requests per second. One request is one pipeline (the statement, then close) on a new stream;");
+    println!("req/s: successful requests per second. http: one request is one pipeline (the statement, then close) on a new stream,");
+    println!("  over conns keep-alive connections. ws: one request is one request message (hrana3, JSON) on a stream opened once per socket,");
+    println!("  over conns sockets, each waiting for its response before the next request.");
     println!(
-        "  for \"{}\" it is one batch of {BATCH_ROWS} inserted rows (BEGIN, {BATCH_ROWS} INSERTs, COMMIT), so req/s = batches/s and rows/s = {BATCH_ROWS} x req/s.",
+        "  For \"{}\" a request is one batch of {BATCH_ROWS} inserted rows (BEGIN, {BATCH_ROWS} INSERTs, COMMIT), so req/s = batches/s and rows/s = {BATCH_ROWS} x req/s.",
         Workload::Batches.label()
     );
-    println!("in-proc: the same engine, requests and checks called from conns OS threads in this process, without HTTP and JSON.");
-    println!("ratio: HTTP req/s / in-process req/s. p50/p99: latency of one request. errors: HTTP/in-process failed requests.");
+    println!("in-proc: the same engine, requests and checks called from conns OS threads in this process, without network, HTTP/WebSocket and JSON;");
+    println!("  measured once per workload and conns, and shown beside each transport.");
+    println!("ratio: transport req/s / in-process req/s. p50/p99: latency of one request. errors: transport/in-process failed requests.");
     println!("command:    {}", command_line());
     println!(
         "durability: {} (server and in-process)",

@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: the URL of the running skylite server, unique names, and a
-factory for a private server started with special flags (binary from SKYLITE_BIN)."""
+"""Shared pytest fixtures: the URL of the running skylite server (http:// and ws://), unique
+names, and a factory for a private server started with special flags (binary from SKYLITE_BIN)."""
 import os
 import socket
 import subprocess
@@ -16,6 +16,12 @@ def server_url() -> str:
     if not url:
         pytest.fail("SKYLITE_TEST_URL is not set; run the suite through scripts/test.sh")
     return url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def ws_url(server_url) -> str:
+    """The same server as Hrana over WebSocket (GET / upgrades)."""
+    return "ws" + server_url[len("http"):]
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Python `libsql-client` (sync and async) against skylite over http://.
+"""Python `libsql-client` (sync and async) against skylite over http:// AND ws://.
 
 Over http this client uses the Hrana-over-HTTP v1 endpoints (/v1/execute, /v1/batch);
 it has no interactive transactions over http (it says so with TRANSACTIONS_NOT_SUPPORTED).
-Every scenario in the `client` fixture runs once with the sync and once with the async client.
+Over ws it speaks Hrana over WebSocket (subprotocol hrana2 only, one socket per client).
+Every scenario in the `client` fixture runs four times: http/ws x sync/async.
+ws-only features (interactive transactions, the dbapi2 module) are in test_libsql_client_ws.py.
 """
 import asyncio
 import threading
@@ -33,22 +35,69 @@ class AsyncAdapter:
         return self.loop.run_until_complete(self.client.batch(stmts))
 
     def transaction(self):
-        return self.client.transaction()
+        async def begin():
+            return self.client.transaction()  # over ws it sends BEGIN on a new stream
+
+        return AsyncTransactionAdapter(self.loop, self.loop.run_until_complete(begin()))
 
     def close(self):
         self.loop.run_until_complete(self.client.close())
         self.loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def client(request, server_url):
-    c = (
-        libsql_client.create_client_sync(server_url, auth_token=TOKEN)
-        if request.param == "sync"
-        else AsyncAdapter(server_url)
-    )
+class AsyncTransactionAdapter:
+    """The async client's transaction driven through the adapter's event loop."""
+
+    def __init__(self, loop, tx):
+        self.loop, self.tx = loop, tx
+
+    def execute(self, stmt, args=None):
+        return self.loop.run_until_complete(self.tx.execute(stmt, args))
+
+    def commit(self):
+        return self.loop.run_until_complete(self.tx.commit())
+
+    def rollback(self):
+        return self.loop.run_until_complete(self.tx.rollback())
+
+    def close(self):
+        self.tx.close()
+
+    @property
+    def closed(self):
+        return self.tx.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_client(url, mode):
+    if mode == "sync":
+        return libsql_client.create_client_sync(url, auth_token=TOKEN)
+    return AsyncAdapter(url)
+
+
+@pytest.fixture(params=["http-sync", "http-async", "ws-sync", "ws-async"])
+def client(request, server_url, ws_url):
+    scheme, mode = request.param.split("-")
+    c = make_client(server_url if scheme == "http" else ws_url, mode)
     yield c
     c.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def http_client(request, server_url):
+    c = make_client(server_url, request.param)
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=["http", "ws"])
+def any_url(request, server_url, ws_url):
+    return server_url if request.param == "http" else ws_url
 
 
 def count(client, table):
@@ -88,9 +137,10 @@ def test_literal_extremes_and_row_access(client):
     assert len(rs) == 1
 
 
-def test_no_auth_token(server_url):
-    # without a token this client still sends "authorization: Bearer None"
-    with libsql_client.create_client_sync(server_url) as c:
+def test_no_auth_token(any_url):
+    # without a token this client still sends "authorization: Bearer None" over http
+    # and a hello with jwt null over ws
+    with libsql_client.create_client_sync(any_url) as c:
         assert c.execute("SELECT 'ok'").rows[0][0] == "ok"
 
 
@@ -212,24 +262,25 @@ def test_vector_search(client, name):
     assert far.rows[0][0] == pytest.approx(2.0, abs=1e-6)
 
 
-def test_interactive_transactions_are_refused_over_http(client):
+def test_interactive_transactions_are_refused_over_http(http_client):
     with pytest.raises(libsql_client.LibsqlError) as err:
-        client.transaction()
+        http_client.transaction()
     assert err.value.code == "TRANSACTIONS_NOT_SUPPORTED"
 
 
 def test_transaction_left_open_by_one_request_does_not_leak(client, name):
-    # Each /v1 request runs on a fresh stream; a BEGIN left open must be rolled back
-    # when that stream ends, so it neither keeps the write lock nor hides rows.
+    # Each execute runs on a fresh stream (a /v1 request over http, open_stream..close_stream
+    # over ws); a BEGIN left open must be rolled back when that stream ends, so it neither
+    # keeps the write lock nor hides rows.
     client.execute(f"CREATE TABLE {name} (id INTEGER)")
     client.execute("BEGIN IMMEDIATE")
     client.execute(f"INSERT INTO {name} VALUES (1)")
     assert count(client, name) == 1
 
 
-def test_twenty_concurrent_async_clients(server_url, name):
+def test_twenty_concurrent_async_clients(any_url, name):
     async def worker(i, table):
-        c = libsql_client.create_client(server_url, auth_token=TOKEN)
+        c = libsql_client.create_client(any_url, auth_token=TOKEN)
         try:
             for j in range(10):
                 await c.execute(f"INSERT INTO {table} (worker, n) VALUES (?, ?)", [i, j])
@@ -240,7 +291,7 @@ def test_twenty_concurrent_async_clients(server_url, name):
             await c.close()
 
     async def main():
-        setup = libsql_client.create_client(server_url, auth_token=TOKEN)
+        setup = libsql_client.create_client(any_url, auth_token=TOKEN)
         await setup.execute(f"CREATE TABLE {name} (worker INTEGER, n INTEGER, PRIMARY KEY (worker, n))")
         results = await asyncio.gather(*(worker(i, name) for i in range(20)))
         total = (await setup.execute(f"SELECT count(*) FROM {name}")).rows[0][0]
@@ -253,14 +304,14 @@ def test_twenty_concurrent_async_clients(server_url, name):
     assert total == 20 * 15
 
 
-def test_twenty_concurrent_sync_clients_in_threads(server_url, name):
-    with libsql_client.create_client_sync(server_url, auth_token=TOKEN) as setup:
+def test_twenty_concurrent_sync_clients_in_threads(any_url, name):
+    with libsql_client.create_client_sync(any_url, auth_token=TOKEN) as setup:
         setup.execute(f"CREATE TABLE {name} (worker INTEGER, n INTEGER)")
     results, errors = {}, []
 
     def worker(i):
         try:
-            with libsql_client.create_client_sync(server_url, auth_token=TOKEN) as c:
+            with libsql_client.create_client_sync(any_url, auth_token=TOKEN) as c:
                 for j in range(10):
                     c.execute(f"INSERT INTO {name} VALUES (?, ?)", [i, j])
                 rows = c.execute(f"SELECT n FROM {name} WHERE worker = ? ORDER BY n", [i]).rows

@@ -4,8 +4,11 @@
 //! draw as the JSON body of `POST /v2/pipeline` ([`Draw::write_json`]); the in-process side
 //! turns the same draw into the [`StreamRequest`]s the server would have parsed from that body
 //! ([`Draw::to_requests`]). Both sides then judge the [`StreamResult`]s with [`check`], so they
-//! do exactly the same work apart from the network, HTTP and JSON.
+//! do exactly the same work apart from the network, HTTP and JSON. The WebSocket side renders
+//! the same request as a `request` message on its open stream ([`Draw::write_ws_json`]) and
+//! judges the answer with [`check_ws`], the same checks in the WebSocket envelope.
 
+use skylite_proto::ws::{Response as WsResponse, ServerMsg};
 use skylite_proto::{
     Batch, BatchCond, BatchStep, Stmt, StreamRequest, StreamResponse, StreamResult, Value,
 };
@@ -118,23 +121,51 @@ impl Draw {
     /// Appends the JSON body of the pipeline (the request, then `close`) to `buf`.
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(br#"{"baton":null,"requests":["#);
+        self.write_request_json(buf, None);
+        buf.extend_from_slice(br#",{"type":"close"}]}"#);
+    }
+
+    /// Appends the Hrana over WebSocket `request` message that carries the same request on
+    /// stream `stream_id` under id `request_id` (no `close`: the stream stays open).
+    pub fn write_ws_json(&self, buf: &mut Vec<u8>, request_id: i32, stream_id: i32) {
+        buf.extend_from_slice(br#"{"type":"request","request_id":"#);
+        push_decimal(buf, i64::from(request_id));
+        buf.extend_from_slice(br#","request":"#);
+        self.write_request_json(buf, Some(stream_id));
+        buf.push(b'}');
+    }
+
+    /// Appends the request object (`execute` or `batch`); with `stream_id`, it carries the
+    /// `stream_id` field that Hrana over WebSocket requests need.
+    fn write_request_json(&self, buf: &mut Vec<u8>, stream_id: Option<i32>) {
+        let push_stream = |buf: &mut Vec<u8>| {
+            if let Some(id) = stream_id {
+                buf.extend_from_slice(br#""stream_id":"#);
+                push_decimal(buf, i64::from(id));
+                buf.push(b',');
+            }
+        };
         match self {
             Draw::Read(id) => {
-                buf.extend_from_slice(br#"{"type":"execute","stmt":{"sql":""#);
+                buf.extend_from_slice(br#"{"type":"execute","#);
+                push_stream(buf);
+                buf.extend_from_slice(br#""stmt":{"sql":""#);
                 buf.extend_from_slice(READ_SQL.as_bytes());
                 buf.extend_from_slice(br#"","args":["#);
                 push_integer(buf, *id);
                 buf.extend_from_slice(b"]}}");
             }
             Draw::Insert(row) => {
-                buf.extend_from_slice(br#"{"type":"execute","stmt":"#);
+                buf.extend_from_slice(br#"{"type":"execute","#);
+                push_stream(buf);
+                buf.extend_from_slice(br#""stmt":"#);
                 push_insert_stmt(buf, row);
                 buf.push(b'}');
             }
             Draw::Batch(rows) => {
-                buf.extend_from_slice(
-                    br#"{"type":"batch","batch":{"steps":[{"stmt":{"sql":"BEGIN"}}"#,
-                );
+                buf.extend_from_slice(br#"{"type":"batch","#);
+                push_stream(buf);
+                buf.extend_from_slice(br#""batch":{"steps":[{"stmt":{"sql":"BEGIN"}}"#);
                 for (i, row) in rows.iter().enumerate() {
                     buf.extend_from_slice(br#",{"condition":{"type":"ok","step":"#);
                     push_decimal(buf, i as i64);
@@ -153,7 +184,6 @@ impl Draw {
                 buf.extend_from_slice(br#"}},"stmt":{"sql":"ROLLBACK"}}]}}"#);
             }
         }
-        buf.extend_from_slice(br#",{"type":"close"}]}"#);
     }
 
     /// The stream requests the server parses from [`Draw::write_json`]'s body.
@@ -307,6 +337,29 @@ pub fn check(workload: Workload, results: &[StreamResult]) -> Result<(), String>
         } => {}
         other => return Err(format!("close failed: {other:?}")),
     }
+    check_response(workload, response)
+}
+
+/// Judges the response to one request of `workload` on a WebSocket stream: a `response_ok`
+/// with the expected effect (a row read, a row inserted, a batch committed). The caller has
+/// already matched its request id.
+pub fn check_ws(workload: Workload, msg: ServerMsg) -> Result<(), String> {
+    let response = match msg {
+        ServerMsg::ResponseOk { response, .. } => response,
+        ServerMsg::ResponseError { error, .. } => return Err(describe_error(&error)),
+        other => return Err(format!("unexpected message {other:?}")),
+    };
+    // The same results as over HTTP, in the WebSocket envelope.
+    let response = match response {
+        WsResponse::Execute { result } => StreamResponse::Execute { result },
+        WsResponse::Batch { result } => StreamResponse::Batch { result },
+        other => return Err(format!("unexpected response {other:?}")),
+    };
+    check_response(workload, &response)
+}
+
+/// Judges the response to the request itself (not the `close`) of one pipeline.
+fn check_response(workload: Workload, response: &StreamResponse) -> Result<(), String> {
     match (workload, response) {
         (Workload::Reads, StreamResponse::Execute { result }) => {
             if result.rows.len() == 1 {
@@ -366,6 +419,34 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{workload:?}: {e}: {}", String::from_utf8_lossy(&buf)));
             assert_eq!(parsed.baton, None);
             assert_eq!(parsed.requests, draw.to_requests(), "{workload:?}");
+        }
+    }
+
+    #[test]
+    fn ws_messages_parse_to_the_in_process_requests() {
+        use skylite_proto::ws::{ClientMsg, Request};
+        let mut rng = Rng::new(11);
+        for workload in [Workload::Reads, Workload::Inserts, Workload::Batches] {
+            let draw = Draw::new(workload, &mut rng, 1000);
+            let mut buf = Vec::new();
+            draw.write_ws_json(&mut buf, 42, 7);
+            let parsed: ClientMsg = serde_json::from_slice(&buf)
+                .unwrap_or_else(|e| panic!("{workload:?}: {e}: {}", String::from_utf8_lossy(&buf)));
+            let ClientMsg::Request {
+                request_id,
+                request,
+            } = parsed
+            else {
+                panic!("{workload:?}: not a request");
+            };
+            assert_eq!(request_id, 42);
+            assert_eq!(request.stream_id(), Some(7));
+            let as_stream: Result<StreamRequest, Request> = request.into_stream_request();
+            assert_eq!(
+                as_stream.ok().as_ref(),
+                draw.to_requests().first(),
+                "{workload:?}"
+            );
         }
     }
 
