@@ -25,6 +25,8 @@ pub struct ConnFlags {
     pub tainted: AtomicBool,
     /// Why the authorizer denied the last statement.
     pub denial: Mutex<Option<String>>,
+    /// The statement being prepared is for a read-only caller: refuse every write.
+    pub read_only: AtomicBool,
 }
 
 impl ConnFlags {
@@ -68,8 +70,45 @@ const FILE_MODULES: &[&str] = &[
     "sqlite_dbpage",
 ];
 
+/// True for actions that change the database file (writes to `temp` count too: a read-only
+/// caller has no business leaving state behind).
+fn is_write(action: &AuthAction<'_>) -> bool {
+    matches!(
+        action,
+        AuthAction::Insert { .. }
+            | AuthAction::Update { .. }
+            | AuthAction::Delete { .. }
+            | AuthAction::CreateIndex { .. }
+            | AuthAction::CreateTable { .. }
+            | AuthAction::CreateTrigger { .. }
+            | AuthAction::CreateView { .. }
+            | AuthAction::CreateTempIndex { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::CreateTempTrigger { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::DropIndex { .. }
+            | AuthAction::DropTable { .. }
+            | AuthAction::DropTrigger { .. }
+            | AuthAction::DropView { .. }
+            | AuthAction::DropTempIndex { .. }
+            | AuthAction::DropTempTable { .. }
+            | AuthAction::DropTempTrigger { .. }
+            | AuthAction::DropTempView { .. }
+            | AuthAction::AlterTable { .. }
+            | AuthAction::Reindex { .. }
+            | AuthAction::Analyze { .. }
+            | AuthAction::CreateVtable { .. }
+            | AuthAction::DropVtable { .. }
+    )
+}
+
 /// Decides one action.
 pub fn authorize(flags: &ConnFlags, ctx: AuthContext<'_>) -> Authorization {
+    if flags.read_only.load(Ordering::Relaxed) && is_write(&ctx.action) {
+        return flags.deny(
+            "attempt to write with read-only access: this token may only read this database".into(),
+        );
+    }
     match ctx.action {
         AuthAction::Attach { .. } => flags.deny(
             "ATTACH is not allowed: a skylite database cannot reach other database files".into(),

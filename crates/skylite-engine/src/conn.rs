@@ -52,6 +52,8 @@ pub struct StmtInput<'a> {
     pub named_args: &'a [NamedArg],
     /// Whether rows go to the sink (they are always stepped through).
     pub want_rows: bool,
+    /// The caller may only read (a read-only token): any statement that would write is refused.
+    pub read_only: bool,
 }
 
 /// One SQLite connection of a [`crate::Database`].
@@ -230,6 +232,14 @@ impl Conn {
             ));
         }
         let keyword = sql_text::txn_keyword(sql);
+        if input.read_only && keyword == TxnKeyword::BeginImmediate {
+            return Err(read_only_error());
+        }
+        // The authorizer refuses writes while it vets a statement for a read-only caller; the
+        // check after preparation below covers statements that come from the cache.
+        self.flags
+            .read_only
+            .store(input.read_only, Ordering::Relaxed);
         let result = self.run_prepared(sql, keyword, input, sink);
         if let Err(e) = &result {
             if e.code == "SQLITE_INTERRUPT" {
@@ -269,6 +279,10 @@ impl Conn {
         stmt.clear_bindings();
         bind_args(&mut stmt, input.args, input.named_args)?;
         let readonly = stmt.readonly();
+        if input.read_only && !readonly {
+            stmt.clear_bindings();
+            return Err(read_only_error());
+        }
         if self.readonly_txn && !readonly {
             stmt.clear_bindings();
             return Err(ExecError::new(
@@ -340,6 +354,8 @@ impl Conn {
             return Err(err);
         }
         let (len, _) = sql_text::first_statement(sql);
+        // Describing reads nothing and writes nothing, whoever asks.
+        self.flags.read_only.store(false, Ordering::Relaxed);
         let stmt = match self.sqlite.prepare_cached(&sql[..len]) {
             Ok(s) => s,
             Err(e) => return Err(self.prepare_error(e)),
@@ -376,6 +392,14 @@ impl Drop for Conn {
         }
         self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The error for a write attempted with read-only access.
+fn read_only_error() -> ExecError {
+    ExecError::new(
+        "SQLITE_READONLY",
+        "attempt to write with read-only access: this token may only read this database",
+    )
 }
 
 /// True if `sql` holds nothing but whitespace, comments and semicolons.

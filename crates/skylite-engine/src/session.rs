@@ -103,9 +103,22 @@ pub struct Session {
     /// Whether `sqls` belongs to this session alone (and so is part of its state).
     owns_sqls: bool,
     lost: Option<ExecError>,
+    read_only: bool,
 }
 
 impl Session {
+    /// Limits the session to reading (a read-only token). Enforced by the engine for every
+    /// statement: the authorizer refuses writes while a statement is prepared, and any prepared
+    /// statement that would write is refused before it runs.
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
+    }
+
+    /// Whether the session may only read.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// A fresh session on `db`.
     pub fn new(db: Database) -> Self {
         Session {
@@ -114,6 +127,7 @@ impl Session {
             sqls: SqlStore::default(),
             owns_sqls: true,
             lost: None,
+            read_only: false,
         }
     }
 
@@ -126,6 +140,7 @@ impl Session {
             sqls,
             owns_sqls: false,
             lost: None,
+            read_only: false,
         }
     }
 
@@ -293,6 +308,7 @@ impl Session {
             args: &stmt.args,
             named_args: &stmt.named_args,
             want_rows: stmt.want_rows.unwrap_or(true),
+            read_only: self.read_only,
         };
         let result = self.conn()?.run(input, sink);
         if let Err(e) = &result {
