@@ -8,6 +8,8 @@
 #   SKYLITE_BIN=...  use this server binary instead of target/release/skylite (skips the build)
 #   SKIP_PYTHON=1 / SKIP_NODE=1   skip one client suite
 #   PYTEST_ARGS / NODE_TEST_ARGS  extra arguments for the runners (e.g. "-k vector")
+#   CI=true          makes the Protobuf drift check mandatory (SKYLITE_REQUIRE_PROTOC=1);
+#                    protoc is installed with apt-get when missing and running as root
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -126,6 +128,24 @@ setup_node() {
   fi
 }
 
+# protoc lets `cargo test` check the generated Protobuf code (crates/skylite-proto/src/pb)
+# against proto/ (crates/skylite-proto/tests/pb_generated.rs); without it that check is skipped.
+setup_protoc() {
+  local protoc="${PROTOC:-protoc}"
+  if ! command -v "$protoc" >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    apt-get install -y -qq protobuf-compiler >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; } || true
+  fi
+  if command -v "$protoc" >/dev/null; then
+    echo "protoc: $("$protoc" --version)"
+  elif [[ "${CI:-}" == "true" ]]; then
+    echo "protoc is missing and CI=true requires the Protobuf drift check"
+    return 1
+  else
+    echo "protoc not found: the Protobuf drift check will be skipped"
+  fi
+}
+
 node_tests() (
   cd "$NODE_DIR"
   # shellcheck disable=SC2086
@@ -135,6 +155,10 @@ node_tests() (
 # ---- 1. Rust ---------------------------------------------------------------
 BIN="${SKYLITE_BIN:-$ROOT/target/release/skylite}"
 if [[ "${SKIP_RUST:-0}" != "1" ]]; then
+  run_step "install protoc" - setup_protoc
+  if [[ "${CI:-}" == "true" ]]; then
+    export SKYLITE_REQUIRE_PROTOC=1
+  fi
   if [[ -z "${SKYLITE_BIN:-}" ]]; then
     run_step "cargo build --release -p skylite" - cargo build --release -p skylite
   fi

@@ -333,6 +333,7 @@ impl Conn {
         let elapsed = started.elapsed();
         let rows_read = stmt.reset_status(StatementStatus::RowsRead).max(0) as u64;
         let rows_written = stmt.reset_status(StatementStatus::RowsWritten).max(0) as u64;
+        self.shared.count_rows(rows_read, rows_written);
         stmt.clear_bindings();
         drop(stmt);
         outcome?;

@@ -57,9 +57,30 @@ pub(crate) struct Shared {
     pool: Mutex<Vec<Conn>>,
     next_conn_id: AtomicU64,
     pub(crate) open_conns: AtomicUsize,
+    /// Rows read by statements since the database was opened (SQLite's own count).
+    rows_read: AtomicU64,
+    /// Rows written by statements since the database was opened.
+    rows_written: AtomicU64,
     /// Held open for the database's lifetime, so the WAL file is never deleted and recreated
     /// under the syncer (SQLite removes it when the last connection closes).
     _anchor: Mutex<Connection>,
+}
+
+impl Shared {
+    /// Adds one statement's row counts to the database's totals.
+    pub(crate) fn count_rows(&self, read: u64, written: u64) {
+        self.rows_read.fetch_add(read, Ordering::Relaxed);
+        self.rows_written.fetch_add(written, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one open database, since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbCounters {
+    /// Rows read by statements (the sum of their `rows_read`).
+    pub rows_read: u64,
+    /// Rows written by statements (the sum of their `rows_written`).
+    pub rows_written: u64,
 }
 
 /// A handle to one open database.
@@ -108,6 +129,8 @@ impl Database {
                 pool: Mutex::new(Vec::new()),
                 next_conn_id: AtomicU64::new(1),
                 open_conns: AtomicUsize::new(0),
+                rows_read: AtomicU64::new(0),
+                rows_written: AtomicU64::new(0),
                 _anchor: Mutex::new(anchor),
             }),
         })
@@ -172,6 +195,21 @@ impl Database {
     /// Whether writers are queued on the write lock.
     pub fn has_write_waiters(&self) -> bool {
         self.shared.write_lock.has_waiters()
+    }
+
+    /// Rows read and written by statements since the database was opened.
+    pub fn counters(&self) -> DbCounters {
+        DbCounters {
+            rows_read: self.shared.rows_read.load(Ordering::Relaxed),
+            rows_written: self.shared.rows_written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops the idle pooled connections (before the database's files go away).
+    pub fn drain_pool(&self) {
+        let idle: Vec<Conn> =
+            std::mem::take(&mut *self.shared.pool.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(idle);
     }
 
     /// Number of SQLite connections open on this database (pooled and in use).

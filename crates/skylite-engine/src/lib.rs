@@ -6,6 +6,7 @@
 //! - [`Conn`] is one SQLite connection and runs single statements ([`conn`]).
 //! - [`Session`] is a Hrana stream: requests, batches with conditions, sequences, describe,
 //!   stored SQL and cursors ([`session`]).
+//! - [`maintenance`]: table counts, `quick_check` and consistent copies, for the admin API.
 //!
 //! Everything here blocks. The server calls it from blocking threads only.
 
@@ -14,13 +15,14 @@ pub mod conn;
 pub mod database;
 pub mod durability;
 mod error;
+pub mod maintenance;
 pub mod session;
 pub mod sql_text;
 pub mod workers;
 pub mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
-pub use database::{Database, EngineConfig};
+pub use database::{Database, DbCounters, EngineConfig};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ExecError, OpenError};
 pub use session::{Budget, Session, SqlStore};

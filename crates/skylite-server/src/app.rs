@@ -1,25 +1,25 @@
 //! Shared server state and the router: which path goes to which handler, body limits, the
+//! database path prefixes (`/db/<name>/...`, `/dev/<name>/...`, see [`crate::routing`]), the
 //! stream reaper, graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use skylite_engine::{Database, OpenError, Workers};
+use skylite_engine::{OpenError, Workers};
 use tokio::net::TcpListener;
 
 use crate::baton::BatonKey;
+use crate::databases::Databases;
 use crate::error::ApiError;
-use crate::streams::Streams;
-use crate::{hrana_http, legacy_http, ws, ServerConfig};
+use crate::{admin, hrana_http, legacy_http, routing, ws, ServerConfig};
 
-/// The name of the database served when a request names none.
-pub const DEFAULT_DATABASE: &str = "default";
+pub use crate::databases::DEFAULT_DATABASE;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,8 @@ pub struct AppInner {
     pub config: ServerConfig,
     /// Signs batons.
     pub baton_key: BatonKey,
-    /// The database's streams (and through them, the database).
-    pub streams: Arc<Streams>,
+    /// Every database, with its streams.
+    pub databases: Databases,
     /// The threads that run SQL.
     pub workers: Workers,
 }
@@ -61,7 +61,7 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    /// Opens the data folder: the default database and the baton key.
+    /// Opens the data folder: the default database (created if needed) and the baton key.
     pub fn open(config: ServerConfig) -> Result<App, ServeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
             what: format!("data folder {}", config.data_dir.display()),
@@ -72,31 +72,34 @@ impl App {
             what: format!("baton key {}", key_path.display()),
             source,
         })?;
-        let db = Database::open(
-            &config.database_file(DEFAULT_DATABASE),
-            config.engine.clone(),
-        )?;
-        let streams = Arc::new(Streams::new(db, config.stream_idle_timeout));
+        let databases = Databases::open(&config)?;
         Ok(App(Arc::new(AppInner {
             config,
             baton_key,
-            streams,
+            databases,
             workers: Workers::for_this_machine("skylite-sql"),
         })))
     }
 
-    /// The database requests go to.
-    pub fn database(&self) -> &Database {
-        self.streams.database()
-    }
-
-    /// The scope batons are bound to.
-    pub fn baton_scope(&self) -> &str {
-        DEFAULT_DATABASE
-    }
-
-    /// The router with every route.
+    /// The router with every route. A `/db/<name>` or `/dev/<name>` path prefix is stripped
+    /// (and remembered) before routing, so every route also works under it.
     pub fn router(&self) -> Router {
+        let inner = self.routes();
+        Router::new().fallback(move |req: Request| {
+            let inner = inner.clone();
+            async move {
+                use tower::ServiceExt;
+                let req = routing::strip_database_prefix(req);
+                match inner.oneshot(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        })
+    }
+
+    /// The routes, as seen after the database prefix is stripped.
+    fn routes(&self) -> Router {
         Router::new()
             .route("/health", get(health))
             .route("/version", get(version))
@@ -112,6 +115,7 @@ impl App {
             .route("/v3-protobuf", get(hrana_http::version_probe))
             .route("/v3-protobuf/pipeline", post(hrana_http::pipeline_protobuf))
             .route("/v3-protobuf/cursor", post(hrana_http::cursor_protobuf))
+            .merge(admin::routes())
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(self.clone())
@@ -126,7 +130,9 @@ impl App {
             loop {
                 tick.tick().await;
                 let Some(app) = weak.upgrade() else { return };
-                app.streams.reap().await;
+                for db in app.databases.all_open() {
+                    db.streams().reap().await;
+                }
             }
         });
     }
@@ -148,15 +154,19 @@ fn rusqlite_version() -> &'static str {
     skylite_engine::sqlite_version()
 }
 
-async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        format!("no such endpoint: {}", uri.path()),
-    )
+async fn not_found(req: Request) -> impl IntoResponse {
+    let mut message = format!("no such endpoint: {}", req.uri().path());
+    if let Some(routing::PathDatabase(name)) = req.extensions().get::<routing::PathDatabase>() {
+        message.push_str(&format!(" (after the database prefix naming {name:?})"));
+        if let Some(hint) = routing::trailing_slash_hint(name) {
+            message.push_str(hint);
+        }
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then rolls back open transactions.
+/// Serves `app` on `listener` (over TLS when `config.tls` is set) until `shutdown` resolves, then
+/// rolls back open transactions.
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -164,10 +174,21 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     app.spawn_reaper();
     let router = app.router();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let streams = app.streams.clone();
-    let _ = tokio::task::spawn_blocking(move || streams.close_all()).await;
+    let result = match app.config.tls.clone() {
+        Some(tls) => crate::tls::serve_tls(listener, router, tls, shutdown).await,
+        None => {
+            use axum::serve::ListenerExt;
+            // Replies are small and often written back to back (WebSocket responses, pipelined
+            // requests): without TCP_NODELAY, Nagle's algorithm holds the second one ~40 ms.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.databases.close_all()).await;
     result
 }

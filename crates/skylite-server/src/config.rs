@@ -1,9 +1,11 @@
-//! Server settings: where the data lives, engine limits, stream expiry, request limits.
+//! Server settings: where the data lives, engine limits, stream expiry, request limits, TLS.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use skylite_engine::EngineConfig;
+
+use crate::tls::TlsConfig;
 
 /// Everything the server needs to know at start.
 #[derive(Debug, Clone)]
@@ -16,6 +18,8 @@ pub struct ServerConfig {
     pub stream_idle_timeout: Duration,
     /// Largest request body accepted (larger ones get 413).
     pub max_body_bytes: usize,
+    /// Serve HTTPS/WSS with this certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl ServerConfig {
@@ -26,6 +30,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             stream_idle_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
+            tls: None,
         }
     }
 

@@ -6,6 +6,9 @@
 //! ([`Encoding`]). Errors answered at the HTTP level (bad baton, malformed body) are JSON
 //! `{"message", "code"}` for both encodings.
 //!
+//! Every handler takes the [`TargetDb`] the request was routed to; streams and batons belong to
+//! that database (a baton of one database is refused on another).
+//!
 //! The path of a pipeline request: parse the body; find the stream its baton names (or open a
 //! new one, or resume a stateless one the server no longer knows); lock it; on a blocking
 //! thread run every request through the [`skylite_engine::Session`], wait for durability, bump
@@ -30,7 +33,9 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::app::App;
 use crate::baton::BatonClaims;
+use crate::databases::DbHandle;
 use crate::error::ApiError;
+use crate::routing::TargetDb;
 use crate::streams::{SharedStream, StreamEntry};
 
 /// `GET /v1`, `/v2`, `/v3`, `/v3-protobuf`: the version probe.
@@ -141,7 +146,7 @@ pub struct Checkout {
 }
 
 impl App {
-    /// Finds or opens the stream a baton names.
+    /// Finds or opens the stream a baton names, among the streams of `db`.
     ///
     /// `acknowledges_loss` says that the request starts with `ROLLBACK`: a stream whose
     /// transaction was lost (expired, or the server restarted) then comes back in the *lost*
@@ -149,10 +154,11 @@ impl App {
     /// stream works again, instead of failing forever with `STREAM_EXPIRED`.
     pub async fn checkout(
         &self,
+        db: &DbHandle,
         baton: Option<&str>,
         acknowledges_loss: bool,
     ) -> Result<Checkout, ApiError> {
-        let streams = &self.streams;
+        let streams = db.streams();
         let lost = |id: u64, seq: u64, code: &str, why: String| -> Result<Checkout, ApiError> {
             if !acknowledges_loss || code != "STREAM_EXPIRED" {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
@@ -188,7 +194,7 @@ impl App {
         };
         let claims = self
             .baton_key
-            .decode(self.baton_scope(), baton)
+            .decode(db.name(), baton)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
         if let Some(stream) = streams.get(claims.stream_id) {
             let guard = stream.lock_owned().await;
@@ -237,10 +243,10 @@ impl App {
             .map_err(|_| ApiError::internal("a resumed stream was already locked"))
     }
 
-    /// Signs the baton for the next request on a stream.
-    pub fn next_baton(&self, id: u64, seq: u64, stateful: bool) -> String {
+    /// Signs the baton for the next request on a stream of `db`.
+    pub fn next_baton(&self, db: &DbHandle, id: u64, seq: u64, stateful: bool) -> String {
         self.baton_key.encode(
-            self.baton_scope(),
+            db.name(),
             BatonClaims {
                 stream_id: id,
                 seq,
@@ -278,22 +284,25 @@ fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
 /// `POST /v2/pipeline` and `POST /v3/pipeline`.
 pub async fn pipeline(
     State(app): State<App>,
+    TargetDb(db): TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, Encoding::Json, body).await
+    run_pipeline(app, db, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/pipeline`.
 pub async fn pipeline_protobuf(
     State(app): State<App>,
+    TargetDb(db): TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, Encoding::Protobuf, body).await
+    run_pipeline(app, db, Encoding::Protobuf, body).await
 }
 
 /// Runs a pipeline whose bodies use `encoding`.
 pub async fn run_pipeline(
     app: App,
+    db: std::sync::Arc<DbHandle>,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -303,12 +312,13 @@ pub async fn run_pipeline(
         .first()
         .is_some_and(skylite_engine::session::starts_with_rollback);
     let checkout = app
-        .checkout(req.baton.as_deref(), acknowledges_loss)
+        .checkout(&db, req.baton.as_deref(), acknowledges_loss)
         .await?;
     let id = checkout.id;
     let unregistered = checkout.unregistered;
     let mut guard = checkout.guard;
     let worker_app = app.clone();
+    let worker_db = db.clone();
     let mut guard_log = DisconnectGuard {
         what: "pipeline",
         done: false,
@@ -336,8 +346,8 @@ pub async fn run_pipeline(
             guard.session.close();
             return Err(ApiError::from_exec(e));
         }
-        let baton =
-            (!closed).then(|| worker_app.next_baton(id, guard.seq, guard.session.is_stateful()));
+        let baton = (!closed)
+            .then(|| worker_app.next_baton(&worker_db, id, guard.seq, guard.session.is_stateful()));
         let body = PipelineRespBody {
             baton,
             base_url: None,
@@ -352,7 +362,7 @@ pub async fn run_pipeline(
     let (bytes, closed, guard) = match outcome {
         Ok(v) => v,
         Err(e) => {
-            app.streams.remove(id);
+            db.streams().remove(id);
             return Err(e);
         }
     };
@@ -360,10 +370,10 @@ pub async fn run_pipeline(
     if closed {
         if unregistered.is_none() {
             // The client holds batons of this stream: tell it why they stopped working.
-            app.streams.close(id);
+            db.streams().close(id);
         }
     } else if let Some(shared) = unregistered {
-        app.streams.insert(id, shared);
+        db.streams().insert(id, shared);
     }
     Ok(ok_response(bytes, encoding.pipeline_content_type()))
 }
@@ -374,28 +384,31 @@ const CURSOR_CHUNK: usize = 32 * 1024;
 /// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
 pub async fn cursor(
     State(app): State<App>,
+    TargetDb(db): TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, Encoding::Json, body).await
+    run_cursor(app, db, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
 pub async fn cursor_protobuf(
     State(app): State<App>,
+    TargetDb(db): TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, Encoding::Protobuf, body).await
+    run_cursor(app, db, Encoding::Protobuf, body).await
 }
 
 /// Runs a cursor whose bodies use `encoding`: the head ([`CursorRespBody`]) first, then the
 /// entries, each framed by the encoding.
 pub async fn run_cursor(
     app: App,
+    db: std::sync::Arc<DbHandle>,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CursorReqBody = encoding.decode(body)?;
-    let checkout = app.checkout(req.baton.as_deref(), false).await?;
+    let checkout = app.checkout(&db, req.baton.as_deref(), false).await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
     guard.seq += 1;
@@ -409,9 +422,9 @@ pub async fn run_cursor(
                     .as_deref()
                     .is_some_and(skylite_engine::sql_text::may_leave_state)
         });
-    let baton = app.next_baton(id, guard.seq, may_hold_state);
+    let baton = app.next_baton(&db, id, guard.seq, may_hold_state);
     if let Some(shared) = checkout.unregistered {
-        app.streams.insert(id, shared);
+        db.streams().insert(id, shared);
     }
     let mut first = Vec::new();
     let head = CursorRespBody {

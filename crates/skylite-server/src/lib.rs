@@ -4,7 +4,10 @@
 //! [`skylite_engine`].
 //!
 //! - [`config`]: what the server is told at start.
-//! - [`app`]: shared state (database, streams, baton key) and the router.
+//! - [`app`]: shared state (databases, baton key) and the router.
+//! - [`databases`]: database names and the registry of open databases (create, delete, fork).
+//! - [`routing`]: which database a request is for (path prefix, `x-namespace`, subdomain).
+//! - [`admin`]: the admin API under `/v1/admin/databases`.
 //! - [`hrana_http`]: `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`, and the same under
 //!   `/v3-protobuf`.
 //! - [`ws`]: Hrana over WebSocket on `GET /`.
@@ -12,19 +15,25 @@
 //! - [`streams`]: live streams, expiry, revocation of stalled transactions.
 //! - [`baton`]: signed, single-use batons.
 //! - [`error`]: HTTP error bodies.
+//! - [`tls`]: loading `--tls-cert`/`--tls-key`, and the TLS accept loop.
 //!
 //! SQL never runs on async worker threads: every handler hands its work to the engine's
 //! worker pool through [`blocking::run`].
 
+pub mod admin;
 pub mod app;
 pub mod baton;
 pub mod blocking;
 pub mod config;
+pub mod databases;
 pub mod error;
 pub mod hrana_http;
 pub mod legacy_http;
+pub mod routing;
 pub mod streams;
+pub mod tls;
 pub mod ws;
 
 pub use app::{serve, App, ServeError};
 pub use config::ServerConfig;
+pub use tls::{TlsConfig, TlsError};

@@ -23,6 +23,10 @@
 //! 5. Responses come back to the connection task through one bounded queue and are written to
 //!    the socket in completion order.
 //!
+//! A connection is bound to the database its upgrade request was routed to
+//! ([`crate::routing`]); if that database is deleted, the next request closes the socket
+//! (1001).
+//!
 //! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
 //! connection task stops reading the socket (TCP flow control reaches the client). It also
 //! stops reading while it writes, so a client that does not read cannot make the server buffer
@@ -34,6 +38,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -54,7 +59,9 @@ use skylite_proto::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
+use crate::databases::{DbHandle, WebSocketGuard};
 use crate::error::ApiError;
+use crate::routing::TargetDb;
 
 /// Most requests of one socket queued or running at once; beyond it the socket is not read.
 pub const MAX_OUTSTANDING: usize = 128;
@@ -169,6 +176,8 @@ impl CloseReason {
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// 1009 ("message too big"): a message beyond the size limit.
     pub const TOO_BIG: u16 = 1009;
+    /// Going away: the database the connection is bound to was deleted.
+    pub const GOING_AWAY: u16 = 1001;
 
     fn new(code: u16, reason: impl Into<String>) -> Self {
         CloseReason {
@@ -197,6 +206,7 @@ impl CloseReason {
 /// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
 pub async fn upgrade(
     State(app): State<App>,
+    TargetDb(target): TargetDb,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -237,7 +247,7 @@ pub async fn upgrade(
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-            Connection::new(app, id, proto).run(socket).await;
+            Connection::new(app, target, id, proto).run(socket).await;
         })
 }
 
@@ -333,6 +343,10 @@ enum CursorHandle {
 struct Connection {
     ctx: Ctx,
     app: App,
+    /// The database this connection was opened for; every stream runs on it.
+    target: Arc<DbHandle>,
+    /// Counts this connection on its database while it lives.
+    _counted: WebSocketGuard,
     hello: bool,
     /// The client's token, kept for authorization (not checked yet).
     jwt: Option<String>,
@@ -359,18 +373,21 @@ enum Incoming {
 }
 
 impl Connection {
-    fn new(app: App, conn_id: u64, proto: Subprotocol) -> Self {
+    fn new(app: App, target: Arc<DbHandle>, conn_id: u64, proto: Subprotocol) -> Self {
         let (out_tx, out_rx) = mpsc::channel(MAX_OUTSTANDING);
         let ctx = Ctx {
             conn_id,
             proto,
-            db: app.database().clone(),
+            db: target.database().clone(),
             workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
         };
+        let counted = target.websocket_guard();
         Connection {
             ctx,
             app,
+            target,
+            _counted: counted,
             hello: false,
             jwt: None,
             sqls: SqlStore::default(),
@@ -387,6 +404,7 @@ impl Connection {
         tracing::info!(
             conn = conn_id,
             subprotocol = self.ctx.proto.name(),
+            database = self.target.name(),
             "websocket connection opened"
         );
         let end = loop {
@@ -453,6 +471,15 @@ impl Connection {
                             "a request came before the hello message",
                         );
                         tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        break why.reason;
+                    }
+                    if self.target.is_deleted() {
+                        let why = CloseReason::new(
+                            CloseReason::GOING_AWAY,
+                            format!("the database {:?} was deleted", self.target.name()),
+                        );
+                        tracing::info!(conn = conn_id, "{}", why.reason);
                         let _ = socket.send(Message::Close(Some(why.frame()))).await;
                         break why.reason;
                     }

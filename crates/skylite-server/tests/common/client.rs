@@ -46,6 +46,17 @@ pub async fn try_request(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> Result<Resp, String> {
+    try_request_with(addr, method, path, &[], body).await
+}
+
+/// Like [`try_request`] with extra headers (a `host` given here replaces the default one).
+pub async fn try_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Resp, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -55,10 +66,13 @@ pub async fn try_request(
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut builder = hyper::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
@@ -93,6 +107,26 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Ve
     match tokio::time::timeout(
         Duration::from_secs(30),
         try_request(addr, method, path, body),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => panic!("{method} {path}: {e}"),
+        Err(_) => panic!("{method} {path}: no response within 30 s"),
+    }
+}
+
+/// Like [`request`] with extra headers.
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Resp {
+    match tokio::time::timeout(
+        Duration::from_secs(30),
+        try_request_with(addr, method, path, headers, body),
     )
     .await
     {

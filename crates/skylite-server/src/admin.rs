@@ -1,0 +1,174 @@
+//! The admin API: create, list, inspect, delete and fork databases. JSON in and out.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/admin/databases` | | 200 `{"databases": [info, ...]}` |
+//! | `POST /v1/admin/databases` | `{"name": "app"}` | 201 `{"name": "app", "created": true}`; 409 `DATABASE_EXISTS` |
+//! | `GET /v1/admin/databases/{name}` | | 200 info plus `health` (`PRAGMA quick_check`); 404 |
+//! | `DELETE /v1/admin/databases/{name}` | | 200 `{"name", "deleted": true}`; 404; 409 `DATABASE_PROTECTED` for `default` |
+//! | `POST /v1/admin/databases/{name}/fork` | `{"to": "copy"}` | 201 `{"name": "copy", "forked_from": "app", "created": true}`; 404; 409 |
+//!
+//! `info` is `name`, `size_bytes` (database file plus WAL), `db_bytes`, `wal_bytes`, `tables`,
+//! `rows_read`, `rows_written` (since the server opened the database), `open_streams`,
+//! `websocket_connections`, `open_connections` and `open`.
+//!
+//! Every handler first calls [`require_admin`]; all file and SQLite work runs on the worker
+//! pool.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::databases::not_found;
+use crate::error::ApiError;
+use crate::hrana_http::parse_body;
+
+/// The admin routes (merged into the main router).
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/admin/databases", get(list).post(create))
+        .route("/v1/admin/databases/{name}", get(show).delete(delete))
+        .route("/v1/admin/databases/{name}/fork", post(fork))
+}
+
+/// Checks that the request may use the admin API.
+///
+/// TODO(auth): require an admin token here (`Authorization: Bearer` with the admin claim);
+/// answer 401 without a valid token and 403 for a token that is not an admin's. With auth
+/// switched off (`--no-auth`) everything is allowed, as now.
+pub fn require_admin(_app: &App, _headers: &HeaderMap) -> Result<(), ApiError> {
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CreateReq {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ForkReq {
+    to: String,
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut resp = (status, value.to_string()).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn path_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    name.map(|Path(n)| n).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATABASE_NAME",
+            format!("unreadable database name in the path: {e}"),
+        )
+    })
+}
+
+/// Runs admin work on the worker pool.
+async fn on_worker<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let worker_app = app.clone();
+    crate::blocking::run(&app.workers, move || f(&worker_app))
+        .await
+        .map_err(|e| ApiError::internal(format!("admin worker failed: {e}")))?
+}
+
+/// `GET /v1/admin/databases`.
+async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_admin(&app, &headers)?;
+    let infos = on_worker(&app, |app| {
+        let mut infos = Vec::new();
+        for name in app.databases.names()? {
+            // A database deleted meanwhile is simply left out.
+            if let Some(info) = app.databases.info(&name, false)? {
+                infos.push(info);
+            }
+        }
+        Ok(infos)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, json!({ "databases": infos })))
+}
+
+/// `POST /v1/admin/databases`.
+async fn create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &headers)?;
+    let req: CreateReq = parse_body(body)?;
+    let name = req.name.clone();
+    on_worker(&app, move |app| app.databases.create(&req.name).map(|_| ())).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({ "name": name, "created": true }),
+    ))
+}
+
+/// `GET /v1/admin/databases/{name}`.
+async fn show(
+    State(app): State<App>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &headers)?;
+    let name = path_name(name)?;
+    let info = on_worker(&app, move |app| {
+        app.databases
+            .info(&name, true)?
+            .ok_or_else(|| not_found(&name))
+    })
+    .await?;
+    let value = serde_json::to_value(info)
+        .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
+    Ok(json_response(StatusCode::OK, value))
+}
+
+/// `DELETE /v1/admin/databases/{name}`.
+async fn delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &headers)?;
+    let name = path_name(name)?;
+    let answer = name.clone();
+    on_worker(&app, move |app| app.databases.delete(&name)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "name": answer, "deleted": true }),
+    ))
+}
+
+/// `POST /v1/admin/databases/{name}/fork`.
+async fn fork(
+    State(app): State<App>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &headers)?;
+    let from = path_name(name)?;
+    let req: ForkReq = parse_body(body)?;
+    let (answer_from, answer_to) = (from.clone(), req.to.clone());
+    on_worker(&app, move |app| app.databases.fork(&from, &req.to)).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({ "name": answer_to, "forked_from": answer_from, "created": true }),
+    ))
+}

@@ -1,0 +1,556 @@
+//! The databases of one server: name validation, and the registry that maps names to open
+//! databases.
+//!
+//! A database is a folder under the data directory, `<data-dir>/<name>/data.db`. Folders whose
+//! name is not a valid database name (`.skylite/` with the server's keys, the hidden temporary
+//! folders of forks and deletions) are never databases. A database is opened on first use and
+//! stays open: its [`DbHandle`] holds the engine [`Database`] and the [`Streams`] of its
+//! Hrana-over-HTTP streams. `default` is created at start.
+//!
+//! Creating, deleting and forking change the folder layout; they run on worker threads and take
+//! one lifecycle lock, as does opening, so a database is never opened while it is being
+//! removed, and a folder is never created except by [`Databases::create`] (or a fork).
+//! Deletion renames the folder to a hidden trash name first (atomic), then removes it; a fork
+//! is written into a hidden temporary folder and renamed into place once complete.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use skylite_engine::{maintenance, Database, ExecError, OpenError};
+
+use crate::error::ApiError;
+use crate::streams::Streams;
+use crate::ServerConfig;
+
+/// The name of the database served when a request names none. It cannot be deleted.
+pub const DEFAULT_DATABASE: &str = "default";
+
+/// Longest database name (a DNS label).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Checks a database name: 1 to 63 characters, lowercase ASCII letters, digits, `-` and `_`,
+/// starting with a letter or a digit. This is the only place names are judged; a name that
+/// fails here never reaches the file system.
+pub fn validate_name(name: &str) -> Result<&str, ApiError> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is longer than 63 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        Some("only lowercase letters a-z, digits 0-9, '-' and '_' are allowed")
+    } else if !name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Some("it must start with a letter or a digit")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(name),
+        Some(why) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATABASE_NAME",
+            format!(
+                "invalid database name {:?}: {why}",
+                name.chars().take(80).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// True if `name` is a valid database name.
+pub fn is_valid_name(name: &str) -> bool {
+    validate_name(name).is_ok()
+}
+
+/// The 404 for a database that does not exist.
+pub fn not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "DATABASE_NOT_FOUND",
+        format!(
+            "database {name:?} does not exist (create it with POST /v1/admin/databases \
+             {{\"name\": \"{name}\"}})"
+        ),
+    )
+}
+
+fn exists_error(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "DATABASE_EXISTS",
+        format!("database {name:?} already exists"),
+    )
+}
+
+fn io_error(what: &str, e: std::io::Error) -> ApiError {
+    ApiError::internal(format!("cannot {what}: {e}"))
+}
+
+fn open_error(e: OpenError) -> ApiError {
+    ApiError::internal(format!("cannot open the database: {e}"))
+}
+
+fn exec_error(what: &str, e: ExecError) -> ApiError {
+    ApiError::internal(format!("cannot {what}: {}: {}", e.code, e.message))
+}
+
+/// One open database.
+pub struct DbHandle {
+    name: String,
+    streams: Arc<Streams>,
+    deleted: AtomicBool,
+    websockets: AtomicUsize,
+}
+
+impl DbHandle {
+    /// Its name (also the scope its batons are bound to).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its Hrana-over-HTTP streams.
+    pub fn streams(&self) -> &Arc<Streams> {
+        &self.streams
+    }
+
+    /// The engine database.
+    pub fn database(&self) -> &Database {
+        self.streams.database()
+    }
+
+    /// True once the database was deleted: connections still bound to it must stop.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Counts a WebSocket connection bound to this database until the guard is dropped.
+    pub fn websocket_guard(self: &Arc<Self>) -> WebSocketGuard {
+        self.websockets.fetch_add(1, Ordering::Relaxed);
+        WebSocketGuard(self.clone())
+    }
+
+    /// WebSocket connections bound to this database.
+    pub fn websockets(&self) -> usize {
+        self.websockets.load(Ordering::Relaxed)
+    }
+}
+
+/// Keeps a WebSocket connection counted on its database.
+pub struct WebSocketGuard(Arc<DbHandle>);
+
+impl Drop for WebSocketGuard {
+    fn drop(&mut self) {
+        self.0.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Size, counts and (optionally) health of one database, as the admin API reports them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DbInfo {
+    /// The name.
+    pub name: String,
+    /// Bytes on disk: the database file plus its WAL.
+    pub size_bytes: u64,
+    /// The database file alone.
+    pub db_bytes: u64,
+    /// The WAL alone.
+    pub wal_bytes: u64,
+    /// Tables (SQLite's internal ones not counted).
+    pub tables: u64,
+    /// Rows read by statements since the server opened it.
+    pub rows_read: u64,
+    /// Rows written by statements since the server opened it.
+    pub rows_written: u64,
+    /// Live Hrana-over-HTTP streams.
+    pub open_streams: usize,
+    /// WebSocket connections bound to it.
+    pub websocket_connections: usize,
+    /// SQLite connections the server holds on it (pooled and in use).
+    pub open_connections: usize,
+    /// Whether the server has it open (counters start when it is opened).
+    pub open: bool,
+    /// `PRAGMA quick_check` (only for a single database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// The health of one database.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    /// True if `quick_check` said `ok`.
+    pub ok: bool,
+    /// What `PRAGMA quick_check` returned (`"ok"`, or the problems it found).
+    pub quick_check: String,
+}
+
+/// Every database of the server.
+pub struct Databases {
+    config: ServerConfig,
+    open: Mutex<HashMap<String, Arc<DbHandle>>>,
+    /// Held (on worker threads only) while a database is opened, created, deleted or renamed
+    /// into place.
+    lifecycle: Mutex<()>,
+    /// Names recently found not to exist, so that a Host label naming no database does not cost
+    /// a file-system check on every request.
+    absent: Mutex<HashSet<String>>,
+}
+
+/// Most names remembered as absent.
+const MAX_ABSENT: usize = 1024;
+
+impl Databases {
+    /// Opens the data folder: removes leftovers of interrupted forks and deletions, and opens
+    /// (creating it if needed) the `default` database. Blocking.
+    pub fn open(config: &ServerConfig) -> Result<Databases, crate::ServeError> {
+        let dir = &config.data_dir;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".fork-") || name.starts_with(".trash-") {
+                    tracing::info!(
+                        "removing the leftover folder {name} of an interrupted fork or deletion"
+                    );
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dbs = Databases {
+            config: config.clone(),
+            open: Mutex::new(HashMap::new()),
+            lifecycle: Mutex::new(()),
+            absent: Mutex::new(HashSet::new()),
+        };
+        let db = Database::open(
+            &config.database_file(DEFAULT_DATABASE),
+            config.engine.clone(),
+        )?;
+        dbs.insert(DEFAULT_DATABASE, db);
+        Ok(dbs)
+    }
+
+    fn insert(&self, name: &str, db: Database) -> Arc<DbHandle> {
+        let handle = Arc::new(DbHandle {
+            name: name.to_owned(),
+            streams: Arc::new(Streams::new(db, self.config.stream_idle_timeout)),
+            deleted: AtomicBool::new(false),
+            websockets: AtomicUsize::new(0),
+        });
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), handle.clone());
+        handle
+    }
+
+    /// The `default` database.
+    pub fn default_db(&self) -> Option<Arc<DbHandle>> {
+        self.get_open(DEFAULT_DATABASE)
+    }
+
+    /// A database that is already open (never blocks on I/O).
+    pub fn get_open(&self, name: &str) -> Option<Arc<DbHandle>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every open database.
+    pub fn all_open(&self) -> Vec<Arc<DbHandle>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// True if `name` was recently found not to exist.
+    pub fn known_absent(&self, name: &str) -> bool {
+        self.absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    fn remember_absent(&self, name: &str) {
+        let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        if absent.len() >= MAX_ABSENT {
+            absent.clear();
+        }
+        absent.insert(name.to_owned());
+    }
+
+    fn forget_absent(&self, name: &str) {
+        self.absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// The folder of a (validated) database.
+    fn dir_of(&self, name: &str) -> PathBuf {
+        self.config.database_dir(name)
+    }
+
+    fn exists_on_disk(&self, name: &str) -> bool {
+        self.config.database_file(name).is_file()
+    }
+
+    /// Finds a database: open, or on disk (then opens it and keeps it open). `Ok(None)` if it
+    /// does not exist. Blocking (run it on a worker).
+    pub fn open_existing(&self, name: &str) -> Result<Option<Arc<DbHandle>>, ApiError> {
+        validate_name(name)?;
+        if let Some(handle) = self.get_open(name) {
+            return Ok(Some(handle));
+        }
+        let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = self.get_open(name) {
+            return Ok(Some(handle));
+        }
+        if !self.exists_on_disk(name) {
+            self.remember_absent(name);
+            return Ok(None);
+        }
+        let db = Database::open(&self.config.database_file(name), self.config.engine.clone())
+            .map_err(open_error)?;
+        tracing::info!(database = name, "opened database");
+        Ok(Some(self.insert(name, db)))
+    }
+
+    /// Creates a database. Blocking.
+    pub fn create(&self, name: &str) -> Result<Arc<DbHandle>, ApiError> {
+        validate_name(name)?;
+        let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        if self.get_open(name).is_some() || self.exists_on_disk(name) {
+            return Err(exists_error(name));
+        }
+        let dir = self.dir_of(name);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
+        let db = match Database::open(&self.config.database_file(name), self.config.engine.clone())
+        {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(open_error(e));
+            }
+        };
+        self.forget_absent(name);
+        tracing::info!(database = name, "created database");
+        Ok(self.insert(name, db))
+    }
+
+    /// Deletes a database: rolls back and closes its streams, then removes its folder (renamed
+    /// to a hidden trash name first, so it disappears at once). `default` cannot be deleted.
+    /// Blocking.
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        validate_name(name)?;
+        if name == DEFAULT_DATABASE {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "DATABASE_PROTECTED",
+                "the default database cannot be deleted (it serves requests that name no \
+                 database); delete its tables instead",
+            ));
+        }
+        let trash = {
+            let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+            let handle = self
+                .open
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            if handle.is_none() && !self.exists_on_disk(name) {
+                return Err(not_found(name));
+            }
+            if let Some(handle) = &handle {
+                handle.deleted.store(true, Ordering::Release);
+                handle.streams.close_all();
+                handle.database().drain_pool();
+            }
+            let trash = self
+                .config
+                .data_dir
+                .join(format!(".trash-{name}-{}", random_suffix()));
+            std::fs::rename(self.dir_of(name), &trash)
+                .map_err(|e| io_error("move the database folder away", e))?;
+            trash
+        };
+        if let Err(e) = std::fs::remove_dir_all(&trash) {
+            tracing::warn!(
+                "cannot remove {}: {e} (it is removed at the next start)",
+                trash.display()
+            );
+        }
+        tracing::info!(database = name, "deleted database");
+        Ok(())
+    }
+
+    /// Copies the live database `from` into the new database `to`: one consistent snapshot,
+    /// while writers may keep committing. Blocking.
+    pub fn fork(&self, from: &str, to: &str) -> Result<(), ApiError> {
+        validate_name(from)?;
+        validate_name(to)?;
+        let source = self.open_existing(from)?.ok_or_else(|| not_found(from))?;
+        if self.get_open(to).is_some() || self.exists_on_disk(to) {
+            return Err(exists_error(to));
+        }
+        let tmp = self
+            .config
+            .data_dir
+            .join(format!(".fork-{to}-{}", random_suffix()));
+        std::fs::create_dir_all(&tmp).map_err(|e| io_error("create a temporary folder", e))?;
+        let cleanup = |e: ApiError| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            e
+        };
+        maintenance::copy_consistent(source.database().path(), &tmp.join("data.db"))
+            .map_err(|e| cleanup(exec_error("copy the database", e)))?;
+        let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        if source.is_deleted() {
+            return Err(cleanup(not_found(from)));
+        }
+        if self.get_open(to).is_some() || self.exists_on_disk(to) {
+            return Err(cleanup(exists_error(to)));
+        }
+        let dest = self.dir_of(to);
+        if dest.exists() {
+            // A folder without a database file (left by hand): not a database; replace it.
+            let _ = std::fs::remove_dir(&dest);
+        }
+        std::fs::rename(&tmp, &dest)
+            .map_err(|e| cleanup(io_error("move the copy into place", e)))?;
+        self.forget_absent(to);
+        tracing::info!(from, to, "forked database");
+        Ok(())
+    }
+
+    /// The names of every database on disk, sorted. Blocking.
+    pub fn names(&self) -> Result<Vec<String>, ApiError> {
+        let entries = std::fs::read_dir(&self.config.data_dir)
+            .map_err(|e| io_error("read the data folder", e))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| is_valid_name(n) && self.exists_on_disk(n))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Size, counts and optionally health of one database; `Ok(None)` if it does not exist.
+    /// A database the server has not opened is inspected without opening it for good.
+    /// Blocking.
+    pub fn info(&self, name: &str, with_health: bool) -> Result<Option<DbInfo>, ApiError> {
+        validate_name(name)?;
+        let handle = self.get_open(name);
+        let path = self.config.database_file(name);
+        if handle.is_none() && !path.is_file() {
+            return Ok(None);
+        }
+        let db_bytes = file_len(&path);
+        let wal_bytes = file_len(&wal_path(&path));
+        let tables = maintenance::table_count(&path).map_err(|e| exec_error("count tables", e))?;
+        let health = if with_health {
+            let quick_check =
+                maintenance::quick_check(&path).map_err(|e| exec_error("check the database", e))?;
+            Some(Health {
+                ok: quick_check == "ok",
+                quick_check,
+            })
+        } else {
+            None
+        };
+        let counters = handle
+            .as_ref()
+            .map(|h| h.database().counters())
+            .unwrap_or_default();
+        Ok(Some(DbInfo {
+            name: name.to_owned(),
+            size_bytes: db_bytes + wal_bytes,
+            db_bytes,
+            wal_bytes,
+            tables,
+            rows_read: counters.rows_read,
+            rows_written: counters.rows_written,
+            open_streams: handle.as_ref().map_or(0, |h| h.streams.len()),
+            websocket_connections: handle.as_ref().map_or(0, |h| h.websockets()),
+            open_connections: handle
+                .as_ref()
+                .map_or(0, |h| h.database().open_connections()),
+            open: handle.is_some(),
+            health,
+        }))
+    }
+
+    /// Closes every stream of every database (graceful shutdown): transactions roll back.
+    /// Blocking.
+    pub fn close_all(&self) {
+        for handle in self.all_open() {
+            handle.streams.close_all();
+        }
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "app", "my-db_2", "0day", &"a".repeat(63)] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "App",
+            "-a",
+            "_a",
+            "%2e%2e",
+            "a.b",
+            "é",
+            "a b",
+            ".skylite",
+            long.as_str(),
+            "a\0",
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+            assert_eq!(
+                validate_name(bad).unwrap_err().code,
+                "INVALID_DATABASE_NAME"
+            );
+        }
+    }
+}
