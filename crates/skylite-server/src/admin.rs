@@ -40,10 +40,24 @@ pub fn routes() -> Router<App> {
 
 /// Checks that the request may use the admin API.
 ///
-/// TODO(auth): require an admin token here (`Authorization: Bearer` with the admin claim);
-/// answer 401 without a valid token and 403 for a token that is not an admin's. With auth
-/// switched off (`--no-auth`) everything is allowed, as now.
-pub fn require_admin(_app: &App, _headers: &HeaderMap) -> Result<(), ApiError> {
+/// Requires an admin token (`Authorization: Bearer` with the `skylite_admin` claim): 401
+/// without a valid token, 403 for a token that is not an admin's. With `--no-auth` everything
+/// is allowed.
+pub fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if app.auth.is_disabled() {
+        return Ok(());
+    }
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = app
+        .auth
+        .authenticate_header(header)
+        .map_err(crate::routing::auth_error)?;
+    principal
+        .authorize_admin()
+        .map_err(crate::routing::auth_error)?;
+    tracing::info!(jti = principal.jti().unwrap_or("-"), "admin request");
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use skylite_auth::{AuthConfig, Authenticator};
 use skylite_engine::{OpenError, Workers};
 use tokio::net::TcpListener;
 
@@ -35,6 +36,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The signing key, a trusted key file or the revocation list is unusable.
+    #[error("authentication setup failed: {0}")]
+    Auth(#[from] skylite_auth::KeyError),
 }
 
 /// Everything the handlers share.
@@ -47,6 +51,8 @@ pub struct AppInner {
     pub databases: Databases,
     /// The threads that run SQL.
     pub workers: Workers,
+    /// Checks tokens (a disabled one allows everything, with `--no-auth`).
+    pub auth: Authenticator,
 }
 
 /// A cheap handle to the shared state.
@@ -72,12 +78,14 @@ impl App {
             what: format!("baton key {}", key_path.display()),
             source,
         })?;
+        let auth = open_authenticator(&config)?;
         let databases = Databases::open(&config)?;
         Ok(App(Arc::new(AppInner {
             config,
             baton_key,
             databases,
             workers: Workers::for_this_machine("skylite-sql"),
+            auth,
         })))
     }
 
@@ -136,6 +144,42 @@ impl App {
             }
         });
     }
+}
+
+/// Builds the token checker from the settings, making the data folder's key pair on first
+/// start, and says in the log how to get a token (or, loudly, that nobody needs one).
+fn open_authenticator(config: &ServerConfig) -> Result<Authenticator, ServeError> {
+    let settings = &config.auth;
+    if settings.disabled {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--no-auth): anyone who can reach this server can read, \
+             change and delete every database. Use it only on a trusted network."
+        );
+        return Ok(Authenticator::disabled());
+    }
+    let mut auth_config = AuthConfig::new(&config.data_dir);
+    auth_config.key_files = settings.key_files.clone();
+    auth_config.legacy_full_access = settings.legacy_full_access;
+    let auth = Authenticator::from_config(&auth_config)?;
+    let data_dir = config.data_dir.display();
+    if auth.keypair().is_some_and(|k| k.created) {
+        tracing::info!(
+            "made a signing key pair in {data_dir}/.skylite (jwt.key, jwt.pub); \
+             mint a token with: skylite token create --data-dir {data_dir} [--db NAME] \
+             [--read-only] [--expires 30d]  (admin API: --admin)"
+        );
+    } else {
+        tracing::info!(
+            keys = auth.key_count(),
+            "authentication is on; mint a token with: skylite token create --data-dir {data_dir}"
+        );
+    }
+    if settings.legacy_full_access {
+        tracing::warn!(
+            "--auth-legacy-full-access: tokens without id/p claims may use every database"
+        );
+    }
+    Ok(auth)
 }
 
 async fn health() -> &'static str {

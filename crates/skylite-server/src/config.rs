@@ -20,6 +20,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Serve HTTPS/WSS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Who may do what (on by default).
+    pub auth: AuthSettings,
+}
+
+/// Authentication settings; the keys themselves live in the data folder.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// `--no-auth`: every request may do everything.
+    pub disabled: bool,
+    /// `--auth-jwt-key-file`: more trusted public keys (tokens minted elsewhere, e.g. for sqld).
+    pub key_files: Vec<PathBuf>,
+    /// `--auth-legacy-full-access`: a token without `id`, `p` or `skylite_admin` claims may
+    /// use every database, as on sqld.
+    pub legacy_full_access: bool,
 }
 
 impl ServerConfig {
@@ -31,6 +45,7 @@ impl ServerConfig {
             stream_idle_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
             tls: None,
+            auth: AuthSettings::default(),
         }
     }
 

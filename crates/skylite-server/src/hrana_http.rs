@@ -284,28 +284,30 @@ fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
 /// `POST /v2/pipeline` and `POST /v3/pipeline`.
 pub async fn pipeline(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, db, Encoding::Json, body).await
+    run_pipeline(app, target, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/pipeline`.
 pub async fn pipeline_protobuf(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, db, Encoding::Protobuf, body).await
+    run_pipeline(app, target, Encoding::Protobuf, body).await
 }
 
 /// Runs a pipeline whose bodies use `encoding`.
 pub async fn run_pipeline(
     app: App,
-    db: std::sync::Arc<DbHandle>,
+    target: TargetDb,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let read_only = target.read_only();
+    let db = target.0;
     let req: PipelineReqBody = encoding.decode(body)?;
     let acknowledges_loss = req
         .requests
@@ -317,6 +319,8 @@ pub async fn run_pipeline(
     let id = checkout.id;
     let unregistered = checkout.unregistered;
     let mut guard = checkout.guard;
+    // What this request's token allows (the stream may outlive a token: each request decides).
+    guard.session.set_read_only(read_only);
     let worker_app = app.clone();
     let worker_db = db.clone();
     let mut guard_log = DisconnectGuard {
@@ -384,33 +388,37 @@ const CURSOR_CHUNK: usize = 32 * 1024;
 /// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
 pub async fn cursor(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, db, Encoding::Json, body).await
+    run_cursor(app, target, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
 pub async fn cursor_protobuf(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, db, Encoding::Protobuf, body).await
+    run_cursor(app, target, Encoding::Protobuf, body).await
 }
 
 /// Runs a cursor whose bodies use `encoding`: the head ([`CursorRespBody`]) first, then the
 /// entries, each framed by the encoding.
 pub async fn run_cursor(
     app: App,
-    db: std::sync::Arc<DbHandle>,
+    target: TargetDb,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let read_only = target.read_only();
+    let db = target.0;
     let req: CursorReqBody = encoding.decode(body)?;
     let checkout = app.checkout(&db, req.baton.as_deref(), false).await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
+    // What this request's token allows (the stream may outlive a token: each request decides).
+    guard.session.set_read_only(read_only);
     guard.seq += 1;
     // The baton is sent before the batch runs, so its state flag is a forecast: stateful if the
     // stream already is, or if the batch may open a transaction or change the connection.

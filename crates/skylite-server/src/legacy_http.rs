@@ -21,22 +21,23 @@ use skylite_proto::legacy::{
 use skylite_proto::{NamedArg, Stmt};
 
 use crate::app::App;
-use crate::databases::DbHandle;
 use crate::error::ApiError;
 use crate::hrana_http::parse_body;
 use crate::routing::TargetDb;
 
 /// Runs `work` on a fresh session on a blocking thread, then makes its writes durable and
 /// encodes its output.
-async fn on_fresh_session<T, F>(app: &App, db: &DbHandle, work: F) -> Result<Response, ApiError>
+async fn on_fresh_session<T, F>(app: &App, target: &TargetDb, work: F) -> Result<Response, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut Session, &mut Budget) -> Result<T, ApiError> + Send + 'static,
 {
-    let db = db.database().clone();
+    let db = target.0.database().clone();
+    let read_only = target.read_only();
     let limit = app.config.engine.max_response_bytes;
     crate::blocking::run(&app.workers, move || {
         let mut session = Session::new(db);
+        session.set_read_only(read_only);
         let mut budget = Budget::new(limit);
         let out = work(&mut session, &mut budget);
         session.close();
@@ -58,25 +59,25 @@ where
 /// `POST /`.
 pub async fn query(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let query: LegacyQuery = parse_body(body)?;
-    on_fresh_session(&app, &db, move |s, b| Ok(run_statements(s, b, query))).await
+    on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await
 }
 
 /// `POST /v1/execute`.
 pub async fn v1_execute(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &db, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
     }
     let req: V1ExecuteReq = parse_body(Ok(bytes))?;
-    on_fresh_session(&app, &db, move |s, b| {
+    on_fresh_session(&app, &target, move |s, b| {
         s.execute(&req.stmt, b)
             .map(|result| V1ExecuteResp { result })
             .map_err(ApiError::from_exec)
@@ -87,15 +88,15 @@ pub async fn v1_execute(
 /// `POST /v1/batch`.
 pub async fn v1_batch(
     State(app): State<App>,
-    TargetDb(db): TargetDb,
+    target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &db, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
     }
     let req: V1BatchReq = parse_body(Ok(bytes))?;
-    on_fresh_session(&app, &db, move |s, b| {
+    on_fresh_session(&app, &target, move |s, b| {
         Ok(V1BatchResp {
             result: s.batch(&req.batch, b),
         })

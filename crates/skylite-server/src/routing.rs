@@ -26,6 +26,8 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 
+use skylite_auth::{Access, AuthError, Grant};
+
 use crate::app::App;
 use crate::databases::{is_valid_name, not_found, validate_name, DbHandle};
 use crate::error::ApiError;
@@ -203,28 +205,65 @@ pub async fn resolve(app: &App, parts: &Parts) -> Result<Arc<DbHandle>, ApiError
         .ok_or_else(|| ApiError::internal("the default database is not open"))
 }
 
-/// The database a request is for, resolved and authorized.
-pub struct TargetDb(pub Arc<DbHandle>);
+/// The database a request is for, resolved and authorized, with what the request may do
+/// there. The grant is `None` only for a WebSocket upgrade, whose token arrives later in
+/// `hello` (`ws.rs` checks it there against this database).
+pub struct TargetDb(pub Arc<DbHandle>, pub Option<Grant>);
+
+impl TargetDb {
+    /// Whether the request may only read (also when no grant was made yet).
+    pub fn read_only(&self) -> bool {
+        !self.1.is_some_and(Grant::can_write)
+    }
+}
 
 impl FromRequestParts<App> for TargetDb {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let db = resolve(app, parts).await?;
-        authorize(app, parts, &db)?;
-        Ok(TargetDb(db))
+        let grant = authorize(app, parts, &db)?;
+        Ok(TargetDb(db, grant))
     }
 }
 
-/// Checks that the request may use `db`.
-///
-/// TODO(auth): verify the `Authorization: Bearer` JWT here (signature, `exp`/`nbf`, revoked
-/// `jti`, the `id`/`p` claims naming `db.name()`, `a` = `ro`/`rw`) and return 401/403
-/// `ApiError`s. WebSocket upgrades pass through here too, but their token arrives later in
-/// `hello` (`ws.rs` keeps it on the connection): check it there against the database the
-/// connection is bound to.
-pub fn authorize(_app: &App, _parts: &Parts, _db: &DbHandle) -> Result<(), ApiError> {
-    Ok(())
+/// Turns an authentication or authorization failure into its 401/403 answer.
+pub fn auth_error(e: AuthError) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// True for a WebSocket upgrade request.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks that the request may use `db`: the `Authorization: Bearer` JWT (signature,
+/// `exp`/`nbf`, revocation, the `id`/`p` claims naming `db`, `a` = `ro`/`rw`). 401 without a
+/// valid token, 403 for a token that does not open `db`. A WebSocket upgrade passes with no
+/// grant: its token comes in `hello`.
+pub fn authorize(app: &App, parts: &Parts, db: &DbHandle) -> Result<Option<Grant>, ApiError> {
+    if app.auth.is_disabled() {
+        return Ok(Some(Grant::ReadWrite));
+    }
+    if is_websocket_upgrade(&parts.headers) {
+        return Ok(None);
+    }
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = app.auth.authenticate_header(header).map_err(auth_error)?;
+    let grant = principal
+        .authorize(db.name(), Access::Read)
+        .map_err(auth_error)?;
+    if let Some(jti) = principal.jti() {
+        tracing::debug!(jti, database = db.name(), ?grant, "authorized");
+    }
+    Ok(Some(grant))
 }
 
 #[cfg(test)]

@@ -178,6 +178,8 @@ impl CloseReason {
     pub const TOO_BIG: u16 = 1009;
     /// Going away: the database the connection is bound to was deleted.
     pub const GOING_AWAY: u16 = 1001;
+    /// 1008 ("policy violation"): the `hello` token was refused (after `hello_error`).
+    pub const POLICY_VIOLATION: u16 = 1008;
 
     fn new(code: u16, reason: impl Into<String>) -> Self {
         CloseReason {
@@ -206,7 +208,7 @@ impl CloseReason {
 /// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
 pub async fn upgrade(
     State(app): State<App>,
-    TargetDb(target): TargetDb,
+    TargetDb(target, _): TargetDb,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -310,10 +312,14 @@ enum StreamJob {
     Run {
         request_id: i32,
         request: StreamRequest,
+        /// The token allows reads only.
+        read_only: bool,
     },
     /// `open_cursor`: run `batch` into `entries`, then wait for `closed`.
     OpenCursor {
         request_id: i32,
+        /// The token allows reads only.
+        read_only: bool,
         batch: Batch,
         entries: mpsc::Sender<CursorEntry>,
         closed: oneshot::Receiver<()>,
@@ -348,7 +354,8 @@ struct Connection {
     /// Counts this connection on its database while it lives.
     _counted: WebSocketGuard,
     hello: bool,
-    /// The client's token, kept for authorization (not checked yet).
+    /// The client's token from its last `hello`, checked again on every request (it may expire
+    /// or be revoked while the socket lives).
     jwt: Option<String>,
     sqls: SqlStore,
     streams: HashMap<i32, mpsc::Sender<StreamJob>>,
@@ -455,6 +462,17 @@ impl Connection {
                     }
                 }
                 Incoming::Msg(ClientMsg::Hello { jwt }) => {
+                    if let Err(error) = self.authorize(jwt.as_deref()) {
+                        // The spec: answer hello_error, ignore everything after, close.
+                        tracing::info!(conn = conn_id, code = ?error.code, "hello refused: {}", error.message);
+                        let reason = error.message.clone();
+                        let _ = socket
+                            .send(self.ctx.encode(ServerMsg::HelloError { error }))
+                            .await;
+                        let why = CloseReason::new(CloseReason::POLICY_VIOLATION, reason);
+                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        break format!("hello refused: {}", why.reason);
+                    }
                     self.jwt = jwt;
                     self.hello = true;
                     if let Err(e) = socket.send(self.ctx.encode(ServerMsg::HelloOk)).await {
@@ -483,7 +501,19 @@ impl Connection {
                         let _ = socket.send(Message::Close(Some(why.frame()))).await;
                         break why.reason;
                     }
-                    if let Some(reply) = self.dispatch(request_id, request) {
+                    let read_only = match self.authorize(self.jwt.as_deref()) {
+                        Ok(read_only) => read_only,
+                        Err(error) => {
+                            // The token expired or was revoked since `hello`: refuse the
+                            // request; a new `hello` with a fresh token recovers.
+                            let reply = ServerMsg::ResponseError { request_id, error };
+                            if let Err(e) = socket.send(self.ctx.encode(reply)).await {
+                                break format!("send failed: {e}");
+                            }
+                            continue;
+                        }
+                    };
+                    if let Some(reply) = self.dispatch(request_id, request, read_only) {
                         if let Err(e) = socket.send(self.ctx.encode(reply)).await {
                             break format!("send failed: {e}");
                         }
@@ -546,7 +576,26 @@ impl Connection {
     }
 
     /// Handles one request. Returns the reply to send now, or `None` when a task will answer.
-    fn dispatch(&mut self, request_id: i32, request: Request) -> Option<ServerMsg> {
+    /// Checks `jwt` against the database this connection is bound to; returns whether the
+    /// connection may only read.
+    fn authorize(&self, jwt: Option<&str>) -> Result<bool, ProtoError> {
+        if self.app.auth.is_disabled() {
+            return Ok(false);
+        }
+        let refused = |e: skylite_auth::AuthError| ProtoError::new(e.code(), e.to_string());
+        let principal = self.app.auth.authenticate(jwt).map_err(refused)?;
+        let grant = principal
+            .authorize(self.target.name(), skylite_auth::Access::Read)
+            .map_err(refused)?;
+        Ok(!grant.can_write())
+    }
+
+    fn dispatch(
+        &mut self,
+        request_id: i32,
+        request: Request,
+        read_only: bool,
+    ) -> Option<ServerMsg> {
         let version = self.ctx.proto.version();
         if request.min_version() > version {
             return Some(error_msg(
@@ -627,6 +676,7 @@ impl Connection {
                 let (jobs_tx, jobs_rx) = mpsc::channel(MAX_OUTSTANDING);
                 let job = StreamJob::OpenCursor {
                     request_id,
+                    read_only,
                     batch,
                     entries: entries_tx,
                     closed: closed_rx,
@@ -704,6 +754,7 @@ impl Connection {
                     StreamJob::Run {
                         request_id,
                         request,
+                        read_only,
                     },
                 )
             }
@@ -1027,9 +1078,11 @@ async fn stream_task(
             StreamJob::Run {
                 request_id,
                 request,
+                read_only,
             } => {
                 let limit = ctx.max_response_bytes;
                 let proto = ctx.proto;
+                s.set_read_only(read_only);
                 let done = crate::blocking::run(&ctx.workers, move || {
                     let mut budget = Budget::new(limit);
                     let result = s.handle(&request, &mut budget);
@@ -1067,10 +1120,12 @@ async fn stream_task(
             }
             StreamJob::OpenCursor {
                 request_id,
+                read_only,
                 batch,
                 entries,
                 closed,
             } => {
+                s.set_read_only(read_only);
                 let ok = ServerMsg::ResponseOk {
                     request_id,
                     response: WsResponse::OpenCursor,

@@ -367,6 +367,7 @@ async fn silent_clients_do_not_block_others_and_are_dropped_after_the_handshake_
 async fn graceful_shutdown_finishes_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(dir.path().join("data"));
+    config.auth.disabled = true;
     config.tls = Some(ec_config());
     let app = App::open(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

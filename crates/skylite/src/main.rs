@@ -88,6 +88,23 @@ struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Switch authentication off: anyone who reaches the server may do anything. Only for a
+    /// trusted network; the log says so loudly.
+    #[arg(long, env = "SKYLITE_NO_AUTH")]
+    no_auth: bool,
+    /// Also trust tokens signed by these Ed25519 public keys (PEM or raw URL-safe base64, several
+    /// per file; sqld's flag). Repeat the flag for several files.
+    #[arg(
+        long,
+        env = "SKYLITE_AUTH_JWT_KEY_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    auth_jwt_key_file: Vec<PathBuf>,
+    /// Let tokens without `id`, `p` or `skylite_admin` claims use every database, as sqld does
+    /// (by default such a token may do nothing).
+    #[arg(long, env = "SKYLITE_AUTH_LEGACY_FULL_ACCESS")]
+    auth_legacy_full_access: bool,
 }
 
 impl ServeArgs {
@@ -110,6 +127,11 @@ impl ServeArgs {
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
         config.max_body_bytes = self.max_body_size;
+        config.auth = skylite_server::config::AuthSettings {
+            disabled: self.no_auth,
+            key_files: self.auth_jwt_key_file.clone(),
+            legacy_full_access: self.auth_legacy_full_access,
+        };
         Ok(config)
     }
 }

@@ -57,6 +57,8 @@ impl TestServer {
         install_panic_counter();
         let dir = tempfile::tempdir().unwrap();
         let mut config = ServerConfig::new(dir.path().join("data"));
+        // Most tests are about the protocol, not tokens; the auth tests switch it back on.
+        config.auth.disabled = true;
         tweak(&mut config);
         let app = App::open(config).expect("server opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -34,6 +34,8 @@ impl ChildServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
+            // These tests are about durability and restarts, not tokens.
+            .arg("--no-auth")
             .args(extra)
             .env("NO_COLOR", "1")
             .env("SKYLITE_LOG", "info")
