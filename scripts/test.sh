@@ -2,7 +2,10 @@
 # The one command that runs every skylite test:
 #   1. the Rust workspace tests (cargo build --release -p skylite, cargo test --workspace),
 #   2. the real third-party client scenarios (Python libsql-client, a SQLAlchemy app,
-#      Node @libsql/client) against ONE skylite server on a free loopback port.
+#      Node @libsql/client) against ONE skylite server on a free loopback port, with auth on:
+#      the tokens it mints are exported as SKYLITE_TEST_ADMIN_TOKEN (admin API + every database),
+#      SKYLITE_TEST_TOKEN (read-write on `default`) and SKYLITE_TEST_RO_TOKEN (read-only on
+#      `default`); SKYLITE_TEST_DATA_DIR lets tests mint more (e.g. `--db NAME`).
 # Env knobs:
 #   SKIP_RUST=1      skip both cargo steps (use an existing binary)
 #   SKYLITE_BIN=...  use this server binary instead of target/release/skylite (skips the build)
@@ -146,6 +149,12 @@ setup_protoc() {
   fi
 }
 
+# Mints a token on the shared server's data dir; the token goes to stdout only (captured by the
+# caller), what it grants to $WORK/token.log.
+mint_token() {
+  "$BIN" token create --data-dir "$WORK/data" --expires 1d "$@" 2>>"$WORK/token.log"
+}
+
 node_tests() (
   cd "$NODE_DIR"
   # shellcheck disable=SC2086
@@ -178,6 +187,19 @@ if [[ "${SKIP_PYTHON:-0}" != "1" || "${SKIP_NODE:-0}" != "1" ]]; then
   else
     PORT="$(free_port)"
     mkdir -p "$WORK/data"
+    # Auth is on (the default): mint the suite's tokens on the server's data dir first
+    # (`token create` makes the key pair the server then loads). Tokens stay out of the logs.
+    log "minting test tokens (admin, read-write and read-only on default)"
+    TOKENS_OK=1
+    SKYLITE_TEST_ADMIN_TOKEN="$(mint_token --admin)" || TOKENS_OK=0
+    SKYLITE_TEST_TOKEN="$(mint_token --db default)" || TOKENS_OK=0
+    SKYLITE_TEST_RO_TOKEN="$(mint_token --db default --read-only)" || TOKENS_OK=0
+    export SKYLITE_TEST_ADMIN_TOKEN SKYLITE_TEST_TOKEN SKYLITE_TEST_RO_TOKEN
+    export SKYLITE_TEST_DATA_DIR="$WORK/data"   # tests mint per-database tokens on it
+    if [[ $TOKENS_OK -ne 1 ]]; then
+      FAILED_STEPS+=("token create failed")
+      echo "--- token create output ---"; cat "$WORK/token.log" || true
+    fi
     log "starting $BIN on 127.0.0.1:$PORT"
     "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!

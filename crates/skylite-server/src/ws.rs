@@ -205,6 +205,27 @@ impl CloseReason {
     }
 }
 
+/// How long the server waits for the client's answering Close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends a Close frame and then reads (and drops) what the client still sends until its own
+/// Close arrives. Dropping the socket right after our Close would make the kernel answer the
+/// client's in-flight frames with a TCP reset, and the client would lose the frames we sent
+/// just before (a `hello_error`, the close reason) and see only "connection reset".
+async fn close_gracefully(socket: &mut WebSocket, frame: axum::extract::ws::CloseFrame) {
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let drain = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, drain).await;
+}
+
 /// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
 pub async fn upgrade(
     State(app): State<App>,
@@ -438,7 +459,7 @@ impl Connection {
                         "protocol violation, closing the websocket: {}",
                         why.reason
                     );
-                    let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                    close_gracefully(&mut socket, why.frame()).await;
                     break format!("protocol violation ({}): {}", why.code, why.reason);
                 }
                 Incoming::BadRequest {
@@ -451,7 +472,7 @@ impl Connection {
                             "a request came before the hello message",
                         );
                         tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
-                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        close_gracefully(&mut socket, why.frame()).await;
                         break why.reason;
                     }
                     let msg = self
@@ -470,7 +491,7 @@ impl Connection {
                             .send(self.ctx.encode(ServerMsg::HelloError { error }))
                             .await;
                         let why = CloseReason::new(CloseReason::POLICY_VIOLATION, reason);
-                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        close_gracefully(&mut socket, why.frame()).await;
                         break format!("hello refused: {}", why.reason);
                     }
                     self.jwt = jwt;
@@ -489,7 +510,7 @@ impl Connection {
                             "a request came before the hello message",
                         );
                         tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
-                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        close_gracefully(&mut socket, why.frame()).await;
                         break why.reason;
                     }
                     if self.target.is_deleted() {
@@ -498,7 +519,7 @@ impl Connection {
                             format!("the database {:?} was deleted", self.target.name()),
                         );
                         tracing::info!(conn = conn_id, "{}", why.reason);
-                        let _ = socket.send(Message::Close(Some(why.frame()))).await;
+                        close_gracefully(&mut socket, why.frame()).await;
                         break why.reason;
                     }
                     let read_only = match self.authorize(self.jwt.as_deref()) {

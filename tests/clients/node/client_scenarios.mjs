@@ -2,11 +2,14 @@
 // Hrana over HTTP /v2/pipeline) and ws.test.mjs (ws:// URL, Hrana over WebSocket).
 // Covers execute (positional and named args), batches (incl. rollback on failure),
 // interactive transactions, executeMultiple, every value type, errors, 10,000 rows,
-// 20 concurrent clients and a libSQL vector query.
-import { describe, test } from "node:test";
+// 20 concurrent clients and a libSQL vector query. Clients use the read-write token for
+// `default` unless told otherwise; the auth scenarios use the read-only token, no or garbage
+// tokens, and a token minted for another database.
+import { describe, test, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createClient, LibsqlError } from "@libsql/client";
+import { token, roToken, mintToken } from "./tokens.mjs";
 
 export const I64_MAX = 9223372036854775807n;
 export const I64_MIN = -9223372036854775808n;
@@ -14,8 +17,9 @@ export const I64_MIN = -9223372036854775808n;
 export const uniqueName = () => "t_" + randomBytes(6).toString("hex");
 
 // Opens a @libsql/client for `url`, runs `fn(client)` and always closes the client.
+// The token is the read-write token for `default` unless `opts.authToken` says otherwise.
 export async function withClientAt(url, opts, fn) {
-  const client = createClient({ url, authToken: "any-token", ...opts });
+  const client = createClient({ url, authToken: token(), ...opts });
   try {
     return await fn(client);
   } finally {
@@ -383,5 +387,72 @@ export function defineClientScenarios(url, label) {
         const far = await c.execute(`SELECT vector_distance_cos(e, vector32('[1,2,3]')) AS d FROM ${t} WHERE id = 3`);
         assert.ok(Math.abs(far.rows[0].d - 2) < 1e-6);
       }));
+
+    describe("auth", () => {
+      const t = uniqueName();
+      before(() => withClient({}, (c) => c.batch([
+        `CREATE TABLE ${t} (id INTEGER PRIMARY KEY, v TEXT)`,
+        `INSERT INTO ${t} VALUES (1, 'one'), (2, 'two')`,
+      ], "write")));
+      const rowsNow = () => withClient({}, async (c) =>
+        (await c.execute(`SELECT id, v FROM ${t} ORDER BY id`)).rows.map((r) => [r.id, r.v]));
+      const readOnlyRefusal = (e) => {
+        assert.ok(e instanceof LibsqlError, `expected LibsqlError, got ${e}`);
+        assert.match(e.message, /read-only/);
+        assert.match(e.code, /^SQLITE_(READONLY|AUTH)/);
+        return true;
+      };
+      // A refused token over ws is a hello_error (then a close 1008); over http a 401/403.
+      const refusedTokenOpts = {};
+
+      test("read-only token: reads work; execute, write batch and write transaction are refused", async () => {
+        await withClient({ authToken: roToken() }, async (c) => {
+          const rs = await c.execute(`SELECT v FROM ${t} ORDER BY id`);
+          assert.deepEqual(rs.rows.map((r) => r.v), ["one", "two"]);
+          const [read] = await c.batch([`SELECT count(*) AS n FROM ${t}`], "read");
+          assert.equal(Number(read.rows[0].n), 2);
+          await assert.rejects(c.execute(`INSERT INTO ${t} VALUES (3, 'three')`), readOnlyRefusal);
+          await assert.rejects(c.batch([
+            `INSERT INTO ${t} VALUES (4, 'four')`,
+            `UPDATE ${t} SET v = 'changed'`,
+          ], "write"), readOnlyRefusal);
+          // a write transaction: refused at BEGIN IMMEDIATE or at its first write
+          await assert.rejects(async () => {
+            const tx = await c.transaction("write");
+            try {
+              await tx.execute(`DELETE FROM ${t}`);
+              await tx.commit();
+            } finally {
+              tx.close();
+            }
+          }, readOnlyRefusal);
+          assert.equal(await count(c, t), 2, "the client still reads after the refusals");
+        });
+        assert.deepEqual(await rowsNow(), [[1, "one"], [2, "two"]]);
+      });
+
+      for (const [label, authToken] of [["no token", undefined], ["a garbage token", "garbage"], ["a non-JWT token", "a.b.c"]]) {
+        test(`${label} is an authentication error`, refusedTokenOpts, () =>
+          withClient({ authToken }, async (c) => {
+            await assert.rejects(c.execute("SELECT 1"), (e) => {
+              assert.ok(e instanceof LibsqlError, `expected LibsqlError, got ${e}`);
+              // the 401's JSON body (http) or the hello_error (ws) gives code and message
+              assert.match(e.code, /^AUTH_JWT_(MISSING|INVALID)$/);
+              assert.match(e.message, /token/i);
+              return true;
+            });
+          }));
+      }
+
+      test("a token for another database is refused on default", refusedTokenOpts, () =>
+        withClient({ authToken: mintToken(["--db", "other"]) }, async (c) => {
+          await assert.rejects(c.execute(`SELECT count(*) FROM ${t}`), (e) => {
+            assert.ok(e instanceof LibsqlError, `expected LibsqlError, got ${e}`);
+            assert.equal(e.code, "AUTH_DATABASE_FORBIDDEN"); // a 403 over http
+            assert.match(e.message, /`other`, not `default`/);
+            return true;
+          });
+        }));
+    });
   });
 }

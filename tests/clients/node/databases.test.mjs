@@ -11,12 +11,16 @@
 //
 // Subdomains need DNS for <name>.localhost; this file points *.localhost at 127.0.0.1 inside
 // the test process (as a wildcard DNS record would), for both fetch and the ws package.
+//
+// Auth: the admin API takes the admin token; the created database gets its own token minted with
+// `skylite token create --db <name>` (as a user would); `default` gets the read-write token.
 import { describe, test, before } from "node:test";
 import assert from "node:assert/strict";
 import dns from "node:dns";
 import { randomBytes } from "node:crypto";
 import { LibsqlError } from "@libsql/client";
 import { withClientAt, count } from "./client_scenarios.mjs";
+import { adminHeaders, adminToken, mintToken, token } from "./tokens.mjs";
 
 const HTTP_URL = process.env.SKYLITE_TEST_URL;
 if (!HTTP_URL) throw new Error("SKYLITE_TEST_URL is not set; run the suite through scripts/test.sh");
@@ -30,11 +34,14 @@ dns.lookup = function (host, options, callback) {
 };
 
 const dbName = "node-" + randomBytes(5).toString("hex");
+let dbToken; // read-write on dbName only, minted once the database exists
+// A client on the named database, with that database's own token.
+const withDbClient = (url, fn) => withClientAt(url, { authToken: dbToken }, fn);
 
 async function createDatabase(name) {
   const resp = await fetch(`${HTTP_URL}/v1/admin/databases`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: adminHeaders({ "content-type": "application/json" }),
     body: JSON.stringify({ name }),
   });
   const body = await resp.json();
@@ -45,7 +52,8 @@ async function createDatabase(name) {
 describe("@libsql/client reaches a named database", () => {
   before(async () => {
     await createDatabase(dbName);
-    await withClientAt(`${HTTP_URL}/db/${dbName}/`, {}, (c) =>
+    dbToken = mintToken(["--db", dbName]);
+    await withDbClient(`${HTTP_URL}/db/${dbName}/`, (c) =>
       c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, via TEXT NOT NULL)"));
   });
 
@@ -60,7 +68,7 @@ describe("@libsql/client reaches a named database", () => {
 
   for (const [via, url] of Object.entries(urls)) {
     test(`${via}: insert, read back, interactive transaction`, () =>
-      withClientAt(url(), {}, async (c) => {
+      withDbClient(url(), async (c) => {
         await c.execute({ sql: "INSERT INTO notes (via) VALUES (?)", args: [via] });
         const rs = await c.execute({ sql: "SELECT count(*) AS n FROM notes WHERE via = ?", args: [via] });
         assert.equal(Number(rs.rows[0].n), 1);
@@ -73,7 +81,7 @@ describe("@libsql/client reaches a named database", () => {
   }
 
   test("every way wrote to the same database, and default saw none of it", async () => {
-    await withClientAt(`${HTTP_URL}/db/${dbName}/`, {}, async (c) => {
+    await withDbClient(`${HTTP_URL}/db/${dbName}/`, async (c) => {
       assert.equal(await count(c, "notes"), Object.keys(urls).length * 2);
     });
     for (const url of [HTTP_URL, WS_URL]) {
@@ -87,22 +95,53 @@ describe("@libsql/client reaches a named database", () => {
 
   test("an unknown database is a clear error, not a new database", async () => {
     for (const url of [`${HTTP_URL}/db/no-such-db/`, `${WS_URL}/db/no-such-db`]) {
-      await withClientAt(url, {}, async (c) => {
+      await withClientAt(url, { authToken: adminToken() }, async (c) => {
         await assert.rejects(c.execute("SELECT 1"), (e) => {
           assert.ok(e instanceof LibsqlError || e instanceof Error, String(e));
           return true;
         });
       });
     }
-    const resp = await fetch(`${HTTP_URL}/v1/admin/databases/no-such-db`);
+    const resp = await fetch(`${HTTP_URL}/v1/admin/databases/no-such-db`, { headers: adminHeaders() });
     assert.equal(resp.status, 404);
   });
 
   test("a path URL without the trailing slash fails with a hint", () =>
-    withClientAt(`${HTTP_URL}/db/${dbName}`, {}, async (c) => {
+    withDbClient(`${HTTP_URL}/db/${dbName}`, async (c) => {
       await assert.rejects(c.execute("SELECT 1"), (e) => {
         assert.match(String(e.message), /trailing slash/);
         return true;
       });
     }));
+
+  test("the admin API wants the admin token: none is 401, a database token is 403", async () => {
+    let resp = await fetch(`${HTTP_URL}/v1/admin/databases`);
+    assert.equal(resp.status, 401);
+    resp = await fetch(`${HTTP_URL}/v1/admin/databases`, { headers: { authorization: `Bearer ${token()}` } });
+    assert.equal(resp.status, 403);
+  });
+
+  for (const [transport, base, dbUrl] of [["http", HTTP_URL, `${HTTP_URL}/db/${dbName}/`], ["ws", WS_URL, `${WS_URL}/db/${dbName}`]]) {
+    // over ws a refused token is a hello_error
+    test(`${transport}: a database's token opens only that database; default's token does not open it`,
+      {}, async () => {
+        await withClientAt(dbUrl, {}, async (c) => {
+          await assert.rejects(c.execute("SELECT count(*) FROM notes"), (e) => {
+            assert.ok(e instanceof LibsqlError, String(e));
+            assert.equal(e.code, "AUTH_DATABASE_FORBIDDEN");
+            assert.ok(e.message.includes(dbName), e.message);
+            return true;
+          });
+        });
+        await withDbClient(base, async (c) => {
+          await assert.rejects(c.execute("SELECT 1"), (e) => {
+            assert.ok(e instanceof LibsqlError, String(e));
+            assert.equal(e.code, "AUTH_DATABASE_FORBIDDEN");
+            assert.match(e.message, /default/);
+            return true;
+          });
+        });
+      });
+  }
+
 });

@@ -3,18 +3,21 @@
 // hrana3-protobuf), stored SQL shared by the streams of one connection (storeSql/closeSql),
 // cursors over batches streaming 10,000+ rows, describe, getAutocommit, sequence, batch
 // conditions incl. is_autocommit, and errors. The v3 scenarios run once with JSON frames
-// (hrana3) and once with Protobuf frames (hrana3-protobuf).
+// (hrana3) and once with Protobuf frames (hrana3-protobuf). Auth: the read-write token for
+// `default`; the auth scenarios use the read-only token, no/garbage tokens (hello_error) and a
+// token minted for another database.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
-  openWs, WsClient, WebSocket, BatchCond, ResponseError, ProtocolVersionError, ClosedError,
+  openWs, WsClient, WebSocket, BatchCond, ResponseError, ProtocolVersionError, ClosedError, ClientError,
 } from "@libsql/hrana-client";
+import { token, roToken, mintToken } from "./tokens.mjs";
 
 const HTTP_URL = process.env.SKYLITE_TEST_URL;
 if (!HTTP_URL) throw new Error("SKYLITE_TEST_URL is not set; run the suite through scripts/test.sh");
 const URL = HTTP_URL.replace(/^http/, "ws");
-const TOKEN = "any-token";
+const TOKEN = token();
 
 const I64_MAX = 9223372036854775807n;
 const uniqueName = () => "t_" + randomBytes(6).toString("hex");
@@ -24,13 +27,13 @@ const V3_OFFER = ["hrana3-protobuf", "hrana3", "hrana2", "hrana1"];
 
 // Opens a WsClient on a socket offering exactly `protocols`; returns the client and the socket
 // (the socket's `protocol` is the subprotocol the server picked).
-function openWith(protocols) {
+function openWith(protocols, jwt = TOKEN) {
   const socket = new WebSocket(URL, protocols);
-  return { client: new WsClient(socket, TOKEN), socket };
+  return { client: new WsClient(socket, jwt), socket };
 }
 
-async function withClient(protocols, fn) {
-  const { client, socket } = openWith(protocols);
+async function withClient(protocols, fn, jwt = TOKEN) {
+  const { client, socket } = openWith(protocols, jwt);
   try {
     await client.getVersion(); // also required before storeSql/describe/cursors
     return await fn(client, socket);
@@ -332,5 +335,83 @@ for (const [protocols, encoding] of [[["hrana3"], "JSON"], [["hrana3-protobuf"],
         })));
         await withStream(c, async (s) => assert.equal((await s.queryValue(`SELECT count(*) FROM ${t}`)).value, 50));
       }));
+  });
+}
+
+// ---- auth: read-only token, missing/garbage token (hello_error), another database's token ----
+
+// The error a refused hello leaves: the ResponseError itself, or a ClosedError caused by it.
+function helloError(e) {
+  assert.ok(e instanceof ClientError, `expected a hrana ClientError, got ${e}`);
+  const cause = e instanceof ResponseError ? e : e.cause;
+  assert.ok(cause instanceof ResponseError, `expected the hello_error as cause, got ${e}`);
+  return cause;
+}
+
+for (const protocols of [["hrana2"], ["hrana3"], ["hrana3-protobuf"]]) {
+  describe(`hrana-client over ws:// (${protocols[0]}): auth`, () => {
+    test("read-only token: a read works, writes are refused, the data is unchanged", async () => {
+      const t = uniqueName();
+      await withClient(protocols, (c) => withStream(c, async (s) => {
+        await s.run(`CREATE TABLE ${t} (id INTEGER PRIMARY KEY)`);
+        await s.run(`INSERT INTO ${t} VALUES (1)`);
+      }));
+      await withClient(protocols, (c) => withStream(c, async (s) => {
+        assert.equal((await s.queryValue(`SELECT count(*) FROM ${t}`)).value, 1);
+        for (const write of [`INSERT INTO ${t} VALUES (2)`, `DELETE FROM ${t}`, `DROP TABLE ${t}`]) {
+          await assert.rejects(s.run(write), (e) => {
+            assert.ok(e instanceof ResponseError, `${e}`);
+            assert.match(e.code, /^SQLITE_(READONLY|AUTH)/);
+            assert.match(e.message, /read-only/);
+            return true;
+          });
+        }
+        // a batch with a write fails on that step; the stream still reads
+        const batch = s.batch();
+        const read = batch.step().queryValue(`SELECT count(*) FROM ${t}`);
+        const write = batch.step().run(`INSERT INTO ${t} VALUES (3)`);
+        await batch.execute();
+        assert.equal((await read).value, 1);
+        await assert.rejects(write, (e) => e instanceof ResponseError && /read-only/.test(e.message));
+        assert.equal((await s.queryValue(`SELECT count(*) FROM ${t}`)).value, 1);
+      }), roToken());
+      await withClient(protocols, (c) => withStream(c, async (s) =>
+        assert.deepEqual((await s.query(`SELECT id FROM ${t}`)).rows.map((r) => r.id), [1])));
+    });
+
+    for (const [label, jwt] of [["no token", null], ["a garbage token", "garbage"], ["a non-JWT token", "a.b.c"]]) {
+      test(`${label}: the server answers hello_error and the client reports it`, async () => {
+        const { client } = openWith(protocols, jwt);
+        try {
+          await client.getVersion();
+          const s = client.openStream();
+          await assert.rejects(s.queryValue("SELECT 1"), (e) => {
+            const err = helloError(e);
+            assert.match(err.code, /^AUTH_JWT_(MISSING|INVALID)$/);
+            assert.match(err.message, /token|auth/i);
+            return true;
+          });
+          assert.equal(client.closed, true, "a refused hello closes the client");
+        } finally {
+          client.close();
+        }
+      });
+    }
+
+    test("a token for another database is refused on default", async () => {
+      const { client } = openWith(protocols, mintToken(["--db", "other"]));
+      try {
+        await client.getVersion();
+        const s = client.openStream();
+        await assert.rejects(s.queryValue("SELECT 1"), (e) => {
+          const err = helloError(e);
+          assert.equal(err.code, "AUTH_DATABASE_FORBIDDEN");
+          assert.match(err.message, /`other`, not `default`/);
+          return true;
+        });
+      } finally {
+        client.close();
+      }
+    });
   });
 }

@@ -4,6 +4,8 @@
 // runs execute / batch / transaction through https://, wss:// and libsql:// URLs (Node's client
 // maps libsql:// to https://). Each scenario runs in a child process (tls_client.mjs) started
 // with NODE_EXTRA_CA_CERTS pointing at the certificate, since Node reads it only at start.
+// Auth is on: once the server is up, a token is minted on its data dir with
+// `skylite token create` and handed to the child in SKYLITE_TLS_TOKEN.
 // Skipped, saying why, when openssl or the server binary is missing.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import https from "node:https";
+import { mintToken } from "./tokens.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = join(HERE, "..", "..", "..");
@@ -49,7 +52,7 @@ function healthy(port, ca) {
 
 // Runs tls_client.mjs against `url`; resolves to { code, stdout, stderr }.
 function runClient(url, { trust = true } = {}) {
-  const env = { ...process.env, SKYLITE_TLS_URL: url };
+  const env = { ...process.env, SKYLITE_TLS_URL: url, SKYLITE_TLS_TOKEN: state.token };
   delete env.NODE_EXTRA_CA_CERTS;
   if (trust) env.NODE_EXTRA_CA_CERTS = state.cert;
   return new Promise((resolve) => {
@@ -58,7 +61,7 @@ function runClient(url, { trust = true } = {}) {
   });
 }
 
-const state = { dir: null, cert: null, port: 0, server: null, log: "" };
+const state = { dir: null, cert: null, port: 0, server: null, log: "", token: "" };
 
 describe("@libsql/client over TLS (own skylite server with --tls-cert/--tls-key)", { skip }, () => {
   before(async () => {
@@ -85,6 +88,7 @@ describe("@libsql/client over TLS (own skylite server with --tls-cert/--tls-key)
       if (Date.now() > deadline) throw new Error(`skylite did not become healthy over https:\n${state.log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    state.token = mintToken([], { dataDir: join(state.dir, "data"), bin: BIN });
   });
 
   after(async () => {

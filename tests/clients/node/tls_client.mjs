@@ -1,13 +1,14 @@
 // Child process of tls.test.mjs (not a test file itself): runs @libsql/client scenarios against
-// the URL in SKYLITE_TLS_URL. It is a separate process because Node reads NODE_EXTRA_CA_CERTS
-// (the test certificate the parent made) only at start. Prints one JSON line with what it saw
+// the URL in SKYLITE_TLS_URL with the token in SKYLITE_TLS_TOKEN (minted by the parent). It is
+// a separate process because Node reads NODE_EXTRA_CA_CERTS (the test certificate the parent
+// made) only at start. Prints one JSON line with what it saw
 // and exits 0, or prints the error and exits 1.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createClient } from "@libsql/client";
 
 const url = process.env.SKYLITE_TLS_URL;
-const client = createClient({ url, authToken: "any-token" });
+const client = createClient({ url, authToken: process.env.SKYLITE_TLS_TOKEN });
 const t = "tls_" + randomBytes(6).toString("hex");
 try {
   // execute, with positional and named arguments

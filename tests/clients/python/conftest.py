@@ -1,13 +1,19 @@
 """Shared pytest fixtures: the URL of the running skylite server (http:// and ws://), unique
-names, and a factory for a private server started with special flags (binary from SKYLITE_BIN)."""
+names, and a factory for a private server started with special flags (binary from SKYLITE_BIN).
+Auth is on everywhere: tokens for the shared server come from tokens.py; a private server
+mints its own on its data dir (PrivateServer.mint)."""
 import os
 import socket
 import subprocess
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+import tokens
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +36,23 @@ def name() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 
 
+@dataclass
+class PrivateServer:
+    url: str
+    data_dir: Path
+
+    def mint(self, *flags: str) -> str:
+        """A token from this server's own key pair (`skylite token create --data-dir ...`)."""
+        return tokens.mint(*flags, data_dir=self.data_dir)
+
+
 @pytest.fixture
 def private_server(tmp_path):
-    """Starts `skylite serve` with extra flags on a free port; returns its http URL."""
+    """Starts `skylite serve` (auth on) with extra flags on a free port; returns a
+    PrivateServer (its http URL and data dir, to mint tokens on)."""
     procs = []
 
-    def start(*flags: str) -> str:
+    def start(*flags: str) -> PrivateServer:
         binary = os.environ.get("SKYLITE_BIN")
         if not binary:
             pytest.fail("SKYLITE_BIN is not set; run the suite through scripts/test.sh")
@@ -53,7 +70,7 @@ def private_server(tmp_path):
             try:
                 with urllib.request.urlopen(url + "/health", timeout=1) as r:
                     if r.status == 200:
-                        return url
+                        return PrivateServer(url, data)
             except OSError:
                 time.sleep(0.1)
         pytest.fail(f"private skylite server on {url} did not become healthy")

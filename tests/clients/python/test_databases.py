@@ -11,6 +11,8 @@ How each client turns a URL with a path into request URLs:
   sqlite+libsql://host:port/db/app?secure=false works as is.
 None of them can add custom headers (no x-namespace). Subdomains (<name>.localhost) need DNS:
 for libsql-client this file points *.localhost at the server inside the test process.
+Auth: the admin API takes the admin token; each created database gets its own token minted with
+`skylite token create --db NAME` (as a user would), and `default` gets the read-write token.
 """
 import json
 import socket
@@ -24,16 +26,18 @@ import pytest
 from sqlalchemy import text
 
 from sqlalchemy_app.app import Bookshelf, engine_from_env
+from tokens import admin_token, mint, token
 
-TOKEN = "any-token-is-accepted"
 
-
-def admin(server_url, method, path, body=None):
+def admin(server_url, method, path, body=None, auth=True):
+    headers = {"content-type": "application/json"}
+    if auth:
+        headers["authorization"] = f"Bearer {admin_token()}"
     req = urllib.request.Request(
         server_url + path,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers=headers,
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -49,9 +53,19 @@ def db(server_url):
     status, body = admin(server_url, "POST", "/v1/admin/databases", {"name": name})
     assert status == 201, body
     assert body == {"name": name, "created": True}
-    with libsql_client.create_client_sync(f"{server_url}/db/{name}/", auth_token=TOKEN) as c:
+    with libsql_client.create_client_sync(f"{server_url}/db/{name}/", auth_token=db_token(name)) as c:
         c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, via TEXT NOT NULL)")
     return name
+
+
+_db_tokens = {}
+
+
+def db_token(name):
+    """A read-write token for database `name` only (minted once per name)."""
+    if name not in _db_tokens:
+        _db_tokens[name] = mint("--db", name)
+    return _db_tokens[name]
 
 
 @pytest.fixture
@@ -82,7 +96,7 @@ def urls(server_url, ws_url, name):
 @pytest.mark.parametrize("via", ["http-db", "http-dev", "http-subdomain", "ws-db", "ws-subdomain"])
 def test_libsql_client_reaches_the_named_database(server_url, ws_url, db, via, localhost_dns):
     url = urls(server_url, ws_url, db)[via]
-    with libsql_client.create_client_sync(url, auth_token=TOKEN) as c:
+    with libsql_client.create_client_sync(url, auth_token=db_token(db)) as c:
         c.execute("INSERT INTO notes (via) VALUES (?)", [via])
         rs = c.execute("SELECT count(*) FROM notes WHERE via = ?", [via])
         assert rs.rows[0][0] == 1
@@ -92,13 +106,13 @@ def test_libsql_client_reaches_the_named_database(server_url, ws_url, db, via, l
 
 def test_default_database_sees_none_of_it(server_url, ws_url, db):
     for url in (server_url, ws_url):
-        with libsql_client.create_client_sync(url, auth_token=TOKEN) as c:
+        with libsql_client.create_client_sync(url, auth_token=token()) as c:
             rs = c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'notes'")
             assert rs.rows[0][0] == 0, url
 
 
 def test_unknown_database_is_an_error_not_a_new_database(server_url):
-    with libsql_client.create_client_sync(f"{server_url}/db/no-such-db/", auth_token=TOKEN) as c:
+    with libsql_client.create_client_sync(f"{server_url}/db/no-such-db/", auth_token=admin_token()) as c:
         with pytest.raises(libsql_client.LibsqlError) as e:
             c.execute("SELECT 1")
         assert "does not exist" in str(e.value)
@@ -107,7 +121,7 @@ def test_unknown_database_is_an_error_not_a_new_database(server_url):
 
 
 def test_path_url_without_trailing_slash_gets_a_hint(server_url, db):
-    with libsql_client.create_client_sync(f"{server_url}/db/{db}", auth_token=TOKEN) as c:
+    with libsql_client.create_client_sync(f"{server_url}/db/{db}", auth_token=db_token(db)) as c:
         with pytest.raises(libsql_client.LibsqlError) as e:
             c.execute("SELECT 1")
         assert "trailing slash" in str(e.value)
@@ -121,7 +135,7 @@ def test_sqlalchemy_app_on_a_named_database(server_url, tmp_path, monkeypatch, p
     monkeypatch.delenv("TURSO_DATABASE_URL", raising=False)
     monkeypatch.delenv("TURSO_AUTH_TOKEN", raising=False)
     env = tmp_path / ".env"
-    env.write_text(f"TURSO_DATABASE_URL={server_url}/{prefix}/{name}\nTURSO_AUTH_TOKEN=ignored\n")
+    env.write_text(f"TURSO_DATABASE_URL={server_url}/{prefix}/{name}\nTURSO_AUTH_TOKEN={mint('--db', name)}\n")
     engine = engine_from_env(env)
     try:
         shelf = Bookshelf(engine, prefix="")
@@ -140,8 +154,32 @@ def test_sqlalchemy_app_on_a_named_database(server_url, tmp_path, monkeypatch, p
     status, info = admin(server_url, "GET", f"/v1/admin/databases/{name}")
     assert status == 200, info
     assert info["tables"] >= 2 and info["health"]["ok"] is True
-    with libsql_client.create_client_sync(server_url, auth_token=TOKEN) as c:
+    with libsql_client.create_client_sync(server_url, auth_token=token()) as c:
         rs = c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'authors'")
         assert rs.rows[0][0] == 0
     status, body = admin(server_url, "DELETE", f"/v1/admin/databases/{name}")
     assert status == 200, body
+
+
+def test_admin_api_needs_the_admin_token(server_url, db):
+    status, body = admin(server_url, "GET", "/v1/admin/databases", auth=False)
+    assert status == 401, body
+    req = urllib.request.Request(server_url + "/v1/admin/databases",
+                                 headers={"authorization": f"Bearer {token()}"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 403
+
+
+@pytest.mark.parametrize("transport", ["http", "ws"])
+def test_a_database_token_opens_only_its_database(server_url, ws_url, db, transport):
+    base = server_url if transport == "http" else ws_url
+    db_url = f"{server_url}/db/{db}/" if transport == "http" else f"{ws_url}/db/{db}"
+    with libsql_client.create_client_sync(db_url, auth_token=token()) as c:
+        with pytest.raises(libsql_client.LibsqlError) as e:
+            c.execute("SELECT count(*) FROM notes")
+        assert e.value.code == "AUTH_DATABASE_FORBIDDEN" and db in str(e.value), e.value
+    with libsql_client.create_client_sync(base, auth_token=db_token(db)) as c:
+        with pytest.raises(libsql_client.LibsqlError) as e:
+            c.execute("SELECT 1")
+        assert e.value.code == "AUTH_DATABASE_FORBIDDEN" and "default" in str(e.value), e.value

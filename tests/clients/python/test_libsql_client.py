@@ -5,14 +5,17 @@ it has no interactive transactions over http (it says so with TRANSACTIONS_NOT_S
 Over ws it speaks Hrana over WebSocket (subprotocol hrana2 only, one socket per client).
 Every scenario in the `client` fixture runs four times: http/ws x sync/async.
 ws-only features (interactive transactions, the dbapi2 module) are in test_libsql_client_ws.py.
+Every client authenticates with the read-write token for `default` (tokens.token()); the auth
+scenarios at the end use the read-only token, no/garbage tokens and a token for another database.
 """
 import asyncio
 import threading
+import uuid
 
 import libsql_client
 import pytest
 
-TOKEN = "any-token-is-accepted"
+from tokens import mint, ro_token, token
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
 
@@ -20,11 +23,11 @@ I64_MIN = -(2**63)
 class AsyncAdapter:
     """Drives the async client from a synchronous test through its own event loop."""
 
-    def __init__(self, url):
+    def __init__(self, url, auth_token):
         self.loop = asyncio.new_event_loop()
 
         async def make():
-            return libsql_client.create_client(url, auth_token=TOKEN)
+            return libsql_client.create_client(url, auth_token=auth_token)
 
         self.client = self.loop.run_until_complete(make())
 
@@ -77,10 +80,16 @@ class AsyncTransactionAdapter:
         self.close()
 
 
-def make_client(url, mode):
+_DEFAULT = object()
+
+
+def make_client(url, mode, auth_token=_DEFAULT):
+    """A sync client or the async one behind AsyncAdapter; the read-write token unless told."""
+    if auth_token is _DEFAULT:
+        auth_token = token()
     if mode == "sync":
-        return libsql_client.create_client_sync(url, auth_token=TOKEN)
-    return AsyncAdapter(url)
+        return libsql_client.create_client_sync(url, auth_token=auth_token)
+    return AsyncAdapter(url, auth_token)
 
 
 @pytest.fixture(params=["http-sync", "http-async", "ws-sync", "ws-async"])
@@ -138,13 +147,6 @@ def test_literal_extremes_and_row_access(client):
     assert row.astuple() == (I64_MAX, I64_MIN, -17, 1.5, "ü🎉", b"\x00\xff\x00", None)
     assert row["max"] == I64_MAX and row["b"] == b"\x00\xff\x00"
     assert len(rs) == 1
-
-
-def test_no_auth_token(any_url):
-    # without a token this client still sends "authorization: Bearer None" over http
-    # and a hello with jwt null over ws
-    with libsql_client.create_client_sync(any_url) as c:
-        assert c.execute("SELECT 'ok'").rows[0][0] == "ok"
 
 
 def test_named_arguments(client, name):
@@ -283,7 +285,7 @@ def test_transaction_left_open_by_one_request_does_not_leak(client, name):
 
 def test_twenty_concurrent_async_clients(any_url, name):
     async def worker(i, table):
-        c = libsql_client.create_client(any_url, auth_token=TOKEN)
+        c = libsql_client.create_client(any_url, auth_token=token())
         try:
             for j in range(10):
                 await c.execute(f"INSERT INTO {table} (worker, n) VALUES (?, ?)", [i, j])
@@ -294,7 +296,7 @@ def test_twenty_concurrent_async_clients(any_url, name):
             await c.close()
 
     async def main():
-        setup = libsql_client.create_client(any_url, auth_token=TOKEN)
+        setup = libsql_client.create_client(any_url, auth_token=token())
         await setup.execute(f"CREATE TABLE {name} (worker INTEGER, n INTEGER, PRIMARY KEY (worker, n))")
         results = await asyncio.gather(*(worker(i, name) for i in range(20)))
         total = (await setup.execute(f"SELECT count(*) FROM {name}")).rows[0][0]
@@ -308,13 +310,13 @@ def test_twenty_concurrent_async_clients(any_url, name):
 
 
 def test_twenty_concurrent_sync_clients_in_threads(any_url, name):
-    with libsql_client.create_client_sync(any_url, auth_token=TOKEN) as setup:
+    with libsql_client.create_client_sync(any_url, auth_token=token()) as setup:
         setup.execute(f"CREATE TABLE {name} (worker INTEGER, n INTEGER)")
     results, errors = {}, []
 
     def worker(i):
         try:
-            with libsql_client.create_client_sync(any_url, auth_token=TOKEN) as c:
+            with libsql_client.create_client_sync(any_url, auth_token=token()) as c:
                 for j in range(10):
                     c.execute(f"INSERT INTO {name} VALUES (?, ?)", [i, j])
                 rows = c.execute(f"SELECT n FROM {name} WHERE worker = ? ORDER BY n", [i]).rows
@@ -330,3 +332,96 @@ def test_twenty_concurrent_sync_clients_in_threads(any_url, name):
     assert errors == []
     assert sorted(results) == list(range(20))
     assert all(v == list(range(10)) for v in results.values())
+
+
+# ---- authentication and read-only tokens -------------------------------------------------
+
+@pytest.fixture(params=["http-sync", "http-async", "ws-sync", "ws-async"])
+def transport(request, server_url, ws_url):
+    """(url, mode) for each of the four ways this client talks to the server."""
+    scheme, mode = request.param.split("-")
+    return (server_url if scheme == "http" else ws_url), mode
+
+
+@pytest.fixture(scope="module")
+def ro_table(server_url):
+    """A table in `default` holding rows 1 and 2, made with the read-write token."""
+    table = "ro_" + uuid.uuid4().hex[:12]
+    with libsql_client.create_client_sync(server_url, auth_token=token()) as c:
+        c.batch([f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, v TEXT)",
+                 f"INSERT INTO {table} VALUES (1, 'one'), (2, 'two')"])
+    return table
+
+
+def rows_of(server_url, table):
+    with libsql_client.create_client_sync(server_url, auth_token=token()) as c:
+        return [r.astuple() for r in c.execute(f"SELECT id, v FROM {table} ORDER BY id").rows]
+
+
+def test_read_only_token_reads_but_writes_are_refused(transport, server_url, ro_table):
+    url, mode = transport
+    c = make_client(url, mode, ro_token())
+    try:
+        assert [r[0] for r in c.execute(f"SELECT v FROM {ro_table} ORDER BY id").rows] == ["one", "two"]
+        for write in (lambda: c.execute(f"INSERT INTO {ro_table} VALUES (3, 'three')"),
+                      lambda: c.batch([f"SELECT 1", f"UPDATE {ro_table} SET v = 'x'"]),
+                      lambda: c.execute(f"CREATE TABLE {ro_table}_new (x)")):
+            with pytest.raises(libsql_client.LibsqlError) as err:
+                write()
+            assert "read-only" in err.value.explanation, err.value
+            assert err.value.code in ("SQLITE_READONLY", "SQLITE_AUTH"), err.value.code
+        # the client is still usable for reads after the refusals
+        assert c.execute(f"SELECT count(*) FROM {ro_table}").rows[0][0] == 2
+    finally:
+        c.close()
+    assert rows_of(server_url, ro_table) == [(1, "one"), (2, "two")]
+
+
+def test_read_only_token_cannot_write_in_a_ws_transaction(ws_url, server_url, ro_table):
+    c = make_client(ws_url, "sync", ro_token())
+    try:
+        tx = c.transaction()
+        try:
+            assert tx.execute(f"SELECT count(*) FROM {ro_table}").rows[0][0] == 2
+            with pytest.raises(libsql_client.LibsqlError) as err:
+                tx.execute(f"DELETE FROM {ro_table}")
+            assert "read-only" in err.value.explanation, err.value
+        finally:
+            tx.close()
+    finally:
+        c.close()
+    assert rows_of(server_url, ro_table) == [(1, "one"), (2, "two")]
+
+
+@pytest.mark.parametrize("bad_token", [None, "", "garbage", "a.b.c"], ids=["none", "empty", "garbage", "not-a-jwt"])
+def test_missing_or_garbage_token_is_an_authentication_error(transport, bad_token):
+    # without a token this client sends "authorization: Bearer None" over http and a hello
+    # with jwt null over ws; the server answers 401 (http) or hello_error (ws)
+    url, mode = transport
+    c = make_client(url, mode, bad_token)
+    try:
+        with pytest.raises(libsql_client.LibsqlError) as err:
+            c.execute("SELECT 1")
+    finally:
+        try:
+            c.close()
+        except libsql_client.LibsqlError:
+            pass  # the ws client re-raises the hello_error when closed
+    # the code and message come from the 401's JSON body (http) or the hello_error (ws)
+    assert err.value.code in ("AUTH_JWT_MISSING", "AUTH_JWT_INVALID"), err.value
+    assert "token" in err.value.explanation, err.value
+
+
+def test_token_for_another_database_is_refused_on_default(transport):
+    url, mode = transport
+    c = make_client(url, mode, mint("--db", "other"))
+    try:
+        with pytest.raises(libsql_client.LibsqlError) as err:
+            c.execute("SELECT 1")
+    finally:
+        try:
+            c.close()
+        except libsql_client.LibsqlError:
+            pass
+    assert err.value.code == "AUTH_DATABASE_FORBIDDEN", err.value  # a 403 over http
+    assert "`other`, not `default`" in err.value.explanation, err.value

@@ -13,7 +13,8 @@ import libsql_client
 import libsql_client.dbapi2 as dbapi2
 import pytest
 
-from test_libsql_client import TOKEN, make_client
+from test_libsql_client import make_client
+from tokens import token
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -29,7 +30,7 @@ def count(client, table):
 
 def test_negotiates_hrana2(ws_url):
     async def main():
-        async with libsql_client.create_client(ws_url, auth_token=TOKEN) as c:
+        async with libsql_client.create_client(ws_url, auth_token=token()) as c:
             assert (await c.execute("SELECT 'hello'")).rows[0][0] == "hello"
             # the client offers only "hrana2"; the socket is the client's one connection
             return c._conn._socket.protocol
@@ -110,7 +111,7 @@ def test_transaction_with_every_value_type_and_a_large_result(ws_client, name):
 
 def test_twenty_concurrent_async_transactions(ws_url, name):
     async def worker(i):
-        async with libsql_client.create_client(ws_url, auth_token=TOKEN) as c:
+        async with libsql_client.create_client(ws_url, auth_token=token()) as c:
             tx = c.transaction()
             try:
                 await tx.execute(f"INSERT INTO {name} VALUES (?, 0)", [i])
@@ -120,7 +121,7 @@ def test_twenty_concurrent_async_transactions(ws_url, name):
                 tx.close()
 
     async def main():
-        async with libsql_client.create_client(ws_url, auth_token=TOKEN) as c:
+        async with libsql_client.create_client(ws_url, auth_token=token()) as c:
             await c.execute(f"CREATE TABLE {name} (worker INTEGER, n INTEGER)")
             await asyncio.gather(*(worker(i) for i in range(20)))
             rs = await c.execute(f"SELECT worker, group_concat(n) FROM {name} GROUP BY worker ORDER BY worker")
@@ -133,7 +134,7 @@ def test_twenty_concurrent_async_transactions(ws_url, name):
 
 @pytest.fixture
 def dbapi_conn(ws_url):
-    conn = dbapi2.connect(ws_url)
+    conn = dbapi2.connect(ws_url, auth_token=token())
     yield conn
     conn.close()
 

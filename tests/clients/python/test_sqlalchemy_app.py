@@ -1,7 +1,9 @@
 """The SQLAlchemy bookshelf app (sqlalchemy-libsql -> libsql-experimental) against skylite.
 
 The app is configured the way a Turso user does it: a `.env` file with TURSO_DATABASE_URL and
-TURSO_AUTH_TOKEN, written here into a temp dir and pointed at the test server.
+TURSO_AUTH_TOKEN, written here into a temp dir and pointed at the test server. The token is a
+real one (auth is on): the read-write token for `default`; the auth scenarios at the end put the
+read-only token, no token, a garbage token or another database's token there instead.
 libsql-experimental talks Hrana over HTTP v3 (/v3/pipeline, /v3/cursor) and raises SQL errors
 as plain `ValueError` carrying SQLite's message (SQLAlchemy does not wrap them).
 Concurrency runs in processes (app-server workers); the idle-stream scenarios use a private
@@ -16,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from sqlalchemy_app.app import Bookshelf, engine_from_env
+from tokens import mint, ro_token, token
 
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
@@ -26,7 +29,7 @@ def engine(server_url, tmp_path, monkeypatch):
     monkeypatch.delenv("TURSO_DATABASE_URL", raising=False)
     monkeypatch.delenv("TURSO_AUTH_TOKEN", raising=False)
     env = tmp_path / ".env"
-    env.write_text(f"TURSO_DATABASE_URL={server_url}\nTURSO_AUTH_TOKEN=test-token-ignored\n")
+    env.write_text(f"TURSO_DATABASE_URL={server_url}\nTURSO_AUTH_TOKEN={token()}\n")
     eng = engine_from_env(env)
     yield eng
     eng.dispose()
@@ -183,7 +186,7 @@ def test_twenty_concurrent_app_processes(shelf, name, tmp_path, server_url):
     # connections from threads of one process while one of them waits on the server (its other
     # calls stall until that request returns), so threads + write transactions deadlock client-side.
     env = tmp_path / "worker.env"
-    env.write_text(f"TURSO_DATABASE_URL={server_url}\nTURSO_AUTH_TOKEN=worker-token\n")
+    env.write_text(f"TURSO_DATABASE_URL={server_url}\nTURSO_AUTH_TOKEN={token()}\n")
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=20, mp_context=ctx) as pool:
         futures = {i: pool.submit(add_and_read, str(env), name + "_", i) for i in range(20)}
@@ -213,9 +216,9 @@ def idle_engine(private_server, tmp_path, name, monkeypatch):
     """Engine on a private server whose idle streams expire after 1 s; table `name` holds id 1."""
     monkeypatch.delenv("TURSO_DATABASE_URL", raising=False)
     monkeypatch.delenv("TURSO_AUTH_TOKEN", raising=False)
-    url = private_server("--stream-idle-timeout", "1")
+    server = private_server("--stream-idle-timeout", "1")
     env = tmp_path / "idle.env"
-    env.write_text(f"TURSO_DATABASE_URL={url}\n")
+    env.write_text(f"TURSO_DATABASE_URL={server.url}\nTURSO_AUTH_TOKEN={server.mint()}\n")
     eng = engine_from_env(env)
     with eng.begin() as conn:
         conn.execute(text(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY)"))
@@ -243,3 +246,61 @@ def test_transaction_idle_past_timeout_is_reported_and_connection_recovers(idle_
     # ... and the pooled connection is usable again
     with idle_engine.connect() as conn:
         assert conn.execute(text(f"SELECT id FROM {name}")).scalars().all() == [1]
+
+
+# ---- authentication and read-only tokens (the token comes from .env, as in a real app) -----
+
+def engine_with_token(server_url, tmp_path, monkeypatch, auth_token):
+    """An engine from a .env whose TURSO_AUTH_TOKEN line is `auth_token` (None: no such line)."""
+    monkeypatch.delenv("TURSO_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TURSO_AUTH_TOKEN", raising=False)
+    env = tmp_path / "auth.env"
+    lines = [f"TURSO_DATABASE_URL={server_url}"]
+    if auth_token is not None:
+        lines.append(f"TURSO_AUTH_TOKEN={auth_token}")
+    env.write_text("\n".join(lines) + "\n")
+    return engine_from_env(env)
+
+
+def test_read_only_token_reads_but_the_app_cannot_write(shelf, name, server_url, tmp_path, monkeypatch):
+    shelf.add_author("Le Guin", [{"title": "The Lathe of Heaven", "year": 1971}])
+    ro_engine = engine_with_token(server_url, tmp_path, monkeypatch, ro_token())
+    try:
+        ro_shelf = Bookshelf(ro_engine, prefix=name + "_")
+        assert ro_shelf.titles_by("Le Guin") == ["The Lathe of Heaven"]
+        assert ro_shelf.counts() == (1, 1)
+        with pytest.raises(ValueError, match="read-only"):
+            ro_shelf.add_author("Butler", [{"title": "Kindred"}])
+        with pytest.raises(ValueError, match="read-only"):
+            ro_shelf.retitle("The Lathe of Heaven", "changed")
+        with pytest.raises(ValueError, match="read-only"):
+            with ro_engine.begin() as conn:
+                conn.execute(text(f"DELETE FROM {shelf.Book.__tablename__}"))
+        assert ro_shelf.counts() == (1, 1), "reads still work after the refusals"
+    finally:
+        ro_engine.dispose()
+    assert shelf.counts() == (1, 1)
+    assert shelf.titles_by("Le Guin") == ["The Lathe of Heaven"]
+
+
+@pytest.mark.parametrize("bad_token", [None, "garbage", "a.b.c"], ids=["no-token", "garbage", "not-a-jwt"])
+def test_missing_or_garbage_token_is_an_authentication_error(server_url, tmp_path, monkeypatch, bad_token):
+    eng = engine_with_token(server_url, tmp_path, monkeypatch, bad_token)
+    try:
+        with pytest.raises(ValueError) as err:
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        assert "401" in str(err.value), err.value
+    finally:
+        eng.dispose()
+
+
+def test_token_for_another_database_is_refused(server_url, tmp_path, monkeypatch):
+    eng = engine_with_token(server_url, tmp_path, monkeypatch, mint("--db", "other"))
+    try:
+        with pytest.raises(ValueError) as err:
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        assert "403" in str(err.value), err.value
+    finally:
+        eng.dispose()
