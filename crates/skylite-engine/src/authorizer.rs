@@ -23,22 +23,27 @@ pub struct ConnFlags {
     /// The connection carries state a later request may depend on (a pragma set on it, a
     /// temporary table), so it must not go back to the shared pool.
     pub tainted: AtomicBool,
-    /// Why the authorizer denied the last statement.
-    pub denial: Mutex<Option<String>>,
+    /// Why the authorizer denied the last statement: the error code the client should see and
+    /// the message.
+    pub denial: Mutex<Option<(&'static str, String)>>,
     /// The statement being prepared is for a read-only caller: refuse every write.
     pub read_only: AtomicBool,
 }
 
 impl ConnFlags {
     fn deny(&self, reason: String) -> Authorization {
+        self.deny_with("SQLITE_AUTH", reason)
+    }
+
+    fn deny_with(&self, code: &'static str, reason: String) -> Authorization {
         if let Ok(mut d) = self.denial.lock() {
-            *d = Some(reason);
+            *d = Some((code, reason));
         }
         Authorization::Deny
     }
 
-    /// Takes the reason of the last denial, if any.
-    pub fn take_denial(&self) -> Option<String> {
+    /// Takes the code and reason of the last denial, if any.
+    pub fn take_denial(&self) -> Option<(&'static str, String)> {
         self.denial.lock().ok().and_then(|mut d| d.take())
     }
 }
@@ -105,7 +110,10 @@ fn is_write(action: &AuthAction<'_>) -> bool {
 /// Decides one action.
 pub fn authorize(flags: &ConnFlags, ctx: AuthContext<'_>) -> Authorization {
     if flags.read_only.load(Ordering::Relaxed) && is_write(&ctx.action) {
-        return flags.deny(
+        // The same code as a write refused after preparation (conn.rs), so clients see one
+        // error whichever check caught it.
+        return flags.deny_with(
+            "SQLITE_READONLY",
             "attempt to write with read-only access: this token may only read this database".into(),
         );
     }

@@ -192,8 +192,8 @@ impl Conn {
         let mut e = ExecError::from_sqlite(&err);
         // SQLite reports a denied action as SQLITE_AUTH, or as a plain SQLITE_ERROR for
         // functions; either way the authorizer recorded the real reason.
-        if let Some(reason) = self.flags.take_denial() {
-            e.code = "SQLITE_AUTH".to_owned();
+        if let Some((code, reason)) = self.flags.take_denial() {
+            e.code = code.to_owned();
             e.message = reason;
         }
         e
