@@ -278,7 +278,7 @@ impl Conn {
         };
         stmt.clear_bindings();
         bind_args(&mut stmt, input.args, input.named_args)?;
-        let readonly = stmt.readonly();
+        let readonly = stmt.readonly() || sql_text::is_journal_mode_query(sql);
         if input.read_only && !readonly {
             stmt.clear_bindings();
             return Err(read_only_error());

@@ -94,6 +94,36 @@ pub fn may_leave_state(sql: &str) -> bool {
             .is_some_and(|w| is(w, "TEMP") || is(w, "TEMPORARY"))
 }
 
+/// True for `PRAGMA [schema.]journal_mode` asked as a question (no value): SQLite marks it as
+/// writing because the same pragma with a value switches modes, but asked alone (and the server
+/// refuses to set it anyway) it only reads.
+pub fn is_journal_mode_query(sql: &str) -> bool {
+    let body = skip_space_and_comments(sql);
+    let Some(rest) = strip_keyword(body, "PRAGMA") else {
+        return false;
+    };
+    let rest = skip_space_and_comments(rest);
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, tail) = rest.split_at(name_end);
+    let name = name.rsplit('.').next().unwrap_or(name);
+    if !name.eq_ignore_ascii_case("journal_mode") {
+        return false;
+    }
+    skip_space_and_comments(tail)
+        .trim_start_matches(|c: char| c == ';' || c.is_whitespace())
+        .is_empty()
+}
+
+fn strip_keyword<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = s.get(..keyword.len())?;
+    let rest = &s[keyword.len()..];
+    (head.eq_ignore_ascii_case(keyword)
+        && !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(rest)
+}
+
 /// True for `EXPLAIN ...` and `EXPLAIN QUERY PLAN ...`.
 pub fn is_explain(sql: &str) -> bool {
     leading_words(sql)
@@ -180,6 +210,19 @@ mod tests {
         assert_eq!(txn_keyword("begin readonly"), TxnKeyword::BeginReadOnly);
         assert_eq!(txn_keyword("SELECT 'BEGIN'"), TxnKeyword::Other);
         assert_eq!(txn_keyword("BEGINX"), TxnKeyword::Other);
+    }
+
+    #[test]
+    fn journal_mode_queries() {
+        assert!(is_journal_mode_query("PRAGMA journal_mode"));
+        assert!(is_journal_mode_query("pragma main.journal_mode;"));
+        assert!(is_journal_mode_query(" /* c */ PRAGMA  journal_mode ; "));
+        assert!(!is_journal_mode_query("PRAGMA journal_mode=DELETE"));
+        assert!(!is_journal_mode_query("PRAGMA journal_mode = wal"));
+        assert!(!is_journal_mode_query("PRAGMA journal_mode(DELETE)"));
+        assert!(!is_journal_mode_query("PRAGMA journal_size_limit"));
+        assert!(!is_journal_mode_query("PRAGMAjournal_mode"));
+        assert!(!is_journal_mode_query("SELECT 1"));
     }
 
     #[test]

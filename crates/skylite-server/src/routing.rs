@@ -15,7 +15,9 @@
 //! 4. **`default`.**
 //!
 //! A name given by path or header must be valid (400 `INVALID_DATABASE_NAME`) and must exist
-//! (404 `DATABASE_NOT_FOUND`); databases are created only through the admin API.
+//! (404 `DATABASE_NOT_FOUND`); databases are created only through the admin API. With auth on,
+//! the token is checked first: a request without a valid token gets its 401 before any name is
+//! looked at, so it cannot tell which databases exist.
 //!
 //! [`TargetDb`] is the extractor every SQL handler takes: the one place where a request is
 //! bound to a database, and so the place where authorization is checked.
@@ -26,7 +28,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 
-use skylite_auth::{Access, AuthError, Grant};
+use skylite_auth::{Access, AuthError, Grant, Principal};
 
 use crate::app::App;
 use crate::databases::{is_valid_name, not_found, validate_name, DbHandle};
@@ -221,8 +223,12 @@ impl FromRequestParts<App> for TargetDb {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        // The token is checked before the database is looked up, so that a request without a
+        // valid token learns nothing (not even whether a name is valid or a database exists):
+        // 401 comes before 400 and 404.
+        let principal = authenticate(app, parts)?;
         let db = resolve(app, parts).await?;
-        let grant = authorize(app, parts, &db)?;
+        let grant = authorize(principal.as_ref(), &db)?;
         Ok(TargetDb(db, grant))
     }
 }
@@ -241,13 +247,12 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Checks that the request may use `db`: the `Authorization: Bearer` JWT (signature,
-/// `exp`/`nbf`, revocation, the `id`/`p` claims naming `db`, `a` = `ro`/`rw`). 401 without a
-/// valid token, 403 for a token that does not open `db`. A WebSocket upgrade passes with no
-/// grant: its token comes in `hello`.
-pub fn authorize(app: &App, parts: &Parts, db: &DbHandle) -> Result<Option<Grant>, ApiError> {
+/// Authenticates the request: the `Authorization: Bearer` JWT (signature, `exp`/`nbf`,
+/// revocation). 401 without a valid token. `None` for a WebSocket upgrade, whose token comes in
+/// `hello`; with `--no-auth`, a principal that may do everything.
+pub fn authenticate(app: &App, parts: &Parts) -> Result<Option<Principal>, ApiError> {
     if app.auth.is_disabled() {
-        return Ok(Some(Grant::ReadWrite));
+        return Ok(Some(Principal::unrestricted()));
     }
     if is_websocket_upgrade(&parts.headers) {
         return Ok(None);
@@ -256,7 +261,19 @@ pub fn authorize(app: &App, parts: &Parts, db: &DbHandle) -> Result<Option<Grant
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = app.auth.authenticate_header(header).map_err(auth_error)?;
+    app.auth
+        .authenticate_header(header)
+        .map(Some)
+        .map_err(auth_error)
+}
+
+/// Checks that the authenticated `principal` may use `db` (the `id`/`p` claims naming `db`,
+/// `a` = `ro`/`rw`): 403 for a token that does not open `db`. A WebSocket upgrade (no
+/// principal yet) passes with no grant: its token comes in `hello`.
+pub fn authorize(principal: Option<&Principal>, db: &DbHandle) -> Result<Option<Grant>, ApiError> {
+    let Some(principal) = principal else {
+        return Ok(None);
+    };
     let grant = principal
         .authorize(db.name(), Access::Read)
         .map_err(auth_error)?;
