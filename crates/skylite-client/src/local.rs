@@ -1,0 +1,140 @@
+//! Local files on the engine in this process: one [`skylite_engine::Database`] per file per
+//! process (shared by every client of that file, so they share its write lock and pool), and
+//! streams that run Hrana requests on an engine [`Session`].
+//!
+//! SQL blocks, so the async flavour never runs it on the caller's thread: each request list goes
+//! to a small engine worker pool ([`skylite_engine::Workers`], which also keeps the pool moving
+//! while a job waits for the write lock) and the answer comes back on a oneshot channel. If the
+//! caller's future is dropped mid-way, the job still finishes and the session is dropped on the
+//! worker, which rolls back any open transaction there.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use skylite_engine::{Budget, Database, EngineConfig, Session, Workers};
+use skylite_proto::{StreamRequest, StreamResult};
+
+use crate::error::{Error, Result};
+
+/// One open local database.
+pub(crate) struct LocalDb {
+    pub(crate) db: Database,
+}
+
+impl std::fmt::Debug for LocalDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDb")
+            .field("path", &self.db.path())
+            .finish()
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<LocalDb>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<LocalDb>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// The worker threads that run local SQL for the async flavour.
+pub(crate) fn workers() -> &'static Workers {
+    static WORKERS: OnceLock<Workers> = OnceLock::new();
+    WORKERS.get_or_init(|| Workers::new("skylite-client", 4, 256))
+}
+
+/// Runs `job` on the worker pool and waits for it without blocking the async runtime.
+pub(crate) async fn on_worker<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    workers().execute(move || {
+        let _ = tx.send(job());
+    });
+    rx.await
+        .map_err(|_| Error::Open("the local database worker stopped unexpectedly".into()))
+}
+
+impl LocalDb {
+    /// Opens `path` (creating the file if needed), or returns the handle already open in this
+    /// process. Blocks.
+    pub(crate) fn open(path: &Path) -> Result<Arc<LocalDb>> {
+        let absolute = std::path::absolute(path)
+            .map_err(|e| Error::Open(format!("{}: {e}", path.display())))?;
+        let key = absolute.canonicalize().unwrap_or_else(|_| absolute.clone());
+        let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(db);
+        }
+        let config = EngineConfig {
+            // No wire to protect: results are only bounded by memory.
+            max_response_bytes: usize::MAX / 4,
+            ..EngineConfig::default()
+        };
+        let db = Database::open(&absolute, config).map_err(|e| Error::Open(e.to_string()))?;
+        let local = Arc::new(LocalDb { db });
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(key, Arc::downgrade(&local));
+        Ok(local)
+    }
+}
+
+/// A stream on a local database: a session that lives between calls (for transactions).
+pub(crate) struct LocalStream {
+    db: Arc<LocalDb>,
+    /// `None` only while a request runs, or after a cancelled one.
+    session: Option<Session>,
+}
+
+impl LocalStream {
+    pub(crate) fn new(db: Arc<LocalDb>) -> LocalStream {
+        let session = Session::new(db.db.clone());
+        LocalStream {
+            db,
+            session: Some(session),
+        }
+    }
+
+    /// Runs `reqs` in order on the worker pool.
+    pub(crate) async fn run(&mut self, reqs: Vec<StreamRequest>) -> Result<Vec<StreamResult>> {
+        let mut session = self.session.take().ok_or_else(|| {
+            Error::TransactionLost("an earlier call on this transaction was cancelled".into())
+        })?;
+        let (session, results) = on_worker(move || {
+            let results = run_session(&mut session, &reqs);
+            (session, results)
+        })
+        .await?;
+        self.session = Some(session);
+        results
+    }
+
+    /// Whether the session is open and inside a transaction.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::in_transaction)
+    }
+
+    /// Rolls back and frees the session on a worker, without waiting (for `Drop`).
+    pub(crate) fn close_in_background(&mut self) {
+        if let Some(session) = self.session.take() {
+            // Session's own Drop rolls back and returns the connection to the pool.
+            workers().execute(move || drop(session));
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn database(&self) -> &Arc<LocalDb> {
+        &self.db
+    }
+}
+
+/// Runs `reqs` on `session` and makes their commits durable, as a server pipeline does.
+fn run_session(session: &mut Session, reqs: &[StreamRequest]) -> Result<Vec<StreamResult>> {
+    let mut budget = Budget::new(session.database().config().max_response_bytes);
+    let results = reqs
+        .iter()
+        .map(|r| session.handle(r, &mut budget))
+        .collect();
+    session
+        .finish_pipeline()
+        .map_err(|e| Error::from_proto(e.into()))?;
+    Ok(results)
+}

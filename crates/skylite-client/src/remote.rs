@@ -1,0 +1,513 @@
+//! Remote databases: Hrana v3 over HTTP (`POST <base>/v3/pipeline`) on hyper 1 HTTP/1.1
+//! connections, kept alive and reused from a small pool, over rustls for `https://`; and
+//! streams that carry their baton from one request to the next.
+//!
+//! # Retries
+//!
+//! A request is repeated only when repeating it cannot do anything twice:
+//! - it was **never sent**: connecting failed (refused, DNS, TLS handshake, connect timeout), or
+//!   a pooled keep-alive connection turned out to be closed before the request went out
+//!   (hyper hands such a request back unsent);
+//! - or it is a **read-only request on a fresh stream**: no baton (so no transaction or other
+//!   server state can be affected) and every statement is a `SELECT`, `VALUES` or `EXPLAIN`;
+//!   then a broken connection, a request timeout or an HTTP 502/503/504 is retried too.
+//!
+//! Writes, batches, `execute_multiple` and anything on a stream with a baton (a transaction)
+//! are never repeated once sent: their error is returned. Retries wait 50 ms, 100 ms, 200 ms, ...
+//! and stop after [`crate::Config::max_retries`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use skylite_proto::{PipelineReqBody, PipelineRespBody, StreamRequest, StreamResult};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{Config, RemoteUrl};
+use crate::error::{Error, Result};
+
+/// Idle keep-alive connections kept per client.
+const MAX_IDLE: usize = 32;
+
+/// A remote server: its address, token, TLS settings and connection pool.
+pub(crate) struct Remote {
+    url: RemoteUrl,
+    auth_header: Option<String>,
+    tls: Option<TlsConnector>,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_retries: u32,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("authority", &self.url.authority)
+            .field("base_path", &self.url.base_path)
+            .field("tls", &self.url.tls)
+            .finish()
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(url: RemoteUrl, config: &Config) -> Result<Remote> {
+        let tls = if url.tls {
+            Some(tls_connector(config.ca_file.as_deref())?)
+        } else {
+            None
+        };
+        let token = config
+            .auth_token
+            .clone()
+            .or_else(|| url.query_token.clone());
+        Ok(Remote {
+            auth_header: token.map(|t| format!("Bearer {t}")),
+            url,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            max_retries: config.max_retries,
+        })
+    }
+
+    /// Sends one pipeline. `repeatable`: the request may be retried even after it was sent.
+    pub(crate) async fn pipeline(
+        &self,
+        body: &PipelineReqBody,
+        repeatable: bool,
+    ) -> Result<PipelineRespBody> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let (status, bytes) = self
+            .post("/v3/pipeline", Bytes::from(json), repeatable)
+            .await?;
+        if !status.is_success() {
+            return Err(http_error(status, &bytes));
+        }
+        let resp: PipelineRespBody = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Protocol(format!(
+                "the server's pipeline response is not Hrana JSON: {e}"
+            ))
+        })?;
+        if resp.results.len() != body.requests.len() {
+            return Err(Error::Protocol(format!(
+                "the server answered {} results to {} requests",
+                resp.results.len(),
+                body.requests.len()
+            )));
+        }
+        Ok(resp)
+    }
+
+    /// POSTs `body` to `<base><endpoint>`, retrying as the module docs say.
+    async fn post(
+        &self,
+        endpoint: &str,
+        body: Bytes,
+        repeatable: bool,
+    ) -> Result<(StatusCode, Bytes)> {
+        let mut attempt = 0u32;
+        loop {
+            let outcome = self.post_once(endpoint, body.clone()).await;
+            let retry = match &outcome {
+                Ok((status, _)) => {
+                    repeatable
+                        && matches!(
+                            *status,
+                            StatusCode::BAD_GATEWAY
+                                | StatusCode::SERVICE_UNAVAILABLE
+                                | StatusCode::GATEWAY_TIMEOUT
+                        )
+                }
+                Err(Attempt::NotSent(_)) => true,
+                Err(Attempt::Sent(_)) => repeatable,
+            };
+            if !retry || attempt >= self.max_retries {
+                return outcome.map_err(Attempt::into_error);
+            }
+            tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(6))).await;
+            attempt += 1;
+        }
+    }
+
+    async fn post_once(&self, endpoint: &str, body: Bytes) -> Result<(StatusCode, Bytes), Attempt> {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{endpoint}", self.url.base_path))
+            .header(HOST, &self.url.authority)
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(auth) = &self.auth_header {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        let mut request = builder
+            .body(Full::new(body))
+            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
+        let timeout = self.request_timeout;
+        let work = async {
+            // A pooled connection first; if the server closed it, hyper gives the request back
+            // unsent and we go on with the next one (or a new connection).
+            let response = loop {
+                let (mut sender, fresh) = match self.take_idle() {
+                    Some(s) => (s, false),
+                    None => (self.connect().await.map_err(Attempt::NotSent)?, true),
+                };
+                if let Err(e) = sender.ready().await {
+                    if fresh {
+                        return Err(Attempt::NotSent(Error::Connect(format!(
+                            "the new connection to {} closed at once: {e}",
+                            self.url.authority
+                        ))));
+                    }
+                    continue;
+                }
+                match sender.try_send_request(request).await {
+                    Ok(resp) => break (resp, sender),
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) if !fresh => {
+                            request = unsent;
+                            continue;
+                        }
+                        Some(_) => {
+                            return Err(Attempt::NotSent(Error::Connect(format!(
+                                "the connection closed before the request was sent: {}",
+                                e.error()
+                            ))))
+                        }
+                        None => {
+                            return Err(Attempt::Sent(Error::Connect(format!(
+                                "the connection broke during the request: {}",
+                                e.error()
+                            ))))
+                        }
+                    },
+                }
+            };
+            let (resp, sender) = response;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| {
+                    Attempt::Sent(Error::Connect(format!(
+                        "the connection broke while reading the response: {e}"
+                    )))
+                })?
+                .to_bytes();
+            self.put_idle(sender);
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Attempt::Sent(Error::Timeout {
+                what: format!("waiting for {} to answer", self.url.authority),
+                after: timeout,
+            })),
+        }
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    /// Opens a new HTTP/1.1 connection (TCP, then TLS for https) within the connect timeout.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let url = &self.url;
+        let what = || format!("connecting to {}", url.authority);
+        let connect = async {
+            let tcp = TcpStream::connect((url.host.as_str(), url.port))
+                .await
+                .map_err(|e| Error::Connect(format!("cannot connect to {}: {e}", url.authority)))?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => handshake(tcp).await,
+                Some(connector) => {
+                    let name = ServerName::try_from(url.host.clone()).map_err(|e| {
+                        Error::Config(format!("invalid TLS server name {:?}: {e}", url.host))
+                    })?;
+                    let tls = connector.connect(name, tcp).await.map_err(|e| {
+                        Error::Connect(format!("TLS handshake with {} failed: {e}", url.authority))
+                    })?;
+                    handshake(tls).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                what: what(),
+                after: self.connect_timeout,
+            }),
+        }
+    }
+}
+
+/// The outcome of a failed attempt: whether the request may have reached the server.
+enum Attempt {
+    NotSent(Error),
+    Sent(Error),
+}
+
+impl Attempt {
+    fn into_error(self) -> Error {
+        match self {
+            Attempt::NotSent(e) | Attempt::Sent(e) => e,
+        }
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Error::Connect(format!("HTTP handshake failed: {e}")))?;
+    tokio::spawn(async move {
+        // The connection ends when the server closes it or every sender is dropped.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// The rustls client: the public web roots (webpki-roots) plus the CA file, if any.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                Error::Config(format!("invalid PEM in CA file {}: {e}", path.display()))
+            })?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "the CA file {} holds no certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!("unusable certificate in {}: {e}", path.display()))
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Turns a non-2xx answer into an error, reading the server's `{"message", "code"}` if present.
+fn http_error(status: StatusCode, body: &[u8]) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        message: Option<String>,
+        error: Option<String>,
+        code: Option<String>,
+    }
+    let (message, code) = match serde_json::from_slice::<Body>(body) {
+        Ok(b) => (
+            b.message
+                .or(b.error)
+                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+            b.code,
+        ),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body).trim().to_owned();
+            let text = if text.is_empty() {
+                status.canonical_reason().unwrap_or("").to_owned()
+            } else {
+                text
+            };
+            (text, None)
+        }
+    };
+    let status = status.as_u16();
+    if status == 401 || status == 403 {
+        Error::Auth {
+            status,
+            code,
+            message,
+        }
+    } else {
+        Error::Http {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+/// A stream on a remote server: its baton between requests.
+pub(crate) struct RemoteStream {
+    remote: Arc<Remote>,
+    baton: Option<String>,
+    /// A request is in flight or failed in transit: the baton may be stale.
+    broken: bool,
+    /// The server closed the stream (it returned no baton).
+    closed: bool,
+}
+
+impl RemoteStream {
+    pub(crate) fn new(remote: Arc<Remote>) -> RemoteStream {
+        RemoteStream {
+            remote,
+            baton: None,
+            broken: false,
+            closed: false,
+        }
+    }
+
+    /// Runs `reqs` on the stream in one HTTP request.
+    pub(crate) async fn run(&mut self, reqs: Vec<StreamRequest>) -> Result<Vec<StreamResult>> {
+        if self.broken {
+            return Err(Error::TransactionLost(
+                "an earlier request on this stream was cancelled or failed in transit".into(),
+            ));
+        }
+        if self.closed {
+            return Err(Error::TransactionLost(
+                "the server closed this stream".into(),
+            ));
+        }
+        let repeatable = self.baton.is_none() && reqs.iter().all(is_repeatable);
+        let body = PipelineReqBody {
+            baton: self.baton.clone(),
+            requests: reqs,
+        };
+        self.broken = true;
+        let resp = self.remote.pipeline(&body, repeatable).await?;
+        self.broken = false;
+        self.closed = resp.baton.is_none();
+        self.baton = resp.baton;
+        Ok(resp.results)
+    }
+
+    /// Whether the stream has server-side state worth closing.
+    pub(crate) fn is_open(&self) -> bool {
+        self.baton.is_some()
+    }
+
+    /// Sends `close` for the stream in a background task, without waiting (for `Drop`). The
+    /// server rolls back the open transaction. Without a tokio runtime to run the task on, the
+    /// server rolls it back when the stream idles out.
+    pub(crate) fn close_in_background(&mut self, handle: Option<&tokio::runtime::Handle>) {
+        let Some(baton) = self.baton.take() else {
+            return;
+        };
+        let remote = self.remote.clone();
+        let task = async move {
+            let body = PipelineReqBody {
+                baton: Some(baton),
+                requests: vec![StreamRequest::Close],
+            };
+            let _ = remote.pipeline(&body, false).await;
+        };
+        match tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| handle.cloned())
+        {
+            Some(h) => {
+                h.spawn(task);
+            }
+            None => drop(task),
+        }
+    }
+}
+
+/// Whether a request may be repeated on a fresh stream.
+fn is_repeatable(req: &StreamRequest) -> bool {
+    match req {
+        StreamRequest::Close | StreamRequest::GetAutocommit => true,
+        StreamRequest::Execute { stmt } => stmt.sql.as_deref().is_some_and(is_read_only_sql),
+        StreamRequest::Describe { .. } => true,
+        _ => false,
+    }
+}
+
+/// A conservative test for SQL that cannot write: it starts with `SELECT`, `VALUES` or
+/// `EXPLAIN` (after whitespace and comments). `WITH` is not accepted (it may lead to a write).
+pub(crate) fn is_read_only_sql(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map(|(_, after)| after).unwrap_or("");
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map(|(_, after)| after).unwrap_or("");
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(word.as_str(), "SELECT" | "VALUES" | "EXPLAIN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_sql_is_recognised_conservatively() {
+        assert!(is_read_only_sql("  select 1"));
+        assert!(is_read_only_sql("-- c\n/* x */ SELECT * FROM t"));
+        assert!(is_read_only_sql("EXPLAIN QUERY PLAN SELECT 1"));
+        assert!(!is_read_only_sql("INSERT INTO t VALUES (1)"));
+        assert!(!is_read_only_sql("WITH x AS (SELECT 1) DELETE FROM t"));
+        assert!(!is_read_only_sql("PRAGMA user_version = 3"));
+        assert!(!is_read_only_sql("SELECTX"));
+    }
+
+    #[test]
+    fn http_errors_read_the_servers_message() {
+        let e = http_error(
+            StatusCode::UNAUTHORIZED,
+            br#"{"message":"the token has expired","code":"AUTH_EXPIRED"}"#,
+        );
+        assert!(matches!(e, Error::Auth { status: 401, .. }), "{e:?}");
+        assert!(e.to_string().contains("the token has expired"));
+        let e = http_error(StatusCode::BAD_GATEWAY, b"");
+        assert_eq!(e.to_string(), "HTTP 502: Bad Gateway");
+    }
+}
