@@ -1,11 +1,13 @@
 //! `skylite bench`: measures a real `skylite serve` over Hrana over HTTP and Hrana over
 //! WebSocket and, in the same run, the same engine called in-process, so the ratio of each
 //! transport to the in-process figure is the cost of the network, the protocol and JSON.
+//! The server runs as users run it, with authentication on (every HTTP request and every
+//! WebSocket `hello` carries a token minted for the run); `--no-auth` measures without.
 //!
 //! This file owns the command line, the order of the run and the report. The pieces:
 //! - [`workload`]: the requests (point reads, single-row inserts, batches of 100 inserts) and
 //!   how their results are checked;
-//! - [`server`]: the server as a child process and the scratch folder;
+//! - [`server`]: the server as a child process (and its token) and the scratch folder;
 //! - [`http`]: the HTTP load generator (one keep-alive connection per tokio task);
 //! - [`ws`]: the WebSocket load generator (one socket with one stream per tokio task);
 //! - [`inproc`]: the in-process baseline (one OS thread per "connection");
@@ -121,6 +123,11 @@ pub struct BenchArgs {
     /// Smoke test: 1 s per cell and 10,000 rows (overrides --duration-secs and --rows).
     #[arg(long)]
     quick: bool,
+    /// Start the server with `--no-auth` and send no token. By default auth is on, as in a
+    /// real deployment: a read-write token for `default` is minted for the run and sent with
+    /// every HTTP request (`Authorization: Bearer`) and every WebSocket `hello`.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 /// The settings of a run, after `--quick` and validation.
@@ -131,6 +138,7 @@ struct Plan {
     connections: Vec<usize>,
     workloads: Vec<Workload>,
     transports: Vec<Transport>,
+    auth: bool,
 }
 
 impl Plan {
@@ -165,6 +173,7 @@ impl Plan {
             connections,
             workloads,
             transports,
+            auth: !args.no_auth,
         })
     }
 }
@@ -201,13 +210,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         data_dir: scratch.path().join("server"),
         durability: plan.durability.name(),
         cpu: args.server_cpu,
+        auth: plan.auth,
     })
     .await?;
-    let addr = server.addr;
+    let target = server.target.clone();
 
     eprintln!("loading {} rows over HTTP and in-process", plan.rows);
     let began = Instant::now();
-    http::setup(addr, plan.rows).await?;
+    http::setup(&target, plan.rows).await?;
     let db_path = scratch.path().join("inproc").join("bench.db");
     let (durability, rows) = (plan.durability.engine(), plan.rows);
     let db = blocking(move || {
@@ -227,10 +237,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             for &transport in &plan.transports {
                 let stats = match transport {
                     Transport::Http => {
-                        http::run_cell(addr, workload, conns, duration, rows, seed).await?
+                        http::run_cell(&target, workload, conns, duration, rows, seed).await?
                     }
                     Transport::Ws => {
-                        ws::run_cell(addr, workload, conns, duration, rows, seed).await?
+                        ws::run_cell(&target, workload, conns, duration, rows, seed).await?
                     }
                 };
                 server.check_alive()?;
@@ -360,6 +370,14 @@ fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &Scr
     println!(
         "durability: {} (server and in-process)",
         plan.durability.name()
+    );
+    println!(
+        "auth:       {}",
+        if plan.auth {
+            "on (a read-write token for `default`, sent with every HTTP request and WebSocket hello)"
+        } else {
+            "off (--no-auth: the server checks no token)"
+        }
     );
     println!(
         "duration:   {} s per cell and side; bench_kv has {} rows",

@@ -1,22 +1,22 @@
 //! The HTTP side of the benchmark: a minimal keep-alive HTTP/1.1 client ([`Client`], one hyper
-//! connection over one TCP stream), the table setup over Hrana, and the load of one cell
-//! ([`run_cell`]): one tokio task per connection, each sending pipelines back to back until
-//! the cell's time is up.
+//! connection over one TCP stream, sending the run's `Authorization` header on every request
+//! when auth is on), the table setup over Hrana, and the load of one cell ([`run_cell`]): one
+//! tokio task per connection, each sending pipelines back to back until the cell's time is up.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use skylite_proto::{PipelineReqBody, PipelineRespBody};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use super::server::Target;
 use super::stats::{CellStats, WorkerRecord};
 use super::workload::{self, Draw, Rng, Workload};
 
@@ -29,12 +29,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Client {
     sender: SendRequest<Full<Bytes>>,
     host: HeaderValue,
+    /// `Bearer <token>`, sent on every request (`None`: auth is off).
+    authorization: Option<HeaderValue>,
     driver: JoinHandle<()>,
 }
 
 impl Client {
-    /// Opens a connection to `addr` (TCP_NODELAY, like any latency-minded client).
-    pub async fn connect(addr: SocketAddr) -> Result<Client, String> {
+    /// Opens a connection to `target` (TCP_NODELAY, like any latency-minded client).
+    pub async fn connect(target: &Target) -> Result<Client, String> {
+        let addr = target.addr;
         let connect = async {
             let tcp = TcpStream::connect(addr)
                 .await
@@ -58,6 +61,7 @@ impl Client {
         Ok(Client {
             sender,
             host,
+            authorization: target.authorization.clone(),
             driver,
         })
     }
@@ -73,6 +77,9 @@ impl Client {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(headers) = req.headers_mut() {
             headers.insert(HOST, self.host.clone());
+            if let Some(auth) = &self.authorization {
+                headers.insert(AUTHORIZATION, auth.clone());
+            }
             if !body.is_empty() {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
@@ -128,8 +135,8 @@ fn parse_pipeline_response(status: StatusCode, body: &[u8]) -> Result<PipelineRe
 }
 
 /// True once `GET /health` answers 200.
-pub async fn is_healthy(addr: SocketAddr) -> bool {
-    let Ok(mut client) = Client::connect(addr).await else {
+pub async fn is_healthy(target: &Target) -> bool {
+    let Ok(mut client) = Client::connect(target).await else {
         return false;
     };
     matches!(
@@ -139,20 +146,20 @@ pub async fn is_healthy(addr: SocketAddr) -> bool {
 }
 
 /// Creates and fills the tables on the server.
-pub async fn setup(addr: SocketAddr, rows: u64) -> Result<(), String> {
+pub async fn setup(target: &Target, rows: u64) -> Result<(), String> {
     let body = serde_json::to_vec(&PipelineReqBody {
         baton: None,
         requests: workload::setup_requests(rows),
     })
     .map_err(|e| format!("cannot encode the setup request: {e}"))?;
-    let mut client = Client::connect(addr).await?;
+    let mut client = Client::connect(target).await?;
     let resp = client.pipeline(Bytes::from(body)).await?;
     workload::check_setup(&resp.results, rows)
 }
 
 /// Loads the server with `workload` over `conns` connections for `duration`.
 pub async fn run_cell(
-    addr: SocketAddr,
+    target: &Target,
     workload: Workload,
     conns: usize,
     duration: Duration,
@@ -162,16 +169,17 @@ pub async fn run_cell(
     // Connect everybody before the clock starts.
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
-        clients.push(Client::connect(addr).await?);
+        clients.push(Client::connect(target).await?);
     }
     let start = Arc::new(tokio::sync::Barrier::new(conns + 1));
     let mut tasks = Vec::with_capacity(conns);
     for (i, client) in clients.into_iter().enumerate() {
         let start = start.clone();
+        let target = target.clone();
         let rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            worker(addr, client, workload, duration, rows, rng).await
+            worker(target, client, workload, duration, rows, rng).await
         }));
     }
     start.wait().await;
@@ -185,7 +193,7 @@ pub async fn run_cell(
 
 /// One connection's loop: a pipeline at a time until `duration` has passed.
 async fn worker(
-    addr: SocketAddr,
+    target: Target,
     client: Client,
     workload: Workload,
     duration: Duration,
@@ -199,7 +207,7 @@ async fn worker(
     while Instant::now() < deadline {
         let conn = match client.as_mut() {
             Some(c) => c,
-            None => match Client::connect(addr).await {
+            None => match Client::connect(&target).await {
                 Ok(c) => client.insert(c),
                 Err(e) => {
                     record.failure(|| e);

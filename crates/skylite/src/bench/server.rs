@@ -1,13 +1,18 @@
 //! The server under test, as a child process: a scratch folder for the run ([`ScratchDir`]),
-//! starting `skylite serve` on a free port (optionally pinned to a CPU with `taskset`),
+//! starting `skylite serve` on a free port (optionally pinned to a CPU with `taskset`), with
+//! auth on unless told otherwise (a token for `default` is minted on its data folder first),
 //! waiting for `GET /health`, and killing it when the benchmark ends, fails or unwinds
-//! ([`ServerProcess`] kills on drop).
+//! ([`ServerProcess`] kills on drop). [`Target`] is what the load generators need to reach it.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hyper::header::HeaderValue;
+use skylite_auth::{load_or_create_keypair, mint, TokenSpec};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::http;
 
@@ -56,26 +61,76 @@ pub struct ServerOptions<'a> {
     pub durability: &'a str,
     /// Pin the server to this CPU with `taskset -c`, if set and `taskset` exists.
     pub cpu: Option<usize>,
+    /// Authentication on (the server's default); `false` starts it with `--no-auth`.
+    pub auth: bool,
+}
+
+/// Where the load generators connect and how they authenticate; built once per run, so each
+/// request only clones a reference-counted header value or message.
+#[derive(Clone)]
+pub struct Target {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// `Bearer <token>` for every HTTP request (`None` when auth is off).
+    pub authorization: Option<HeaderValue>,
+    /// The WebSocket `hello` message, carrying the token in `jwt` (`null` when auth is off).
+    pub hello: Utf8Bytes,
+}
+
+impl Target {
+    fn new(addr: SocketAddr, token: Option<&str>) -> Result<Target, String> {
+        let authorization = token
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .map_err(|e| format!("the minted token is not a valid header value: {e}"))?;
+        let jwt = serde_json::to_string(&token).map_err(|e| format!("cannot encode hello: {e}"))?;
+        Ok(Target {
+            addr,
+            authorization,
+            hello: Utf8Bytes::from(format!(r#"{{"type":"hello","jwt":{jwt}}}"#)),
+        })
+    }
+}
+
+/// Mints a read-write token for the `default` database with the data folder's key pair (made
+/// here if missing; the server loads the same one), valid for a day: what an app would use.
+fn mint_default_token(data_dir: &Path) -> Result<String, String> {
+    let pair = load_or_create_keypair(data_dir)
+        .map_err(|e| format!("cannot make the server's key pair: {e}"))?;
+    let spec = TokenSpec {
+        databases: vec!["default".to_owned()],
+        read_only: false,
+        admin: false,
+        lifetime: Some(Duration::from_secs(24 * 3600)),
+    };
+    let (token, _claims) = mint(&pair.signing, &spec)?;
+    Ok(token)
 }
 
 /// A running `skylite serve`, killed on drop.
 pub struct ServerProcess {
     child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
     /// The CPU it is pinned to, if it is.
     pub pinned_cpu: Option<usize>,
+    /// How to reach it (address and credentials).
+    pub target: Target,
     log_path: PathBuf,
 }
 
 impl ServerProcess {
-    /// Starts the server and waits until it answers `GET /health`. Its output goes to
-    /// `server.log` in the data folder.
+    /// Starts the server and waits until it answers `GET /health`. With auth on, first mints
+    /// the token the load generators send. Its output goes to `server.log` in the data folder.
     pub async fn start(opts: ServerOptions<'_>) -> Result<ServerProcess, String> {
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         std::fs::create_dir_all(&opts.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
+        let token = if opts.auth {
+            Some(mint_default_token(&opts.data_dir)?)
+        } else {
+            None
+        };
+        let target = Target::new(addr, token.as_deref())?;
         let log_path = opts.data_dir.join("server.log");
         let log = File::create(&log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
@@ -104,20 +159,18 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(&opts.data_dir)
             .arg("--durability")
-            .arg(opts.durability)
-            // The load generator measures the protocol path; token checks are cached per token
-            // and cost a hash lookup, so this leaves them out.
-            .arg("--no-auth")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+            .arg(opts.durability);
+        if !opts.auth {
+            cmd.arg("--no-auth");
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", opts.binary.display()))?;
         let mut server = ServerProcess {
             child,
-            addr,
             pinned_cpu: taskset.map(|(_, cpu)| cpu),
+            target,
             log_path,
         };
         server.wait_ready().await?;
@@ -133,7 +186,7 @@ impl ServerProcess {
                     self.log_tail()
                 ));
             }
-            if http::is_healthy(self.addr).await {
+            if http::is_healthy(&self.target).await {
                 return Ok(());
             }
             if began.elapsed() > START_TIMEOUT {

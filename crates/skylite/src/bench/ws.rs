@@ -1,12 +1,12 @@
 //! The WebSocket side of the benchmark: a minimal Hrana over WebSocket client ([`Client`]: one
-//! socket with subprotocol `hrana3` in JSON, `hello`, one stream opened once) and the load of
+//! socket with subprotocol `hrana3` in JSON, `hello` with the run's token when auth is on, one
+//! stream opened once) and the load of
 //! one cell ([`run_cell`]): one tokio task per socket, each sending one request on its stream
 //! and waiting for its response before the next, until the cell's time is up.
 //!
 //! Unlike the HTTP side, a request here is not a pipeline on a new stream: the stream lives as
 //! long as the socket, so a request is one `execute` or `batch` message and its response.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::REQUEST_TIMEOUT;
+use super::server::Target;
 use super::stats::{CellStats, WorkerRecord};
 use super::workload::{self, Draw, Rng, Workload};
 
@@ -41,9 +42,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (TCP_NODELAY), upgrades with subprotocol `hrana3`, says `hello` and
-    /// opens stream [`STREAM_ID`].
-    pub async fn connect(addr: SocketAddr) -> Result<Client, String> {
+    /// Connects to `target` (TCP_NODELAY), upgrades with subprotocol `hrana3`, says `hello`
+    /// (with the token, if any) and opens stream [`STREAM_ID`].
+    pub async fn connect(target: &Target) -> Result<Client, String> {
+        let addr = target.addr;
         let connect = async {
             let tcp = TcpStream::connect(addr)
                 .await
@@ -67,9 +69,7 @@ impl Client {
                 ));
             }
             let mut client = Client { ws, next_id: 1 };
-            client
-                .send(Utf8Bytes::from_static(r#"{"type":"hello","jwt":null}"#))
-                .await?;
+            client.send(target.hello.clone()).await?;
             match client.recv().await? {
                 ServerMsg::HelloOk => {}
                 other => return Err(format!("hello refused: {other:?}")),
@@ -171,7 +171,7 @@ impl Client {
 
 /// Loads the server with `workload` over `conns` sockets for `duration`.
 pub async fn run_cell(
-    addr: SocketAddr,
+    target: &Target,
     workload: Workload,
     conns: usize,
     duration: Duration,
@@ -181,17 +181,18 @@ pub async fn run_cell(
     // Connect everybody (socket, hello, stream) before the clock starts.
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
-        clients.push(Client::connect(addr).await?);
+        clients.push(Client::connect(target).await?);
     }
     let start = Arc::new(tokio::sync::Barrier::new(conns + 1));
     let mut tasks = Vec::with_capacity(conns);
     for (i, client) in clients.into_iter().enumerate() {
         let start = start.clone();
+        let target = target.clone();
         // Another seed than the HTTP side's, so the two do not insert the same rows.
         let rng = Rng::new(!seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            worker(addr, client, workload, duration, rows, rng).await
+            worker(target, client, workload, duration, rows, rng).await
         }));
     }
     start.wait().await;
@@ -221,7 +222,7 @@ pub async fn run_cell(
 /// One socket's loop: a request at a time on its stream until `duration` has passed. Gives the
 /// socket back (if still usable) so that it is closed after the clock stops.
 async fn worker(
-    addr: SocketAddr,
+    target: Target,
     client: Client,
     workload: Workload,
     duration: Duration,
@@ -235,7 +236,7 @@ async fn worker(
     while Instant::now() < deadline {
         let conn = match client.as_mut() {
             Some(c) => c,
-            None => match Client::connect(addr).await {
+            None => match Client::connect(&target).await {
                 Ok(c) => client.insert(c),
                 Err(e) => {
                     record.failure(|| e);
