@@ -109,8 +109,10 @@ impl Dump {
         let mut skipped = HashSet::new();
         let mut virtual_tables = HashSet::new();
         {
-            let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_list('main')")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut stmt =
+                conn.prepare("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (name, kind) = row?;
                 match kind.as_str() {
@@ -126,8 +128,7 @@ impl Dump {
         }
         for item in &items {
             let lower = item.name.to_ascii_lowercase();
-            if item.kind == "table"
-                && (lower.starts_with("sqlite_") || lower == VECTOR_META_TABLE)
+            if item.kind == "table" && (lower.starts_with("sqlite_") || lower == VECTOR_META_TABLE)
             {
                 skipped.insert(lower.clone());
             }
@@ -604,15 +605,20 @@ mod tests {
             assert_eq!(back, i);
         }
         let inf: f64 = conn
-            .query_row(&format!("SELECT {}", literal(ValueRef::Real(f64::INFINITY))), [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("SELECT {}", literal(ValueRef::Real(f64::INFINITY))),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(inf, f64::INFINITY);
         let raw = b"a\0b\xff";
         let (back, kind): (Vec<u8>, String) = conn
             .query_row(
-                &format!("SELECT CAST({0} AS BLOB), typeof({0})", literal(ValueRef::Text(raw))),
+                &format!(
+                    "SELECT CAST({0} AS BLOB), typeof({0})",
+                    literal(ValueRef::Text(raw))
+                ),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

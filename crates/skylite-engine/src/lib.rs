@@ -7,14 +7,17 @@
 //! - [`Session`] is a Hrana stream: requests, batches with conditions, sequences, describe,
 //!   stored SQL and cursors ([`session`]).
 //! - [`maintenance`]: table counts, `quick_check` and consistent copies, for the admin API.
+//! - [`import`]: checking an uploaded database file; [`dump`]: a database as SQL text.
 //!
 //! Everything here blocks. The server calls it from blocking threads only.
 
 pub mod authorizer;
 pub mod conn;
 pub mod database;
+pub mod dump;
 pub mod durability;
 mod error;
+pub mod import;
 pub mod maintenance;
 pub mod session;
 pub mod sql_text;

@@ -7,6 +7,12 @@
 //! | `GET /v1/admin/databases/{name}` | | 200 info plus `health` (`PRAGMA quick_check`); 404 |
 //! | `DELETE /v1/admin/databases/{name}` | | 200 `{"name", "deleted": true}`; 404; 409 `DATABASE_PROTECTED` for `default` |
 //! | `POST /v1/admin/databases/{name}/fork` | `{"to": "copy"}` | 201 `{"name": "copy", "forked_from": "app", "created": true}`; 404; 409 |
+//! | `PUT /v1/admin/databases/{name}/import` | an SQLite file | 201 `{"name", "created": true, "size_bytes", "page_count", "page_size", "tables", "sha256"}`; 400; 409; 413 |
+//! | `GET /v1/admin/databases/{name}/export` | | 200 the database file; 404 |
+//! | `GET /v1/admin/databases/{name}/dump` | | 200 SQL text; 404 |
+//! | `POST /v1/admin/tokens` | `{"db": "app", "read_only": false, "expires": "30d"}` | 201 `{"token", "jti", "exp"}` ([`crate::tokens_api`]) |
+//!
+//! Import, export and dump live in [`crate::transfer`].
 //!
 //! `info` is `name`, `size_bytes` (database file plus WAL), `db_bytes`, `wal_bytes`, `tables`,
 //! `rows_read`, `rows_written` (since the server opened the database), `open_streams`,
@@ -17,10 +23,11 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,6 +36,7 @@ use crate::app::App;
 use crate::databases::not_found;
 use crate::error::ApiError;
 use crate::hrana_http::parse_body;
+use crate::transfer;
 
 /// The admin routes (merged into the main router).
 pub fn routes() -> Router<App> {
@@ -36,6 +44,14 @@ pub fn routes() -> Router<App> {
         .route("/v1/admin/databases", get(list).post(create))
         .route("/v1/admin/databases/{name}", get(show).delete(delete))
         .route("/v1/admin/databases/{name}/fork", post(fork))
+        // The file is streamed to disk under its own limit (`max_import_bytes`).
+        .route(
+            "/v1/admin/databases/{name}/import",
+            put(transfer::import).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/admin/databases/{name}/export", get(transfer::export))
+        .route("/v1/admin/databases/{name}/dump", get(transfer::dump))
+        .merge(crate::tokens_api::routes())
 }
 
 /// Checks that the request may use the admin API.
@@ -71,7 +87,7 @@ struct ForkReq {
     to: String,
 }
 
-fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
     let mut resp = (status, value.to_string()).into_response();
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -80,7 +96,7 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
     resp
 }
 
-fn path_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn path_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     name.map(|Path(n)| n).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

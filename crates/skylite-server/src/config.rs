@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub stream_idle_timeout: Duration,
     /// Largest request body accepted (larger ones get 413).
     pub max_body_bytes: usize,
+    /// Largest database file the import endpoint accepts (streamed to disk, so not bound by
+    /// `max_body_bytes`).
+    pub max_import_bytes: u64,
     /// Serve HTTPS/WSS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
     /// Who may do what (on by default).
@@ -44,6 +47,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             stream_idle_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024 * 1024,
             tls: None,
             auth: AuthSettings::default(),
         }

@@ -11,7 +11,8 @@
 //! one lifecycle lock, as does opening, so a database is never opened while it is being
 //! removed, and a folder is never created except by [`Databases::create`] (or a fork).
 //! Deletion renames the folder to a hidden trash name first (atomic), then removes it; a fork
-//! is written into a hidden temporary folder and renamed into place once complete.
+//! is written into a hidden temporary folder and renamed into place once complete, and so is an
+//! import ([`Databases::install`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ pub const DEFAULT_DATABASE: &str = "default";
 
 /// Longest database name (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;
+
+/// Prefixes of the hidden temporary folders in the data folder (a fork or an import being
+/// written, a deleted database being removed, an export being streamed). Removed at start.
+pub const TEMP_PREFIXES: &[&str] = &[".fork-", ".trash-", ".import-", ".export-"];
 
 /// Checks a database name: 1 to 63 characters, lowercase ASCII letters, digits, `-` and `_`,
 /// starting with a letter or a digit. This is the only place names are judged; a name that
@@ -83,7 +88,7 @@ pub fn not_found(name: &str) -> ApiError {
     )
 }
 
-fn exists_error(name: &str) -> ApiError {
+pub(crate) fn exists_error(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "DATABASE_EXISTS",
@@ -216,9 +221,10 @@ impl Databases {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with(".fork-") || name.starts_with(".trash-") {
+                if TEMP_PREFIXES.iter().any(|p| name.starts_with(p)) {
                     tracing::info!(
-                        "removing the leftover folder {name} of an interrupted fork or deletion"
+                        "removing the leftover folder {name} of an interrupted fork, deletion, \
+                         import or export"
                     );
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
@@ -433,6 +439,44 @@ impl Databases {
             .map_err(|e| cleanup(io_error("move the copy into place", e)))?;
         self.forget_absent(to);
         tracing::info!(from, to, "forked database");
+        Ok(())
+    }
+
+    /// True if a database `name` exists (open or on disk). Blocking (a file-system check).
+    pub fn exists(&self, name: &str) -> bool {
+        self.get_open(name).is_some() || self.exists_on_disk(name)
+    }
+
+    /// A fresh hidden folder path in the data folder for temporary work of `kind` (`import`,
+    /// `export`) on `name`; not created. Its prefix is in [`TEMP_PREFIXES`].
+    pub fn temp_dir(&self, kind: &str, name: &str) -> PathBuf {
+        self.config
+            .data_dir
+            .join(format!(".{kind}-{name}-{}", random_suffix()))
+    }
+
+    /// Moves the complete database folder `prepared` (a hidden folder of the data folder
+    /// holding `data.db`) into place as the new database `name`: one atomic rename, under the
+    /// lifecycle lock, so the database appears whole or not at all. 409 if `name` exists by
+    /// then; `prepared` is left for the caller to remove on error. Blocking.
+    pub fn install(&self, name: &str, prepared: &Path) -> Result<(), ApiError> {
+        validate_name(name)?;
+        let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        if self.get_open(name).is_some() || self.exists_on_disk(name) {
+            return Err(exists_error(name));
+        }
+        let dest = self.dir_of(name);
+        if dest.exists() {
+            // A folder without a database file (left by hand): not a database; replace it.
+            let _ = std::fs::remove_dir(&dest);
+        }
+        std::fs::rename(prepared, &dest)
+            .map_err(|e| io_error("move the new database into place", e))?;
+        // The rename is durable once the data folder's entry is on disk.
+        if let Err(e) = std::fs::File::open(&self.config.data_dir).and_then(|d| d.sync_all()) {
+            tracing::warn!("cannot fsync the data folder: {e}");
+        }
+        self.forget_absent(name);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //! - [`databases`]: database names and the registry of open databases (create, delete, fork).
 //! - [`routing`]: which database a request is for (path prefix, `x-namespace`, subdomain).
 //! - [`admin`]: the admin API under `/v1/admin/databases`.
+//! - [`transfer`]: import, export and dump of whole databases (admin API).
 //! - [`hrana_http`]: `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`, and the same under
 //!   `/v3-protobuf`.
 //! - [`ws`]: Hrana over WebSocket on `GET /`.
@@ -32,6 +33,8 @@ pub mod legacy_http;
 pub mod routing;
 pub mod streams;
 pub mod tls;
+pub mod tokens_api;
+pub mod transfer;
 pub mod ws;
 
 pub use app::{serve, App, ServeError};
