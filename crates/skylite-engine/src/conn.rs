@@ -231,6 +231,17 @@ impl Conn {
                 "VACUUM INTO is not allowed: a skylite database cannot write other files",
             ));
         }
+        if !input.read_only && sql_text::first_word(sql).eq_ignore_ascii_case("VACUUM") {
+            // (A read-only caller gets the read-only refusal below instead.)
+            // VACUUM rebuilds the file through an attached temporary database (which the
+            // authorizer refuses), and libSQL's VACUUM duplicates vector-index metadata, which
+            // corrupts databases that have a vector index. Freed pages are reused anyway.
+            return Err(ExecError::new(
+                "SQLITE_AUTH",
+                "VACUUM is not available on a skylite server: freed pages are reused by later \
+                 writes (and libSQL's VACUUM corrupts vector indexes)",
+            ));
+        }
         let keyword = sql_text::txn_keyword(sql);
         if input.read_only && keyword == TxnKeyword::BeginImmediate {
             return Err(read_only_error());

@@ -95,3 +95,27 @@ fn read_only_sessions_cannot_write_by_any_route() {
     exec(&mut writer, "INSERT INTO t(v) VALUES ('again')").unwrap();
     assert_eq!(count(&db), 2);
 }
+
+#[test]
+fn vacuum_is_refused_with_a_reason_and_leaves_vector_indexes_intact() {
+    let (_dir, db) = open();
+    let mut s = Session::new(db.clone());
+    for sql in [
+        "CREATE TABLE v (id INTEGER PRIMARY KEY, e F32_BLOB(3))",
+        "CREATE INDEX v_idx ON v (libsql_vector_idx(e))",
+        "INSERT INTO v(e) VALUES (vector32('[1,2,3]'))",
+    ] {
+        exec(&mut s, sql).unwrap();
+    }
+    let err = exec(&mut s, "VACUUM").unwrap_err();
+    assert_eq!(err.code, "SQLITE_AUTH");
+    assert!(err.message.contains("VACUUM is not available"), "{err}");
+    let check = exec(&mut s, "PRAGMA integrity_check").unwrap();
+    assert_eq!(check.rows[0][0], Value::Text("ok".into()));
+    let hits = exec(
+        &mut s,
+        "SELECT id FROM vector_top_k('v_idx', vector32('[1,2,3]'), 1)",
+    )
+    .unwrap();
+    assert_eq!(hits.rows.len(), 1);
+}
