@@ -149,6 +149,16 @@ setup_protoc() {
   fi
 }
 
+# tmux gives `skylite shell` a pseudo-terminal in crates/skylite/tests/db_cli.rs (the test is
+# skipped without it).
+setup_tmux() {
+  if ! command -v tmux >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    apt-get install -y -qq tmux >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq tmux >/dev/null; } || true
+  fi
+  command -v tmux >/dev/null && tmux -V || echo "tmux not found: the shell's terminal test will be skipped"
+}
+
 # Mints a token on the shared server's data dir; the token goes to stdout only (captured by the
 # caller), what it grants to $WORK/token.log.
 mint_token() {
@@ -165,6 +175,7 @@ node_tests() (
 BIN="${SKYLITE_BIN:-$ROOT/target/release/skylite}"
 if [[ "${SKIP_RUST:-0}" != "1" ]]; then
   run_step "install protoc" - setup_protoc
+  run_step "install tmux" - setup_tmux
   if [[ "${CI:-}" == "true" ]]; then
     export SKYLITE_REQUIRE_PROTOC=1
   fi

@@ -1,9 +1,15 @@
-//! The `skylite` command: `skylite serve` runs the server; `skylite bench` measures it.
+//! The `skylite` command: `skylite serve` runs the server; `skylite bench` measures it;
+//! `skylite db ...` moves and manages databases on a server; `skylite shell` is an SQL shell.
 //!
 //! Every flag can also come from a `SKYLITE_*` environment variable (named after the flag).
 
 mod bench;
+mod db_cmd;
+mod remote;
+mod shell;
+mod sql_split;
 mod token_cmd;
+mod transfer_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +41,10 @@ enum Command {
     Keygen(token_cmd::KeygenArgs),
     /// Create, revoke or inspect tokens.
     Token(token_cmd::TokenArgs),
+    /// Databases on a server: import, export, dump, shell, env, create, list, destroy.
+    Db(db_cmd::DbArgs),
+    /// An interactive SQL shell on a local file, a skylite server or any Hrana server.
+    Shell(shell::ShellArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +75,10 @@ struct ServeArgs {
     /// Largest request body, in bytes (larger ones get HTTP 413).
     #[arg(long, env = "SKYLITE_MAX_BODY_SIZE", default_value_t = 32 * 1024 * 1024)]
     max_body_size: usize,
+    /// Largest database file the admin import accepts, in bytes (streamed to disk; larger
+    /// ones get HTTP 413).
+    #[arg(long, env = "SKYLITE_MAX_IMPORT_SIZE", default_value_t = 64 * 1024 * 1024 * 1024)]
+    max_import_size: u64,
     /// Largest response of one request, in bytes (larger ones get RESPONSE_TOO_LARGE).
     #[arg(long, env = "SKYLITE_MAX_RESPONSE_SIZE", default_value_t = 64 * 1024 * 1024)]
     max_response_size: usize,
@@ -127,6 +141,7 @@ impl ServeArgs {
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
         config.max_body_bytes = self.max_body_size;
+        config.max_import_bytes = self.max_import_size;
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),
@@ -206,11 +221,12 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Keygen(args) => token_cmd::keygen(args),
         Command::Token(args) => token_cmd::token(args),
+        Command::Db(args) => db_cmd::run(args, &runtime),
+        Command::Shell(args) => shell::run(args, &runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
