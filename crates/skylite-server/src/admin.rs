@@ -106,8 +106,9 @@ pub(crate) fn path_name(name: Result<Path<String>, PathRejection>) -> Result<Str
     })
 }
 
-/// Runs admin work on the worker pool.
-async fn on_worker<T: Send + 'static>(
+/// Runs admin work (file and SQLite work of the admin and transfer endpoints) on the worker
+/// pool.
+pub(crate) async fn on_worker<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -48,7 +48,7 @@ use skylite_engine::maintenance;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::admin::{json_response, path_name, require_admin};
+use crate::admin::{json_response, on_worker, path_name, require_admin};
 use crate::app::App;
 use crate::databases::{exists_error, not_found, validate_name, DbHandle};
 use crate::error::ApiError;
@@ -114,17 +114,6 @@ impl Drop for TempFolder {
             Err(_) => remove(),
         }
     }
-}
-
-/// Runs blocking work on the worker pool.
-async fn on_worker<T: Send + 'static>(
-    app: &App,
-    f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let worker_app = app.clone();
-    crate::blocking::run(&app.workers, move || f(&worker_app))
-        .await
-        .map_err(|e| ApiError::internal(format!("transfer worker failed: {e}")))?
 }
 
 /// Finds an existing database (opening it if needed) or answers 404.

@@ -449,6 +449,19 @@ impl Connection {
                     self.classify(frame)
                 }
             };
+            let is_request = matches!(
+                incoming,
+                Incoming::BadRequest { .. } | Incoming::Msg(ClientMsg::Request { .. })
+            );
+            if is_request && !self.hello {
+                let why = CloseReason::new(
+                    CloseReason::PROTOCOL_ERROR,
+                    "a request came before the hello message",
+                );
+                tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                close_gracefully(&mut socket, why.frame()).await;
+                break why.reason;
+            }
             match incoming {
                 Incoming::Ignore => {}
                 Incoming::Closed => break "closed by the client".to_owned(),
@@ -466,15 +479,6 @@ impl Connection {
                     request_id,
                     message,
                 } => {
-                    if !self.hello {
-                        let why = CloseReason::new(
-                            CloseReason::PROTOCOL_ERROR,
-                            "a request came before the hello message",
-                        );
-                        tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
-                        close_gracefully(&mut socket, why.frame()).await;
-                        break why.reason;
-                    }
                     let msg = self
                         .ctx
                         .encode(error_msg(request_id, "PROTOCOL_ERROR", message));
@@ -504,15 +508,6 @@ impl Connection {
                     request_id,
                     request,
                 }) => {
-                    if !self.hello {
-                        let why = CloseReason::new(
-                            CloseReason::PROTOCOL_ERROR,
-                            "a request came before the hello message",
-                        );
-                        tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
-                        close_gracefully(&mut socket, why.frame()).await;
-                        break why.reason;
-                    }
                     if self.target.is_deleted() {
                         let why = CloseReason::new(
                             CloseReason::GOING_AWAY,
