@@ -1,6 +1,8 @@
 // docs/migrate.md, run for real: a local SQLite file goes to the server with `skylite db import`,
-// `skylite db env --write` writes .env, and the guide's @libsql/client app (migrate_app.mjs,
-// included verbatim in the guide) reads the same rows back.
+// `skylite db env --write` writes .env, and the guide's @libsql/client app (migrate_app.ts,
+// included verbatim in the guide) reads the same rows back. The app is TypeScript: it is
+// compiled with the pinned `tsc` (tsconfig.json: strict, NodeNext, into .build/) and a type
+// error fails the test before the compiled JS runs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -21,7 +23,18 @@ function run(cmd, args, cwd) {
   return r.stdout;
 }
 
+// Type-checks and compiles migrate_app.ts to .build/migrate_app.js; returns that path.
+function compileApp() {
+  const tsc = join(here, "node_modules", "typescript", "bin", "tsc");
+  rmSync(join(here, ".build"), { recursive: true, force: true }); // no stale output
+  const r = spawnSync(process.execPath, [tsc, "--noEmit", "false", "-p", join(here, "tsconfig.json")],
+    { cwd: here, encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr || r.error || ""}`);
+  return join(here, ".build", "migrate_app.js");
+}
+
 test("the guide's @libsql/client app reads the imported rows", () => {
+  const app = compileApp();
   const dir = mkdtempSync(join(tmpdir(), "skylite-guide-"));
   try {
     const bin = process.env.SKYLITE_BIN;
@@ -37,7 +50,7 @@ test("the guide's @libsql/client app reads the imported rows", () => {
     run(bin, ["db", "import", "app.db", "--name", name, ...server], dir);
     run(bin, ["db", "env", name, "--write", ...server], dir);
     assert.match(readFileSync(join(dir, ".env"), "utf8"), /TURSO_DATABASE_URL=http:\/\/.*\/db\/guide-js-.*\/\n/);
-    const out = run(process.execPath, [join(here, "migrate_app.mjs")], dir);
+    const out = run(process.execPath, [app], dir);
     assert.deepEqual(out.trim().split("\n"), ["1 Ada", "2 Grace", "3 Ünïcødé 🚀"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
