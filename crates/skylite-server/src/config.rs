@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub stream_idle_timeout: Duration,
     /// Largest request body accepted (larger ones get 413).
     pub max_body_bytes: usize,
+    /// How often an open WebSocket is pinged; a peer silent for three periods is dropped.
+    pub ws_keepalive: Duration,
     /// Largest database file the import endpoint accepts (streamed to disk, so not bound by
     /// `max_body_bytes`).
     pub max_import_bytes: u64,
@@ -47,6 +49,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             stream_idle_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
+            ws_keepalive: Duration::from_secs(30),
             max_import_bytes: 64 * 1024 * 1024 * 1024,
             tls: None,
             auth: AuthSettings::default(),

@@ -435,6 +435,12 @@ impl Connection {
             database = self.target.name(),
             "websocket connection opened"
         );
+        // Keepalive: a ping every period; a peer that sends nothing at all (not even the pong
+        // every WebSocket library answers with) for three periods is gone without a TCP close.
+        let period = self.app.config.ws_keepalive.max(Duration::from_millis(10));
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
         let end = loop {
             let incoming = tokio::select! {
                 biased;
@@ -446,7 +452,17 @@ impl Connection {
                     continue;
                 }
                 frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING => {
+                    last_heard = tokio::time::Instant::now();
                     self.classify(frame)
+                }
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() >= period * 3 {
+                        break "the peer stopped answering pings".to_owned();
+                    }
+                    if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                        break format!("send failed: {e}");
+                    }
+                    continue;
                 }
             };
             let is_request = matches!(

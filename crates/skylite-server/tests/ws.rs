@@ -929,3 +929,47 @@ async fn a_stream_waits_while_its_cursor_is_open() {
     let second = c.recv().await;
     assert_eq!(id_of(&second), Some(4), "{second:?}");
 }
+
+/// Keepalive: the server pings; a client that answers stays connected, one that goes silent is
+/// dropped after three periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peers_are_dropped_and_answering_ones_kept() {
+    let server = TestServer::start_with(|c| c.ws_keepalive = Duration::from_millis(100)).await;
+
+    // Answers pings by reading: still usable after many periods.
+    let mut alive = Client::connect(&server, &["hrana3"]).await;
+    alive.hello().await;
+    let mut pings = 0;
+    let until = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < until {
+        if let Ok(Some(Ok(Message::Ping(_)))) =
+            tokio::time::timeout(Duration::from_millis(50), alive.ws.next()).await
+        {
+            pings += 1;
+            // tungstenite queues the pong; flushing sends it, as browsers and Node's `ws` do
+            // on their own.
+            alive.ws.flush().await.expect("pong");
+        }
+    }
+    assert!(pings >= 3, "the server pinged {pings} times in 800 ms");
+    alive.ok(1, Request::OpenStream { stream_id: 1 }).await;
+
+    // Reads nothing (so never answers): the server gives up on it.
+    let mut silent = Client::connect(&server, &["hrana3"]).await;
+    silent.hello().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match silent.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept a silent peer open");
+    // (`alive` went silent too while this test slept.) The server is fine.
+    let mut fresh = Client::connect(&server, &["hrana3"]).await;
+    fresh.hello().await;
+    fresh.ok(1, Request::OpenStream { stream_id: 1 }).await;
+}
