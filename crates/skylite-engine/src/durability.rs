@@ -66,11 +66,6 @@ impl Syncer {
         }
     }
 
-    /// The durability policy.
-    pub fn durability(&self) -> Durability {
-        self.durability
-    }
-
     /// A ticket for a commit that has just finished.
     pub fn ticket(&self) -> u64 {
         self.issued.fetch_add(1, Ordering::AcqRel) + 1

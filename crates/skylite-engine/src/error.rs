@@ -80,11 +80,6 @@ impl ExecError {
             other => ExecError::new("SQLITE_ERROR", other.to_string()),
         }
     }
-
-    /// The extended SQLite result code behind this error, if it came from SQLite.
-    pub fn is_code(&self, code: &str) -> bool {
-        self.code == code
-    }
 }
 
 impl From<ExecError> for ProtoError {

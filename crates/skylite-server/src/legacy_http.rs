@@ -22,7 +22,7 @@ use skylite_proto::{NamedArg, Stmt};
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::hrana_http::parse_body;
+use crate::hrana_http::{parse_body, read_body};
 use crate::routing::TargetDb;
 
 /// Runs `work` on a fresh session on a blocking thread, then makes its writes durable and
@@ -72,7 +72,7 @@ pub async fn v1_execute(
     target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = body_bytes(body)?;
+    let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
         return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
     }
@@ -91,7 +91,7 @@ pub async fn v1_batch(
     target: TargetDb,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = body_bytes(body)?;
+    let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
         return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
     }
@@ -102,16 +102,6 @@ pub async fn v1_batch(
         })
     })
     .await
-}
-
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    // Reuse parse_body's error mapping for rejections.
-    match body {
-        Ok(b) => Ok(b),
-        Err(rejection) => Err(parse_body::<serde_json::Value>(Err(rejection))
-            .err()
-            .unwrap_or_else(|| ApiError::bad_request("unreadable body"))),
-    }
 }
 
 /// Runs legacy statements: all in one transaction unless they manage transactions themselves;
