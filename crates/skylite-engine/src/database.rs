@@ -100,12 +100,14 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
     pub fn open(path: &Path, config: EngineConfig) -> Result<Database, OpenError> {
+        let io_err = |dir: &Path, source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            crate::fs_durable::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         }
+        let is_new = !path.exists();
         let sqlite_err = |source| OpenError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -119,6 +121,13 @@ impl Database {
                 path: path.to_path_buf(),
                 source: rusqlite::Error::InvalidQuery,
             });
+        }
+        if is_new {
+            // A new database is acknowledged as created once this returns: its header (written
+            // by the switch to WAL) and its folder entries must survive a power loss.
+            crate::fs_durable::sync_file(path)
+                .and_then(|()| crate::fs_durable::sync_parent(path))
+                .map_err(|e| io_err(path, e))?;
         }
         Ok(Database {
             shared: Arc::new(Shared {

@@ -17,6 +17,7 @@ pub mod database;
 pub mod dump;
 pub mod durability;
 mod error;
+pub mod fs_durable;
 pub mod import;
 pub mod maintenance;
 pub mod session;

@@ -10,7 +10,6 @@
 //!
 //! The key lives in the data folder (`.skylite/baton.key`), so batons survive restarts.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,22 +67,11 @@ impl BatonKey {
         }
         let key = BatonKey::random()?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            skylite_engine::fs_durable::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&key.key)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
+        // Durable before the first baton is signed with it: a key lost to a power loss would
+        // invalidate every baton handed out since.
+        skylite_engine::fs_durable::write_file(path, &key.key, 0o600)?;
         Ok(key)
     }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use skylite_engine::{maintenance, Database, ExecError, OpenError};
+use skylite_engine::{fs_durable, maintenance, Database, ExecError, OpenError};
 
 use crate::error::ApiError;
 use crate::streams::Streams;
@@ -218,6 +218,7 @@ impl Databases {
     pub fn open(config: &ServerConfig) -> Result<Databases, crate::ServeError> {
         let dir = &config.data_dir;
         if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut removed = false;
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
@@ -227,6 +228,12 @@ impl Databases {
                          import or export"
                     );
                     let _ = std::fs::remove_dir_all(entry.path());
+                    removed = true;
+                }
+            }
+            if removed {
+                if let Err(e) = fs_durable::sync_dir(dir) {
+                    tracing::warn!("cannot fsync the data folder: {e}");
                 }
             }
         }
@@ -343,7 +350,9 @@ impl Databases {
             return Err(exists_error(name));
         }
         let dir = self.dir_of(name);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
+        // Durable: the folder entry in the data folder (here) and the file entries in the folder
+        // (`Database::open`) are fsynced before the creation is acknowledged.
+        fs_durable::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
         let db = match Database::open(&self.config.database_file(name), self.config.engine.clone())
         {
             Ok(db) => db,
@@ -389,11 +398,13 @@ impl Databases {
                 .config
                 .data_dir
                 .join(format!(".trash-{name}-{}", random_suffix()));
-            std::fs::rename(self.dir_of(name), &trash)
+            // Durable before it is acknowledged: a deleted database must not come back after a
+            // power loss.
+            fs_durable::rename(&self.dir_of(name), &trash)
                 .map_err(|e| io_error("move the database folder away", e))?;
             trash
         };
-        if let Err(e) = std::fs::remove_dir_all(&trash) {
+        if let Err(e) = fs_durable::remove_dir_all(&trash) {
             tracing::warn!(
                 "cannot remove {}: {e} (it is removed at the next start)",
                 trash.display()
@@ -435,7 +446,8 @@ impl Databases {
             // A folder without a database file (left by hand): not a database; replace it.
             let _ = std::fs::remove_dir(&dest);
         }
-        std::fs::rename(&tmp, &dest)
+        // Durable: the copy's own entries, then its new name in the data folder.
+        fs_durable::rename(&tmp, &dest)
             .map_err(|e| cleanup(io_error("move the copy into place", e)))?;
         self.forget_absent(to);
         tracing::info!(from, to, "forked database");
@@ -470,12 +482,13 @@ impl Databases {
             // A folder without a database file (left by hand): not a database; replace it.
             let _ = std::fs::remove_dir(&dest);
         }
-        std::fs::rename(prepared, &dest)
-            .map_err(|e| io_error("move the new database into place", e))?;
-        // The rename is durable once the data folder's entry is on disk.
-        if let Err(e) = std::fs::File::open(&self.config.data_dir).and_then(|d| d.sync_all()) {
-            tracing::warn!("cannot fsync the data folder: {e}");
+        let renamed = fs_durable::rename(prepared, &dest);
+        if renamed.is_err() && !prepared.exists() && dest.exists() {
+            // Renamed, but the fsync that makes it durable failed: the import must not be
+            // acknowledged, and a database that may vanish after a power loss must not stay.
+            let _ = std::fs::remove_dir_all(&dest);
         }
+        renamed.map_err(|e| io_error("move the new database into place", e))?;
         self.forget_absent(name);
         Ok(())
     }
