@@ -67,6 +67,10 @@ pub struct Conn {
     holds_lock: bool,
     readonly_txn: bool,
     pending_ticket: Option<u64>,
+    /// Test hook: the next commit is revoked just after the commit hook let it through (the
+    /// race a test cannot time from outside).
+    #[cfg(test)]
+    revoke_after_commit_hook: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -75,12 +79,30 @@ impl Conn {
         let flags = Arc::new(ConnFlags::default());
         authorizer::install(&sqlite, flags.clone());
         let committed = Arc::new(AtomicBool::new(false));
+        let revoker = Arc::new(Revoker::new(sqlite.get_interrupt_handle()));
         let hook_flag = committed.clone();
+        let hook_revoker = revoker.clone();
+        let poisoned = shared.syncer.poisoned_flag();
+        #[cfg(test)]
+        let revoke_after_commit_hook = Arc::new(AtomicBool::new(false));
+        #[cfg(test)]
+        let race = revoke_after_commit_hook.clone();
         sqlite.commit_hook(Some(move || {
+            // The last word on a commit, decided at the moment SQLite commits: a transaction
+            // whose lock was revoked, or a write to a poisoned database, rolls back instead
+            // (returning true turns the COMMIT into a ROLLBACK). A revocation that lands after
+            // this point loses the race: the commit stands and the flag is cleared once the
+            // lock is released (`after_statement`).
+            if hook_revoker.is_revoked() || poisoned.load(Ordering::Acquire) {
+                return true;
+            }
             hook_flag.store(true, Ordering::Release);
+            #[cfg(test)]
+            if race.swap(false, Ordering::AcqRel) {
+                hook_revoker.revoke_flag_only();
+            }
             false
         }));
-        let revoker = Arc::new(Revoker::new(sqlite.get_interrupt_handle()));
         Ok(Conn {
             id,
             sqlite,
@@ -91,6 +113,8 @@ impl Conn {
             holds_lock: false,
             readonly_txn: false,
             pending_ticket: None,
+            #[cfg(test)]
+            revoke_after_commit_hook,
         })
     }
 
@@ -253,10 +277,20 @@ impl Conn {
             .store(input.read_only, Ordering::Relaxed);
         let result = self.run_prepared(sql, keyword, input, sink);
         if let Err(e) = &result {
-            if e.code == "SQLITE_INTERRUPT" {
+            if e.code == "SQLITE_INTERRUPT" || e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
                 if let Some(timeout) = self.enforce_revocation() {
                     return Err(timeout);
                 }
+            }
+            if e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
+                // Our commit hook refused the commit: the database is poisoned.
+                self.after_statement();
+                return Err(self
+                    .shared
+                    .syncer
+                    .check_healthy()
+                    .err()
+                    .unwrap_or_else(|| e.clone()));
             }
         }
         self.after_statement();
@@ -269,7 +303,15 @@ impl Conn {
     fn after_statement(&mut self) {
         if self.sqlite.is_autocommit() {
             self.readonly_txn = false;
+            let held = self.holds_lock;
             self.release_lock();
+            if held {
+                // The transaction ended (committed or rolled back) and the lock is gone, so a
+                // revocation that arrived after the commit hook is moot; left set, it would make
+                // the next statement claim a rollback that never happened. Cleared after the
+                // release: nobody revokes a connection that no longer holds the lock.
+                self.revoker.clear();
+            }
         }
         if self.committed.swap(false, Ordering::AcqRel) {
             self.pending_ticket = Some(self.shared.syncer.ticket());
@@ -304,6 +346,10 @@ impl Conn {
         }
         let needs_lock = !readonly || keyword == TxnKeyword::BeginImmediate;
         if needs_lock {
+            if let Err(e) = self.shared.syncer.check_healthy() {
+                stmt.clear_bindings();
+                return Err(e);
+            }
             // Waiting for the lock is blocking; the caller runs on a blocking thread.
             if let Err(e) =
                 Self::take_lock(&self.shared, self.id, &self.revoker, &mut self.holds_lock)
@@ -496,4 +542,53 @@ fn find_param(stmt: &rusqlite::Statement<'_>, name: &str) -> Result<Option<usize
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Database, EngineConfig};
+
+    struct Drop_;
+    impl RowSink for Drop_ {
+        fn columns(&mut self, _: Vec<Col>) -> Result<(), ExecError> {
+            Ok(())
+        }
+        fn row(&mut self, _: Vec<Value>) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    fn run(conn: &mut Conn, sql: &str) -> Result<StmtSummary, ExecError> {
+        let input = StmtInput {
+            sql,
+            args: &[],
+            named_args: &[],
+            want_rows: true,
+            read_only: false,
+        };
+        conn.run(input, &mut Drop_)
+    }
+
+    #[test]
+    fn commit_that_wins_the_race_against_revocation_stands_and_is_not_reported_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("data.db"), EngineConfig::default()).unwrap();
+        let mut conn = db.acquire().unwrap();
+        run(&mut conn, "CREATE TABLE t(x)").unwrap();
+        run(&mut conn, "BEGIN").unwrap();
+        run(&mut conn, "INSERT INTO t VALUES (1)").unwrap();
+        // A waiter revokes the lock right after SQLite decided to commit.
+        conn.revoke_after_commit_hook.store(true, Ordering::Release);
+        run(&mut conn, "COMMIT").unwrap();
+        assert!(conn.is_autocommit());
+        // The commit stands, and the next statement does not claim it was rolled back.
+        run(&mut conn, "SELECT 1").unwrap();
+        let n: i64 = conn
+            .sqlite
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        conn.make_durable().unwrap();
+    }
 }

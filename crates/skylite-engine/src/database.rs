@@ -206,6 +206,11 @@ impl Database {
         self.shared.write_lock.has_waiters()
     }
 
+    /// How many writers are queued on the write lock.
+    pub fn write_waiters(&self) -> usize {
+        self.shared.write_lock.waiters()
+    }
+
     /// Rows read and written by statements since the database was opened.
     pub fn counters(&self) -> DbCounters {
         DbCounters {
@@ -219,6 +224,18 @@ impl Database {
         let idle: Vec<Conn> =
             std::mem::take(&mut *self.shared.pool.lock().unwrap_or_else(|p| p.into_inner()));
         drop(idle);
+    }
+
+    /// Whether an fsync of this database failed since it was opened: it then refuses writes
+    /// (`DATABASE_POISONED`) until it is opened again.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.syncer.is_poisoned()
+    }
+
+    /// Makes the next fsync of this database fail (tests of the poisoned state only).
+    #[doc(hidden)]
+    pub fn inject_fsync_failure(&self) {
+        self.shared.syncer.inject_fsync_failure();
     }
 
     /// Number of SQLite connections open on this database (pooled and in use).

@@ -104,6 +104,9 @@ pub struct Session {
     owns_sqls: bool,
     lost: Option<ExecError>,
     read_only: bool,
+    /// A durability failure met while closing (a `close` request right after a write): the
+    /// next [`Session::finish_pipeline`] reports it, so the write is not acknowledged.
+    close_error: Option<ExecError>,
 }
 
 impl Session {
@@ -128,6 +131,7 @@ impl Session {
             owns_sqls: true,
             lost: None,
             read_only: false,
+            close_error: None,
         }
     }
 
@@ -141,6 +145,7 @@ impl Session {
             owns_sqls: false,
             lost: None,
             read_only: false,
+            close_error: None,
         }
     }
 
@@ -179,6 +184,9 @@ impl Session {
     /// Ends a pipeline: waits for durability of its commits and returns a clean connection to
     /// the pool. Must run before the response is sent.
     pub fn finish_pipeline(&mut self) -> Result<(), ExecError> {
+        if let Some(e) = self.close_error.take() {
+            return Err(e);
+        }
         if let Some(conn) = self.conn.as_mut() {
             conn.make_durable()?;
             if !conn.has_state() {
@@ -196,7 +204,9 @@ impl Session {
         let had_txn = self.in_transaction();
         if let Some(mut conn) = self.conn.take() {
             conn.rollback();
-            let _ = conn.make_durable();
+            if let Err(e) = conn.make_durable() {
+                self.close_error = Some(e);
+            }
             self.db.release(conn);
         }
         if self.owns_sqls {

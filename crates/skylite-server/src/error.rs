@@ -38,17 +38,41 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
     }
 
-    /// An SQL error answered at the HTTP level (legacy v1 endpoints do this).
+    /// An SQL error answered at the HTTP level (legacy v1 endpoints do this). Failures of the
+    /// server or its disk are 5xx (and logged at error level), never blamed on the client:
+    /// a full disk is 507, I/O errors, out-of-memory, corruption, a poisoned database and
+    /// internal errors are 500. Everything else is the request's fault: 400.
     pub fn from_exec(e: ExecError) -> Self {
-        let status = match e.code.as_str() {
-            "INTERNAL" | "SQLITE_IOERR_FSYNC" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
+        let status = exec_status(&e.code);
         ApiError {
             status,
             code: e.code,
             message: e.message,
         }
+    }
+}
+
+/// The HTTP status of an engine error code.
+fn exec_status(code: &str) -> StatusCode {
+    let primary = |p: &str| code == p || code.strip_prefix(p).is_some_and(|r| r.starts_with('_'));
+    if primary("SQLITE_FULL") {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else if [
+        "SQLITE_IOERR",
+        "SQLITE_NOMEM",
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+    ]
+    .iter()
+    .any(|p| primary(p))
+        || matches!(
+            code,
+            "SQLITE_INTERNAL" | "SQLITE_CANTOPEN" | "INTERNAL" | "DATABASE_POISONED"
+        )
+    {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
     }
 }
 
@@ -70,5 +94,34 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_and_disk_failures_are_5xx() {
+        for (code, status) in [
+            ("SQLITE_FULL", 507),
+            ("SQLITE_IOERR", 500),
+            ("SQLITE_IOERR_FSYNC", 500),
+            ("SQLITE_IOERR_SHORT_READ", 500),
+            ("SQLITE_NOMEM", 500),
+            ("SQLITE_CORRUPT", 500),
+            ("SQLITE_CORRUPT_INDEX", 500),
+            ("SQLITE_NOTADB", 500),
+            ("DATABASE_POISONED", 500),
+            ("INTERNAL", 500),
+            ("SQLITE_CONSTRAINT_UNIQUE", 400),
+            ("SQLITE_ERROR", 400),
+            ("SQLITE_IOERRX", 400),
+            ("TRANSACTION_TIMEOUT", 400),
+        ] {
+            let e = ApiError::from_exec(ExecError::new(code, "m"));
+            assert_eq!(e.status.as_u16(), status, "{code}");
+            assert_eq!(e.code, code);
+        }
     }
 }

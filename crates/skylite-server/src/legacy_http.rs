@@ -40,8 +40,10 @@ where
         session.set_read_only(read_only);
         let mut budget = Budget::new(limit);
         let out = work(&mut session, &mut budget);
+        // Nothing is acknowledged before it is durable (as for Hrana pipelines).
+        let durable = session.finish_pipeline();
         session.close();
-        session.finish_pipeline().map_err(ApiError::from_exec)?;
+        durable.map_err(ApiError::from_exec)?;
         let out = out?;
         let bytes = serde_json::to_vec(&out)
             .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;

@@ -1,0 +1,193 @@
+//! Durability edges of the engine: a failed fsync poisons the database, a COMMIT that races a
+//! lock revocation gets a truthful answer, the write lock serves waiters in arrival order, and
+//! checkpoints (run from one place under the write lock) keep every acknowledged row and the
+//! WAL bounded.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use skylite_engine::{Budget, Database, Durability, EngineConfig, ExecError, Session};
+use skylite_proto::{Stmt, StmtResult, Value};
+
+fn open_at(path: &std::path::Path, config: EngineConfig) -> Database {
+    Database::open(path, config).unwrap()
+}
+
+fn exec(s: &mut Session, sql: &str) -> Result<StmtResult, ExecError> {
+    let r = s.execute(&Stmt::new(sql), &mut Budget::new(1 << 20));
+    let durable = s.finish_pipeline();
+    let r = r?;
+    durable?;
+    Ok(r)
+}
+
+fn ok(s: &mut Session, sql: &str) -> StmtResult {
+    exec(s, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn count(db: &Database, sql: &str) -> i64 {
+    let mut s = Session::new(db.clone());
+    match ok(&mut s, sql).rows[0][0] {
+        Value::Integer(i) => i,
+        ref other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn failed_fsync_poisons_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/data.db");
+    let config = EngineConfig {
+        durability: Durability::Full,
+        ..EngineConfig::default()
+    };
+    let db = open_at(&path, config.clone());
+    let mut s = Session::new(db.clone());
+    ok(&mut s, "CREATE TABLE t(x)");
+    ok(&mut s, "INSERT INTO t VALUES (1)");
+
+    db.inject_fsync_failure();
+    // The write that waited on the failed fsync is not acknowledged.
+    let err = exec(&mut s, "INSERT INTO t VALUES (2)").unwrap_err();
+    assert_eq!(err.code, "SQLITE_IOERR_FSYNC", "{err}");
+    assert!(db.is_poisoned());
+    // Later writes are refused, whatever the route (a fresh session, a `close` right after
+    // the write, an explicit transaction), with a message saying what to do.
+    let mut s2 = Session::new(db.clone());
+    let err = exec(&mut s2, "INSERT INTO t VALUES (3)").unwrap_err();
+    assert_eq!(err.code, "DATABASE_POISONED", "{err}");
+    assert!(err.message.contains("reopen"), "{}", err.message);
+    ok(&mut s2, "BEGIN");
+    let err = exec(&mut s2, "INSERT INTO t VALUES (4)").unwrap_err();
+    assert_eq!(err.code, "DATABASE_POISONED");
+    ok(&mut s2, "ROLLBACK");
+    // Reads still work.
+    assert!(count(&db, "SELECT count(*) FROM t WHERE x = 1") == 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE x IN (3, 4)"), 0);
+    drop((s, s2));
+    db.drain_pool();
+    drop(db);
+
+    // Opening the database again clears it.
+    let db = open_at(&path, config);
+    assert!(!db.is_poisoned());
+    let mut s = Session::new(db.clone());
+    ok(&mut s, "INSERT INTO t VALUES (5)");
+    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE x = 5"), 1);
+}
+
+#[test]
+fn failed_fsync_is_reported_even_when_the_stream_closes_in_the_same_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_at(&dir.path().join("data.db"), EngineConfig::default());
+    let mut s = Session::new(db.clone());
+    ok(&mut s, "CREATE TABLE t(x)");
+    db.inject_fsync_failure();
+    // [execute, close]: the most common pipeline.
+    let r = s.execute(
+        &Stmt::new("INSERT INTO t VALUES (1)"),
+        &mut Budget::new(1 << 20),
+    );
+    assert!(r.is_ok());
+    s.close();
+    let err = s.finish_pipeline().unwrap_err();
+    assert_eq!(err.code, "SQLITE_IOERR_FSYNC");
+}
+
+/// Waits until `db` has a writer queued, then long enough for it to revoke a holder whose
+/// transaction timeout (`timeout`) has passed.
+fn wait_for_revocation(db: &Database, timeout: Duration) {
+    let start = Instant::now();
+    while !db.has_write_waiters() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no waiter");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The waiter checks the holder at least every 50 ms.
+    thread::sleep(timeout + Duration::from_millis(400));
+}
+
+#[test]
+fn commit_after_revocation_fails_with_transaction_timeout_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_millis(100);
+    let db = open_at(
+        &dir.path().join("data.db"),
+        EngineConfig {
+            txn_timeout: timeout,
+            ..EngineConfig::default()
+        },
+    );
+    let mut setup = Session::new(db.clone());
+    ok(&mut setup, "CREATE TABLE t(x)");
+    let mut a = Session::new(db.clone());
+    ok(&mut a, "BEGIN");
+    ok(&mut a, "INSERT INTO t VALUES ('a')");
+    let db2 = db.clone();
+    let b = thread::spawn(move || {
+        let mut b = Session::new(db2);
+        exec(&mut b, "INSERT INTO t VALUES ('b')")
+    });
+    wait_for_revocation(&db, timeout);
+    let err = exec(&mut a, "COMMIT").unwrap_err();
+    assert_eq!(err.code, "TRANSACTION_TIMEOUT", "{err}");
+    b.join().unwrap().unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE x = 'a'"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE x = 'b'"), 1);
+    // The stream stays truthful: it answers the timeout until the client rolls back.
+    assert_eq!(
+        exec(&mut a, "SELECT 1").unwrap_err().code,
+        "TRANSACTION_TIMEOUT"
+    );
+    ok(&mut a, "ROLLBACK");
+    ok(&mut a, "SELECT 1");
+}
+
+#[test]
+fn write_lock_is_granted_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_at(&dir.path().join("data.db"), EngineConfig::default());
+    let mut setup = Session::new(db.clone());
+    ok(
+        &mut setup,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, who INTEGER)",
+    );
+    let mut holder = Session::new(db.clone());
+    ok(&mut holder, "BEGIN IMMEDIATE");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for who in 0..6i64 {
+        let db2 = db.clone();
+        let order = order.clone();
+        threads.push(thread::spawn(move || {
+            let mut s = Session::new(db2);
+            ok(&mut s, &format!("INSERT INTO t(who) VALUES ({who})"));
+            order.lock().unwrap().push(who);
+        }));
+        // Each waiter is queued before the next one arrives.
+        let start = Instant::now();
+        while count_waiting(&db) < (who + 1) as usize {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    ok(&mut holder, "COMMIT");
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Rows were inserted in the order the writers arrived.
+    let mut s = Session::new(db.clone());
+    let rows = ok(&mut s, "SELECT who FROM t ORDER BY id").rows;
+    let got: Vec<i64> = rows
+        .iter()
+        .map(|r| match r[0] {
+            Value::Integer(i) => i,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(got, (0..6).collect::<Vec<_>>());
+}
+
+fn count_waiting(db: &Database) -> usize {
+    db.write_waiters()
+}
