@@ -4,7 +4,7 @@
 //!
 //! All of this is blocking code; callers run it on blocking threads, never on async workers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,16 @@ impl Conn {
         authorizer::install(&sqlite, flags.clone());
         let committed = Arc::new(AtomicBool::new(false));
         let revoker = Arc::new(Revoker::new(sqlite.get_interrupt_handle()));
+        // SAFETY: the hook's argument points into `shared`, which this `Conn` keeps alive
+        // (`shared` is declared after `sqlite`, so the connection closes first); the hook
+        // only stores an integer.
+        unsafe {
+            rusqlite::ffi::sqlite3_wal_hook(
+                sqlite.handle(),
+                Some(record_wal_pages),
+                &shared.wal_pages as *const AtomicU32 as *mut std::ffi::c_void,
+            );
+        }
         let hook_flag = committed.clone();
         let hook_revoker = revoker.clone();
         let poisoned = shared.syncer.poisoned_flag();
@@ -301,9 +311,16 @@ impl Conn {
     }
 
     fn after_statement(&mut self) {
+        let committed = self.committed.swap(false, Ordering::AcqRel);
+        if committed {
+            self.pending_ticket = Some(self.shared.syncer.ticket());
+        }
         if self.sqlite.is_autocommit() {
             self.readonly_txn = false;
             let held = self.holds_lock;
+            if committed && held {
+                self.checkpoint_if_due();
+            }
             self.release_lock();
             if held {
                 // The transaction ended (committed or rolled back) and the lock is gone, so a
@@ -313,8 +330,73 @@ impl Conn {
                 self.revoker.clear();
             }
         }
-        if self.committed.swap(false, Ordering::AcqRel) {
-            self.pending_ticket = Some(self.shared.syncer.ticket());
+    }
+
+    /// Checkpoints the WAL if it has grown past [`crate::database::WAL_CHECKPOINT_PAGES`]
+    /// since the last checkpoint. Runs right after a commit, while this connection still
+    /// holds the write lock: the only place a checkpoint ever runs (see `database.rs`).
+    fn checkpoint_if_due(&mut self) {
+        use crate::database::WAL_CHECKPOINT_PAGES;
+        let pages = self.shared.wal_pages.load(Ordering::Acquire);
+        let mut state = self
+            .shared
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pages < state.last_pages {
+            // SQLite restarted the WAL from its beginning.
+            state.due_at = WAL_CHECKPOINT_PAGES;
+        }
+        state.last_pages = pages;
+        if pages < state.due_at {
+            return;
+        }
+        let (mut log, mut done) = (0, 0);
+        // SAFETY: the raw handle is only passed to SQLite calls below, while `self.sqlite`
+        // lives.
+        let handle = unsafe { self.sqlite.handle() };
+        // RESTART copies every frame and then lets the next writer start the WAL from its
+        // beginning (where `journal_size_limit` cuts the file back). It waits for readers
+        // still on old frames (new readers skip a fully copied WAL), but only briefly: a
+        // reader that stays longer makes it give up (SQLITE_BUSY) rather than hold the write
+        // lock. Without that wait, steady overlapping reads would starve every restart.
+        // SAFETY: a valid handle, a NUL-terminated name and two out-pointers to locals.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_busy_timeout(handle, crate::database::CHECKPOINT_READER_WAIT_MS);
+            let rc = rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                handle,
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_CHECKPOINT_RESTART,
+                &mut log,
+                &mut done,
+            );
+            rusqlite::ffi::sqlite3_busy_timeout(handle, crate::database::BUSY_TIMEOUT_MS);
+            rc
+        };
+        // Try again once another batch of pages has arrived, not on every commit.
+        state.due_at = pages.max(log.max(0) as u32) + WAL_CHECKPOINT_PAGES;
+        if rc == rusqlite::ffi::SQLITE_BUSY {
+            // A reader is still on old frames: part of the WAL (or its restart) waits for the
+            // next checkpoint.
+            if log as u32 >= 10 * WAL_CHECKPOINT_PAGES {
+                tracing::warn!(
+                    wal_pages = log,
+                    checkpointed = done,
+                    database = %self.shared.path.display(),
+                    "the WAL keeps growing: a long-running read (an open read transaction or \
+                     cursor) holds frames that cannot be checkpointed"
+                );
+            }
+            return;
+        }
+        if rc != rusqlite::ffi::SQLITE_OK {
+            let name = crate::sqlite_code_name(rc);
+            tracing::error!(code = name, "checkpoint of the WAL failed");
+            if rc == rusqlite::ffi::SQLITE_IOERR_FSYNC {
+                self.shared
+                    .syncer
+                    .poison(&format!("{name} during a checkpoint"));
+            }
         }
     }
 
@@ -450,6 +532,20 @@ impl Drop for Conn {
         }
         self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// WAL hook: records how many pages the WAL holds after a commit (replaces SQLite's
+/// autocheckpoint, which is off; see `Conn::checkpoint_if_due`).
+unsafe extern "C" fn record_wal_pages(
+    arg: *mut std::ffi::c_void,
+    _db: *mut rusqlite::ffi::sqlite3,
+    _name: *const std::ffi::c_char,
+    pages: std::ffi::c_int,
+) -> std::ffi::c_int {
+    // SAFETY: `arg` is the `AtomicU32` installed in `Conn::new`, alive while the connection is.
+    let counter = unsafe { &*(arg as *const AtomicU32) };
+    counter.store(pages.max(0) as u32, Ordering::Release);
+    rusqlite::ffi::SQLITE_OK
 }
 
 /// The error for a write attempted with read-only access.

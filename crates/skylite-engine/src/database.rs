@@ -5,9 +5,18 @@
 //! [`Database::acquire`] and go back with [`Database::release`], which keeps them only if they
 //! carry no state (autocommit, no pragma or temp table left behind), so the next stream starts
 //! clean but does not pay for opening SQLite again.
+//!
+//! **Checkpoints.** SQLite before 3.51.3 loses writes when one connection checkpoints the WAL
+//! while another writes to it (the "WAL-reset" race), and a server runs many connections. So
+//! no connection checkpoints on its own (`wal_autocheckpoint` is off on every connection):
+//! the connection that commits checkpoints (`PASSIVE`) when the WAL has passed
+//! [`WAL_CHECKPOINT_PAGES`], before it releases the database's write lock, so a checkpoint
+//! never runs beside a write (see `Conn::checkpoint_if_due`). `journal_size_limit` then
+//! truncates the WAL file when SQLite restarts it, which it does only once no reader still
+//! needs its frames.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +26,30 @@ use crate::conn::Conn;
 use crate::durability::{Durability, Syncer};
 use crate::write_lock::WriteLock;
 use crate::{ExecError, OpenError};
+
+/// WAL pages after which the committing connection checkpoints (SQLite's own default
+/// autocheckpoint threshold).
+pub const WAL_CHECKPOINT_PAGES: u32 = 1000;
+
+/// Size the WAL file is cut back to when SQLite restarts it (`journal_size_limit`), so one
+/// large transaction does not leave a large file behind for good.
+pub const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// How long a checkpoint waits for readers still on old WAL frames before it gives up.
+pub(crate) const CHECKPOINT_READER_WAIT_MS: i32 = 50;
+
+/// SQLite's own busy timeout on every connection (writers queue on the write lock first, so
+/// this only covers SQLite-internal waits).
+pub(crate) const BUSY_TIMEOUT_MS: i32 = 5000;
+
+/// When checkpoints are due; only touched while holding the write lock.
+#[derive(Debug)]
+pub(crate) struct CheckpointState {
+    /// Checkpoint once the WAL holds this many pages.
+    pub(crate) due_at: u32,
+    /// WAL pages seen at the last commit (a smaller count later means SQLite restarted it).
+    pub(crate) last_pages: u32,
+}
 
 /// Settings of the engine, shared by every database it opens.
 #[derive(Debug, Clone)]
@@ -61,6 +94,10 @@ pub(crate) struct Shared {
     rows_read: AtomicU64,
     /// Rows written by statements since the database was opened.
     rows_written: AtomicU64,
+    /// Pages in the WAL after the latest commit (set by each connection's WAL hook).
+    pub(crate) wal_pages: AtomicU32,
+    /// When the next checkpoint is due.
+    pub(crate) checkpoint: Mutex<CheckpointState>,
     /// Held open for the database's lifetime, so the WAL file is never deleted and recreated
     /// under the syncer (SQLite removes it when the last connection closes).
     _anchor: Mutex<Connection>,
@@ -140,6 +177,11 @@ impl Database {
                 open_conns: AtomicUsize::new(0),
                 rows_read: AtomicU64::new(0),
                 rows_written: AtomicU64::new(0),
+                wal_pages: AtomicU32::new(0),
+                checkpoint: Mutex::new(CheckpointState {
+                    due_at: WAL_CHECKPOINT_PAGES,
+                    last_pages: 0,
+                }),
                 _anchor: Mutex::new(anchor),
             }),
         })
@@ -251,9 +293,12 @@ fn open_sqlite(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
     // Durability comes from the group-commit syncer; see durability.rs.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints run from one place, under the write lock (see the module doc).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
     Ok(conn)
