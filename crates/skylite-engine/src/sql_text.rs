@@ -98,22 +98,32 @@ pub fn may_leave_state(sql: &str) -> bool {
 /// writing because the same pragma with a value switches modes, but asked alone (and the server
 /// refuses to set it anyway) it only reads.
 pub fn is_journal_mode_query(sql: &str) -> bool {
-    let body = skip_space_and_comments(sql);
-    let Some(rest) = strip_keyword(body, "PRAGMA") else {
+    let Some((name, tail)) = pragma_name(sql) else {
         return false;
     };
-    let rest = skip_space_and_comments(rest);
-    let name_end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(rest.len());
-    let (name, tail) = rest.split_at(name_end);
-    let name = name.rsplit('.').next().unwrap_or(name);
     if !name.eq_ignore_ascii_case("journal_mode") {
         return false;
     }
     skip_space_and_comments(tail)
         .trim_start_matches(|c: char| c == ';' || c.is_whitespace())
         .is_empty()
+}
+
+/// True for `PRAGMA wal_checkpoint` in any form: SQLite reports it as read-only, but a
+/// checkpoint must never run beside a write (the WAL-reset race), so it takes the write lock.
+pub fn is_checkpoint_pragma(sql: &str) -> bool {
+    pragma_name(sql).is_some_and(|(name, _)| name.eq_ignore_ascii_case("wal_checkpoint"))
+}
+
+/// The name of the pragma `sql` runs (schema prefix removed) and the text after the name.
+fn pragma_name(sql: &str) -> Option<(&str, &str)> {
+    let body = skip_space_and_comments(sql);
+    let rest = skip_space_and_comments(strip_keyword(body, "PRAGMA")?);
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, tail) = rest.split_at(name_end);
+    Some((name.rsplit('.').next().unwrap_or(name), tail))
 }
 
 fn strip_keyword<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
