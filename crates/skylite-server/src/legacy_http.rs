@@ -65,7 +65,7 @@ pub async fn query(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let query: LegacyQuery = parse_body(body)?;
-    on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await
+    on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await
 }
 
 /// `POST /v1/execute`.
@@ -76,7 +76,7 @@ pub async fn v1_execute(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await;
     }
     let req: V1ExecuteReq = parse_body(Ok(bytes))?;
     on_fresh_session(&app, &target, move |s, b| {
@@ -95,7 +95,7 @@ pub async fn v1_batch(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await;
     }
     let req: V1BatchReq = parse_body(Ok(bytes))?;
     on_fresh_session(&app, &target, move |s, b| {
@@ -108,11 +108,17 @@ pub async fn v1_batch(
 
 /// Runs legacy statements: all in one transaction unless they manage transactions themselves;
 /// the first error rolls everything back and the remaining statements are skipped (`null`).
+/// A failure of the server or its disk (I/O error, full disk, corruption, ...) fails the whole
+/// request with a 5xx instead of being reported as the statement's fault.
 fn run_statements(
     session: &mut Session,
     budget: &mut Budget,
     query: LegacyQuery,
-) -> Vec<Option<LegacyResult>> {
+) -> Result<Vec<Option<LegacyResult>>, ApiError> {
+    let server_failure = |e: &ExecError| {
+        let api = ApiError::from_exec(e.clone());
+        api.status.is_server_error().then_some(api)
+    };
     let manages_txn = query.statements.iter().any(|s| {
         txn_keyword(&s.q) != TxnKeyword::Other || {
             let w = skylite_engine::sql_text::first_word(&s.q);
@@ -125,7 +131,13 @@ fn run_statements(
     let mut out: Vec<Option<LegacyResult>> = Vec::with_capacity(query.statements.len());
     if wrap {
         if let Err(e) = session.execute(&Stmt::new("BEGIN"), budget) {
-            return vec![Some(LegacyResult::Error(e.message)); query.statements.len()];
+            if let Some(api) = server_failure(&e) {
+                return Err(api);
+            }
+            return Ok(vec![
+                Some(LegacyResult::Error(e.message));
+                query.statements.len()
+            ]);
         }
     }
     let mut failed = false;
@@ -167,10 +179,13 @@ fn run_statements(
             })),
             Err(e) => {
                 failed = true;
-                out.push(Some(LegacyResult::Error(e.message)));
                 if session.in_transaction() {
                     let _ = session.execute(&Stmt::new("ROLLBACK"), budget);
                 }
+                if let Some(api) = server_failure(&e) {
+                    return Err(api);
+                }
+                out.push(Some(LegacyResult::Error(e.message)));
             }
         }
     }
@@ -178,8 +193,14 @@ fn run_statements(
         if let Err(e) = session.execute(&Stmt::new("COMMIT"), budget) {
             let e: ExecError = e;
             let _ = session.execute(&Stmt::new("ROLLBACK"), budget);
-            return vec![Some(LegacyResult::Error(e.message)); query.statements.len()];
+            if let Some(api) = server_failure(&e) {
+                return Err(api);
+            }
+            return Ok(vec![
+                Some(LegacyResult::Error(e.message));
+                query.statements.len()
+            ]);
         }
     }
-    out
+    Ok(out)
 }
