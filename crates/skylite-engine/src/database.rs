@@ -261,6 +261,14 @@ impl Database {
         }
     }
 
+    /// True if no connection is checked out and no other handle to this database exists: only
+    /// this handle and the pooled connections hold it. (Counting references is exact here
+    /// because a new reference can only be made from an existing one.)
+    pub fn is_unused(&self) -> bool {
+        let pool = self.shared.pool.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::strong_count(&self.shared) == 1 + pool.len()
+    }
+
     /// Drops the idle pooled connections (before the database's files go away).
     pub fn drain_pool(&self) {
         let idle: Vec<Conn> =

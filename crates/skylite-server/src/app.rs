@@ -135,11 +135,17 @@ impl App {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
                 let Some(app) = weak.upgrade() else { return };
                 for db in app.databases.all_open() {
                     db.streams().reap().await;
+                }
+                ticks += 1;
+                if ticks % 5 == 0 {
+                    // Closing checkpoints: blocking work.
+                    let _ = tokio::task::spawn_blocking(move || app.databases.evict_idle()).await;
                 }
             }
         });

@@ -27,6 +27,11 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Who may do what (on by default).
     pub auth: AuthSettings,
+    /// An open database nobody uses for this long is closed (`--db-idle-timeout`).
+    pub db_idle_timeout: Duration,
+    /// Most databases open at once (`--max-open-databases`); opening one more closes the
+    /// least recently used idle one.
+    pub max_open_databases: usize,
 }
 
 /// Authentication settings; the keys themselves live in the data folder.
@@ -53,6 +58,8 @@ impl ServerConfig {
             max_import_bytes: 64 * 1024 * 1024 * 1024,
             tls: None,
             auth: AuthSettings::default(),
+            db_idle_timeout: Duration::from_secs(300),
+            max_open_databases: 256,
         }
     }
 

@@ -13,11 +13,21 @@
 //! Deletion renames the folder to a hidden trash name first (atomic), then removes it; a fork
 //! is written into a hidden temporary folder and renamed into place once complete, and so is an
 //! import ([`Databases::install`]).
+//!
+//! **Eviction.** An open database costs file descriptors, memory for its connections' caches
+//! and a WAL. One that nobody uses (no request in flight, no Hrana-over-HTTP stream, no
+//! WebSocket, no connection checked out) for `db_idle_timeout` is closed
+//! ([`Databases::evict_idle`]), and opening one more than `max_open_databases` first closes the
+//! least recently used idle one. Closing happens under the lifecycle lock, so the same file is
+//! never open twice (two write locks on one file would let two writers and a checkpoint run
+//! at once); the last connection to close checkpoints the WAL and removes it. The next request
+//! opens the database again. `default` is never evicted.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use skylite_engine::{fs_durable, maintenance, Database, ExecError, OpenError};
@@ -114,6 +124,8 @@ pub struct DbHandle {
     streams: Arc<Streams>,
     deleted: AtomicBool,
     websockets: AtomicUsize,
+    /// When a request last looked this database up (for idle eviction).
+    last_used: Mutex<Instant>,
 }
 
 impl DbHandle {
@@ -146,6 +158,23 @@ impl DbHandle {
     /// WebSocket connections bound to this database.
     pub fn websockets(&self) -> usize {
         self.websockets.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// True if nothing uses the database: no stream, no WebSocket, no connection or session
+    /// outside the pool. Callers must also know that nobody else holds this handle.
+    fn is_unused(&self) -> bool {
+        self.streams.is_empty() && self.websockets() == 0 && self.database().is_unused()
     }
 }
 
@@ -257,6 +286,7 @@ impl Databases {
             streams: Arc::new(Streams::new(db, self.config.stream_idle_timeout)),
             deleted: AtomicBool::new(false),
             websockets: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
         });
         self.open
             .lock()
@@ -272,11 +302,16 @@ impl Databases {
 
     /// A database that is already open (never blocks on I/O).
     pub fn get_open(&self, name: &str) -> Option<Arc<DbHandle>> {
-        self.open
+        let handle = self
+            .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned()
+            .cloned();
+        if let Some(h) = &handle {
+            h.touch();
+        }
+        handle
     }
 
     /// Every open database.
@@ -336,10 +371,90 @@ impl Databases {
             self.remember_absent(name);
             return Ok(None);
         }
+        self.make_room()?;
         let db = Database::open(&self.config.database_file(name), self.config.engine.clone())
             .map_err(open_error)?;
         tracing::info!(database = name, "opened database");
         Ok(Some(self.insert(name, db)))
+    }
+
+    /// Closes every database (but `default`) unused for `db_idle_timeout`. Blocking (closing
+    /// checkpoints the WAL); the server calls it every second or so.
+    pub fn evict_idle(&self) {
+        let timeout = self.config.db_idle_timeout;
+        let candidates: Vec<String> = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(name, h)| name.as_str() != DEFAULT_DATABASE && h.idle_for() >= timeout)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in candidates {
+            let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+            self.evict(&name, Some(timeout));
+        }
+    }
+
+    /// Before opening one more database: if `max_open_databases` are open, closes the least
+    /// recently used one that nobody uses; 503 if every one is in use. Caller holds the
+    /// lifecycle lock.
+    fn make_room(&self) -> Result<(), ApiError> {
+        let max = self.config.max_open_databases.max(1);
+        loop {
+            let mut idle: Vec<(Duration, String)> = {
+                let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                if open.len() < max {
+                    return Ok(());
+                }
+                open.iter()
+                    .filter(|(name, _)| name.as_str() != DEFAULT_DATABASE)
+                    .map(|(name, h)| (h.idle_for(), name.clone()))
+                    .collect()
+            };
+            // Longest idle first.
+            idle.sort_by(|a, b| b.0.cmp(&a.0));
+            if !idle.into_iter().any(|(_, name)| self.evict(&name, None)) {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TOO_MANY_OPEN_DATABASES",
+                    format!(
+                        "{max} databases are open and in use (--max-open-databases); \
+                         try again when a client of another database is done"
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Closes the open database `name` if nobody uses it (and, with `min_idle`, if no
+    /// request looked it up for that long). Returns whether it was closed. Caller holds the
+    /// lifecycle lock, so the database cannot be opened again before it is fully closed.
+    fn evict(&self, name: &str, min_idle: Option<Duration>) -> bool {
+        let handle = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(h) = open.get(name) else {
+                return false;
+            };
+            // Only the registry holds the handle (no request in flight, no WebSocket task),
+            // checked under the registry's lock, where new references come from.
+            let unused = Arc::strong_count(h) == 1
+                && h.is_unused()
+                && min_idle.is_none_or(|t| h.idle_for() >= t);
+            if !unused {
+                return false;
+            }
+            open.remove(name)
+        };
+        let Some(handle) = handle else {
+            return false;
+        };
+        handle.streams.close_all();
+        handle.database().drain_pool();
+        // The last reference: the anchor connection closes here, checkpointing the WAL.
+        drop(handle);
+        tracing::info!(database = name, "closed idle database");
+        true
     }
 
     /// Creates a database. Blocking.
@@ -349,6 +464,7 @@ impl Databases {
         if self.get_open(name).is_some() || self.exists_on_disk(name) {
             return Err(exists_error(name));
         }
+        self.make_room()?;
         let dir = self.dir_of(name);
         // Durable: the folder entry in the data folder (here) and the file entries in the folder
         // (`Database::open`) are fsynced before the creation is acknowledged.

@@ -109,3 +109,154 @@ async fn corrupt_database_is_a_500_not_a_client_error() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(server_panics(), 0);
 }
+
+async fn create_db(addr: std::net::SocketAddr, name: &str) {
+    let r = post_json(addr, "/v1/admin/databases", &json!({"name": name})).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text());
+}
+
+fn wal_of(server: &TestServer, name: &str) -> std::path::PathBuf {
+    server.data_dir().join(name).join("data.db-wal")
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_database_is_closed_cleanly_and_reopens_on_the_next_request() {
+    let server = TestServer::start_with(|c| {
+        c.db_idle_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let addr = server.addr;
+    create_db(addr, "app").await;
+    let r = post_json(
+        addr,
+        "/db/app/",
+        &json!({"statements": ["CREATE TABLE t(x)", "INSERT INTO t VALUES (42)"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A live Hrana stream keeps it open past the idle timeout.
+    let (status, body) = pipeline_at(
+        addr,
+        "/db/app/v2/pipeline",
+        None,
+        json!([execute("SELECT 1")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let baton = body["baton"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(server.app.databases.get_open("app").is_some());
+    let (status, body) =
+        pipeline_at(addr, "/db/app/v2/pipeline", Some(&baton), json!([close()])).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Once unused, it is closed: the last connection checkpointed and removed the WAL.
+    let dbs = &server.app.databases;
+    wait_until("the database is closed", || {
+        !dbs.all_open().iter().any(|h| h.name() == "app")
+    })
+    .await;
+    assert!(
+        !wal_of(&server, "app").exists(),
+        "the WAL was not checkpointed away"
+    );
+    // `default` is never closed.
+    assert!(dbs.all_open().iter().any(|h| h.name() == "default"));
+    // The next request opens it again, with its data.
+    let r = post_json(addr, "/db/app/v1/execute", &v1("SELECT x FROM t")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["result"]["rows"][0][0],
+        json!({"type": "integer", "value": "42"})
+    );
+    assert_eq!(server_panics(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_past_the_cap_closes_the_least_recently_used_idle_database() {
+    let server = TestServer::start_with(|c| {
+        c.max_open_databases = 3;
+    })
+    .await;
+    let addr = server.addr;
+    for name in ["a", "b"] {
+        create_db(addr, name).await;
+        let r = post_json(
+            addr,
+            &format!("/db/{name}/v1/execute"),
+            &v1("CREATE TABLE t(x)"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Touch `a`, so `b` is the least recently used.
+    let r = post_json(addr, "/db/a/v1/execute", &v1("INSERT INTO t VALUES (1)")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    create_db(addr, "c").await;
+    let open: Vec<String> = server
+        .app
+        .databases
+        .all_open()
+        .iter()
+        .map(|h| h.name().to_owned())
+        .collect();
+    assert_eq!(open.len(), 3, "{open:?}");
+    assert!(!open.contains(&"b".to_owned()), "{open:?}");
+    // `b` still works (reopened, closing another idle one).
+    let r = post_json(addr, "/db/b/v1/execute", &v1("INSERT INTO t VALUES (2)")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(server.app.databases.all_open().len(), 3);
+
+    // When every open database is in use, one more is refused with a 503.
+    let open: Vec<String> = server
+        .app
+        .databases
+        .all_open()
+        .iter()
+        .map(|h| h.name().to_owned())
+        .filter(|n| n != "default")
+        .collect();
+    let mut batons = Vec::new();
+    for name in &open {
+        let (status, body) = pipeline_at(
+            addr,
+            &format!("/db/{name}/v2/pipeline"),
+            None,
+            json!([execute("SELECT 1")]),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        batons.push(body["baton"].as_str().unwrap().to_owned());
+    }
+    let closed = ["a", "b", "c"]
+        .into_iter()
+        .find(|n| !open.iter().any(|o| o == n))
+        .unwrap();
+    let r = post_json(addr, &format!("/db/{closed}/v1/execute"), &v1("SELECT 1")).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "TOO_MANY_OPEN_DATABASES");
+    // Closing a stream frees a slot.
+    let (status, _) = pipeline_at(
+        addr,
+        &format!("/db/{}/v2/pipeline", open[0]),
+        Some(&batons[0]),
+        json!([close()]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = post_json(addr, &format!("/db/{closed}/v1/execute"), &v1("SELECT 1")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(server_panics(), 0);
+}

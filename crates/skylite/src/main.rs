@@ -85,6 +85,14 @@ struct ServeArgs {
     /// Most SQLite connections open per database.
     #[arg(long, env = "SKYLITE_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
+    /// Seconds after which an open database nobody uses (no request, stream or WebSocket) is
+    /// closed; the next request opens it again.
+    #[arg(long, env = "SKYLITE_DB_IDLE_TIMEOUT", default_value_t = 300)]
+    db_idle_timeout: u64,
+    /// Most databases open at once; opening one more closes the least recently used idle one
+    /// (HTTP 503 TOO_MANY_OPEN_DATABASES if all are in use).
+    #[arg(long, env = "SKYLITE_MAX_OPEN_DATABASES", default_value_t = 256)]
+    max_open_databases: usize,
     /// Serve HTTPS and WSS with this PEM certificate chain (server certificate first, then
     /// intermediates); needs --tls-key. Without both, the server speaks plain HTTP.
     #[arg(
@@ -142,6 +150,8 @@ impl ServeArgs {
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
         config.max_body_bytes = self.max_body_size;
         config.max_import_bytes = self.max_import_size;
+        config.db_idle_timeout = Duration::from_secs(self.db_idle_timeout.max(1));
+        config.max_open_databases = self.max_open_databases.max(2);
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),
