@@ -287,6 +287,15 @@ impl Conn {
             .store(input.read_only, Ordering::Relaxed);
         let result = self.run_prepared(sql, keyword, input, sink);
         if let Err(e) = &result {
+            if e.is_server_failure() {
+                // Not the client's fault: whoever runs the server needs to see it.
+                tracing::error!(
+                    code = %e.code,
+                    database = %self.shared.path.display(),
+                    "statement failed: {}",
+                    e.message
+                );
+            }
             if e.code == "SQLITE_INTERRUPT" || e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
                 if let Some(timeout) = self.enforce_revocation() {
                     return Err(timeout);

@@ -47,6 +47,27 @@ impl ExecError {
         }
     }
 
+    /// True for failures of the server or its disk rather than of the request: I/O errors, a
+    /// full disk, out of memory, corruption, a poisoned database, internal errors. HTTP
+    /// answers them with a 5xx, and they are logged at error level.
+    pub fn is_server_failure(&self) -> bool {
+        let code = self.code.as_str();
+        let is = |p: &str| code == p || code.strip_prefix(p).is_some_and(|r| r.starts_with('_'));
+        [
+            "SQLITE_IOERR",
+            "SQLITE_FULL",
+            "SQLITE_NOMEM",
+            "SQLITE_CORRUPT",
+            "SQLITE_NOTADB",
+        ]
+        .iter()
+        .any(|p| is(p))
+            || matches!(
+                code,
+                "SQLITE_INTERNAL" | "SQLITE_CANTOPEN" | "INTERNAL" | "DATABASE_POISONED"
+            )
+    }
+
     /// A request that is malformed at the protocol level (bad `sql_id`, wrong arguments, ...).
     pub fn protocol(message: impl Into<String>) -> Self {
         ExecError::new("PROTOCOL_ERROR", message)

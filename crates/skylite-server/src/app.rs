@@ -69,9 +69,11 @@ impl std::ops::Deref for App {
 impl App {
     /// Opens the data folder: the default database (created if needed) and the baton key.
     pub fn open(config: ServerConfig) -> Result<App, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
-            what: format!("data folder {}", config.data_dir.display()),
-            source,
+        skylite_engine::fs_durable::create_dir_all(&config.data_dir).map_err(|source| {
+            ServeError::Io {
+                what: format!("data folder {}", config.data_dir.display()),
+                source,
+            }
         })?;
         let key_path = config.private_dir().join("baton.key");
         let baton_key = BatonKey::load_or_create(&key_path).map_err(|source| ServeError::Io {

@@ -43,7 +43,7 @@ impl ApiError {
     /// a full disk is 507, I/O errors, out-of-memory, corruption, a poisoned database and
     /// internal errors are 500. Everything else is the request's fault: 400.
     pub fn from_exec(e: ExecError) -> Self {
-        let status = exec_status(&e.code);
+        let status = exec_status(&e);
         ApiError {
             status,
             code: e.code,
@@ -52,27 +52,14 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of an engine error code.
-fn exec_status(code: &str) -> StatusCode {
-    let primary = |p: &str| code == p || code.strip_prefix(p).is_some_and(|r| r.starts_with('_'));
-    if primary("SQLITE_FULL") {
-        StatusCode::INSUFFICIENT_STORAGE
-    } else if [
-        "SQLITE_IOERR",
-        "SQLITE_NOMEM",
-        "SQLITE_CORRUPT",
-        "SQLITE_NOTADB",
-    ]
-    .iter()
-    .any(|p| primary(p))
-        || matches!(
-            code,
-            "SQLITE_INTERNAL" | "SQLITE_CANTOPEN" | "INTERNAL" | "DATABASE_POISONED"
-        )
-    {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
+/// The HTTP status of an engine error.
+fn exec_status(e: &ExecError) -> StatusCode {
+    if !e.is_server_failure() {
         StatusCode::BAD_REQUEST
+    } else if e.code == "SQLITE_FULL" || e.code.starts_with("SQLITE_FULL_") {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     }
 }
 
