@@ -142,8 +142,8 @@ const PRAGMAS: &[(&str, PragmaRule)] = &[
     ("writable_schema", PragmaRule::ServerManaged),
 ];
 
-/// Pragmas that act on the whole server process (every database, every connection), refused
-/// outright, with the reason the client sees. SQLite runs most of them while the statement is
+/// Pragmas that act on the whole server process (every database, every connection), or on
+/// what the server alone does (checkpoints), refused outright, with the reason the client sees. SQLite runs most of them while the statement is
 /// *prepared*, so even `describe` would apply them: the authorizer, which runs before that, is
 /// the place to refuse them.
 const PROCESS_PRAGMAS: &[(&str, &str)] = &[
@@ -166,6 +166,10 @@ const PROCESS_PRAGMAS: &[(&str, &str)] = &[
     (
         "data_store_directory",
         "it changes where every connection of the server process finds relative file names",
+    ),
+    (
+        "wal_checkpoint",
+        "the server checkpoints every database itself, from one place",
     ),
 ];
 
