@@ -419,6 +419,20 @@ impl Scanner {
         !self.nul && open_ok && self.state == 1
     }
 
+    /// True while the text scanned so far (all of `sql`) holds only whitespace and finished
+    /// comments: no statement has begun.
+    pub fn is_blank_so_far(&self, sql: &str) -> bool {
+        !self.nul
+            && self.state == 0
+            && matches!(self.open, Open::None | Open::Line)
+            && self.pos >= sql.len()
+    }
+
+    /// True if a NUL character stopped the scan (SQLite stops reading there).
+    pub fn saw_nul(&self) -> bool {
+        self.nul
+    }
+
     fn feed(&mut self, token: Token) {
         let row = TRANSITIONS
             .get(self.state as usize)
