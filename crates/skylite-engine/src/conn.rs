@@ -2,9 +2,18 @@
 //! taking the write lock for writing statements, enforcing `BEGIN ... READONLY`, streaming rows
 //! into a [`RowSink`], and recording commits for group commit.
 //!
+//! Every statement runs under a deadline ([`StatementClock`], checked by SQLite's progress
+//! handler every [`PROGRESS_OPS`] virtual-machine steps): past `statement_timeout` of time spent
+//! in SQLite it stops with `STATEMENT_TIMEOUT`, and after a short while it leaves the core
+//! worker pool ([`crate::workers::mark_long_running`]) so that runaway statements never occupy
+//! every worker. Values are limited to `SQLITE_LIMIT_LENGTH` (tied to the response limit), so
+//! `zeroblob(1e9)` fails before it allocates. A read-only caller runs on the connection with
+//! `PRAGMA query_only` on, so SQLite itself refuses every write, including the ones made by
+//! statements that extensions (FTS, `PRAGMA optimize`) prepare and run internally.
+//!
 //! All of this is blocking code; callers run it on blocking threads, never on async workers.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +25,148 @@ use crate::authorizer::{self, ConnFlags};
 use crate::database::Shared;
 use crate::sql_text::{self, TxnKeyword};
 use crate::write_lock::Revoker;
-use crate::ExecError;
+use crate::{workers, ExecError};
+
+/// SQLite calls the progress handler every this many virtual-machine instructions: often
+/// enough to stop a runaway statement within microseconds of its deadline, rarely enough that
+/// reading the clock costs nothing measurable.
+pub const PROGRESS_OPS: i32 = 1000;
+
+/// The smallest `SQLITE_LIMIT_LENGTH` the engine sets, whatever the response limit (a tiny
+/// response limit still gets a clear `RESPONSE_TOO_LARGE`, not `SQLITE_TOOBIG`).
+const MIN_VALUE_LIMIT: usize = 1 << 20;
+
+/// SQLite's own ceiling for `SQLITE_LIMIT_LENGTH` (its default `SQLITE_MAX_LENGTH`).
+const MAX_VALUE_LIMIT: usize = 1_000_000_000;
+
+/// The largest string or blob (and SQL text) a connection of this configuration accepts: the
+/// response limit, so that no value is built that could never be sent.
+pub fn value_limit(max_response_bytes: usize) -> usize {
+    max_response_bytes.clamp(MIN_VALUE_LIMIT, MAX_VALUE_LIMIT)
+}
+
+/// The deadline of the statement running on one connection, read by SQLite's progress handler
+/// on the thread that runs the statement.
+///
+/// Only time spent inside SQLite counts: time the row consumer takes (a cursor whose client
+/// reads slowly, a dump written to a slow reader) is added back with [`StatementClock::pause`].
+pub struct StatementClock {
+    base: Instant,
+    /// Nanoseconds after `base` at which the current statement started; 0 while none runs.
+    started: AtomicU64,
+    /// Nanoseconds after `base` past which the statement is stopped.
+    deadline: AtomicU64,
+    /// The progress handler stopped the statement because of the deadline.
+    timed_out: AtomicBool,
+    /// The statement has been handed out of the core workers (see `workers`).
+    long_running: AtomicBool,
+    timeout: Duration,
+}
+
+impl StatementClock {
+    /// A clock for statements limited to `timeout` each (zero: no limit).
+    pub fn new(timeout: Duration) -> Arc<Self> {
+        Arc::new(StatementClock {
+            base: Instant::now(),
+            started: AtomicU64::new(0),
+            deadline: AtomicU64::new(u64::MAX),
+            timed_out: AtomicBool::new(false),
+            long_running: AtomicBool::new(false),
+            timeout,
+        })
+    }
+
+    /// Installs the progress handler that enforces this clock on `conn`.
+    pub fn install(self: &Arc<Self>, conn: &Connection) {
+        let clock = self.clone();
+        conn.progress_handler(PROGRESS_OPS, Some(move || clock.should_stop()));
+    }
+
+    /// The limit per statement.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn now(&self) -> u64 {
+        // +1: zero means "no statement running".
+        u64::try_from(self.base.elapsed().as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Starts the clock for one statement.
+    pub fn start(&self) {
+        let now = self.now();
+        let deadline = if self.timeout.is_zero() {
+            u64::MAX
+        } else {
+            let limit = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
+            now.saturating_add(limit)
+        };
+        self.timed_out.store(false, Ordering::Relaxed);
+        self.long_running.store(false, Ordering::Relaxed);
+        self.deadline.store(deadline, Ordering::Relaxed);
+        self.started.store(now, Ordering::Relaxed);
+    }
+
+    /// Stops the clock (the statement is done) and gives the worker back to the core if the
+    /// statement had left it.
+    pub fn stop(&self) {
+        self.started.store(0, Ordering::Relaxed);
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        if self.long_running.swap(false, Ordering::Relaxed) {
+            workers::end_long_running();
+        }
+    }
+
+    /// Moves the deadline by `waited`: time spent outside SQLite, waiting for the consumer.
+    pub fn pause(&self, waited: Duration) {
+        let add = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .deadline
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(add))
+            });
+    }
+
+    /// Whether the last statement was stopped by its deadline.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// The progress handler: true stops the statement (`SQLITE_INTERRUPT`).
+    fn should_stop(&self) -> bool {
+        let started = self.started.load(Ordering::Relaxed);
+        if started == 0 {
+            return false;
+        }
+        let now = self.now();
+        if now >= self.deadline.load(Ordering::Relaxed) {
+            self.timed_out.store(true, Ordering::Relaxed);
+            return true;
+        }
+        let long_after = u64::try_from(workers::LONG_RUNNING_AFTER.as_nanos()).unwrap_or(0);
+        if now.saturating_sub(started) >= long_after
+            && !self.long_running.swap(true, Ordering::Relaxed)
+        {
+            workers::mark_long_running();
+        }
+        false
+    }
+
+    /// The error a client sees for a statement stopped by the deadline.
+    pub fn timeout_error(&self, rolled_back: bool) -> ExecError {
+        let secs = self.timeout.as_secs_f64();
+        let mut message = format!(
+            "the statement ran for more than {secs} s and was stopped \
+             (the server's statement timeout, --statement-timeout)"
+        );
+        if rolled_back {
+            message.push_str("; the open transaction was rolled back");
+        }
+        ExecError::new("STATEMENT_TIMEOUT", message)
+    }
+}
 
 /// Receives the output of a statement as it runs.
 pub trait RowSink {
@@ -64,8 +214,11 @@ pub struct Conn {
     flags: Arc<ConnFlags>,
     committed: Arc<AtomicBool>,
     revoker: Arc<Revoker>,
+    clock: Arc<StatementClock>,
     holds_lock: bool,
     readonly_txn: bool,
+    /// `PRAGMA query_only` is on because the engine switched it on for a read-only caller.
+    query_only: bool,
     pending_ticket: Option<u64>,
     /// Test hook: the next commit is revoked just after the commit hook let it through (the
     /// race a test cannot time from outside).
@@ -76,6 +229,13 @@ pub struct Conn {
 impl Conn {
     pub(crate) fn new(id: u64, sqlite: Connection, shared: Arc<Shared>) -> Result<Conn, ExecError> {
         sqlite.set_prepared_statement_cache_capacity(shared.config.statement_cache);
+        // No string or blob (zeroblob(1e9), randomblob, printf('%.*c'), replace()) is built
+        // larger than a response could carry: SQLite fails with SQLITE_TOOBIG before it
+        // allocates. SQL texts get the same bound.
+        let limit =
+            i32::try_from(value_limit(shared.config.max_response_bytes)).unwrap_or(i32::MAX);
+        sqlite.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, limit);
+        sqlite.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_SQL_LENGTH, limit);
         let flags = Arc::new(ConnFlags::default());
         authorizer::install(&sqlite, flags.clone());
         let committed = Arc::new(AtomicBool::new(false));
@@ -113,6 +273,8 @@ impl Conn {
             }
             false
         }));
+        let clock = StatementClock::new(shared.config.statement_timeout);
+        clock.install(&sqlite);
         Ok(Conn {
             id,
             sqlite,
@@ -120,8 +282,10 @@ impl Conn {
             flags,
             committed,
             revoker,
+            clock,
             holds_lock: false,
             readonly_txn: false,
+            query_only: false,
             pending_ticket: None,
             #[cfg(test)]
             revoke_after_commit_hook,
@@ -223,14 +387,45 @@ impl Conn {
     }
 
     fn prepare_error(&self, err: rusqlite::Error) -> ExecError {
-        let mut e = ExecError::from_sqlite(&err);
-        // SQLite reports a denied action as SQLITE_AUTH, or as a plain SQLITE_ERROR for
-        // functions; either way the authorizer recorded the real reason.
+        self.explain_error(ExecError::from_sqlite(&err))
+    }
+
+    /// Replaces SQLite's bare message where the engine knows better: the reason the authorizer
+    /// recorded for a denial (SQLite reports it as SQLITE_AUTH, or as a plain SQLITE_ERROR for
+    /// functions; also at run time, for pragma functions such as `pragma_table_info`), and the
+    /// value limit behind SQLITE_TOOBIG.
+    fn explain_error(&self, mut e: ExecError) -> ExecError {
         if let Some((code, reason)) = self.flags.take_denial() {
             e.code = code.to_owned();
             e.message = reason;
+        } else if e.code == "SQLITE_TOOBIG" {
+            e.message = format!(
+                "{}: strings, blobs and SQL texts are limited to {} bytes on this server \
+                 (the response limit, --max-response-size)",
+                e.message,
+                value_limit(self.shared.config.max_response_bytes)
+            );
         }
         e
+    }
+
+    /// Switches `PRAGMA query_only` to match the caller, so that SQLite itself refuses every
+    /// write of a read-only caller. Only switched when it changes (a pooled connection serves
+    /// both kinds of caller); a writer's own `query_only` setting is left alone.
+    fn set_query_only(&mut self, on: bool) -> Result<(), ExecError> {
+        if self.query_only == on {
+            return Ok(());
+        }
+        self.flags.internal.store(true, Ordering::Relaxed);
+        let result = self.sqlite.execute_batch(if on {
+            "PRAGMA query_only = 1"
+        } else {
+            "PRAGMA query_only = 0"
+        });
+        self.flags.internal.store(false, Ordering::Relaxed);
+        result.map_err(ExecError::from)?;
+        self.query_only = on;
+        Ok(())
     }
 
     /// Runs one statement, sending its columns and rows to `sink`.
@@ -242,6 +437,8 @@ impl Conn {
         if let Some(err) = self.enforce_revocation() {
             return Err(err);
         }
+        // A stale reason must not explain this statement's error.
+        self.flags.take_denial();
         let (len, more) = sql_text::first_statement(input.sql);
         if more {
             return Err(ExecError::new(
@@ -250,8 +447,8 @@ impl Conn {
                  use `sequence` (executeMultiple) or a batch",
             ));
         }
-        let sql = &input.sql[..len];
-        if is_blank(sql) {
+        let sql = input.sql.get(..len).unwrap_or(input.sql);
+        if sql_text::is_blank(sql) {
             // SQLite prepares no statement at all for such text; running it would touch a null
             // statement handle.
             return Err(ExecError::new(
@@ -280,12 +477,19 @@ impl Conn {
         if input.read_only && keyword == TxnKeyword::BeginImmediate {
             return Err(read_only_error());
         }
-        // The authorizer refuses writes while it vets a statement for a read-only caller; the
-        // check after preparation below covers statements that come from the cache.
+        // Three locks against a read-only caller's writes: SQLite's `query_only` (which also
+        // stops writes made by statements that extensions run internally), the authorizer that
+        // refuses writes while it vets a statement, and the check after preparation below
+        // (statements that come from the cache).
+        self.set_query_only(input.read_only)?;
         self.flags
             .read_only
             .store(input.read_only, Ordering::Relaxed);
-        let result = self.run_prepared(sql, keyword, input, sink);
+        self.flags
+            .read_only_caller
+            .store(input.read_only, Ordering::Relaxed);
+        let in_txn = !self.sqlite.is_autocommit();
+        let mut result = self.run_prepared(sql, keyword, input, sink);
         if let Err(e) = &result {
             if e.is_server_failure() {
                 // Not the client's fault: whoever runs the server needs to see it.
@@ -300,6 +504,10 @@ impl Conn {
                 if let Some(timeout) = self.enforce_revocation() {
                     return Err(timeout);
                 }
+                if self.clock.timed_out() {
+                    let rolled_back = in_txn && self.sqlite.is_autocommit();
+                    result = Err(self.clock.timeout_error(rolled_back));
+                }
             }
             if e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
                 // Our commit hook refused the commit: the database is poisoned.
@@ -312,6 +520,7 @@ impl Conn {
                     .unwrap_or_else(|| e.clone()));
             }
         }
+        let result = result.map_err(|e| self.explain_error(e));
         self.after_statement();
         if result.is_ok() && keyword == TxnKeyword::BeginReadOnly && !self.is_autocommit() {
             self.readonly_txn = true;
@@ -465,8 +674,12 @@ impl Conn {
         let started = Instant::now();
         stmt.reset_status(StatementStatus::RowsRead);
         stmt.reset_status(StatementStatus::RowsWritten);
+        let clock = &self.clock;
+        clock.start();
         let outcome = (|| {
+            let waiting = Instant::now();
             sink.columns(cols)?;
+            clock.pause(waiting.elapsed());
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(ExecError::from)? {
                 if !input.want_rows {
@@ -476,10 +689,14 @@ impl Conn {
                 for i in 0..ncols {
                     values.push(convert(row.get_ref(i).map_err(ExecError::from)?));
                 }
+                // The consumer's time (a slow cursor reader) is not the statement's.
+                let waiting = Instant::now();
                 sink.row(values)?;
+                clock.pause(waiting.elapsed());
             }
             Ok::<(), ExecError>(())
         })();
+        clock.stop();
         let elapsed = started.elapsed();
         let rows_read = stmt.reset_status(StatementStatus::RowsRead).max(0) as u64;
         let rows_written = stmt.reset_status(StatementStatus::RowsWritten).max(0) as u64;
@@ -499,15 +716,26 @@ impl Conn {
         })
     }
 
-    /// Describes a statement without running it.
-    pub fn describe(&mut self, sql: &str) -> Result<DescribeResult, ExecError> {
+    /// Describes a statement without running it. `read_only`: the caller has read-only access.
+    ///
+    /// Describing runs no statement, but SQLite applies many pragmas while it *prepares* them
+    /// (`PRAGMA foreign_keys = ON` takes effect here): the authorizer vets them exactly as for
+    /// `execute`, so process-wide pragmas are refused and a read-only caller cannot switch
+    /// `query_only` off.
+    pub fn describe(&mut self, sql: &str, read_only: bool) -> Result<DescribeResult, ExecError> {
         if let Some(err) = self.enforce_revocation() {
             return Err(err);
         }
+        self.flags.take_denial();
         let (len, _) = sql_text::first_statement(sql);
-        // Describing reads nothing and writes nothing, whoever asks.
+        self.set_query_only(read_only)?;
+        // Describing a write is allowed to anyone (nothing runs); only the pragma rules of a
+        // read-only caller apply.
         self.flags.read_only.store(false, Ordering::Relaxed);
-        let stmt = match self.sqlite.prepare_cached(&sql[..len]) {
+        self.flags
+            .read_only_caller
+            .store(read_only, Ordering::Relaxed);
+        let stmt = match self.sqlite.prepare_cached(sql.get(..len).unwrap_or(sql)) {
             Ok(s) => s,
             Err(e) => return Err(self.prepare_error(e)),
         };
@@ -565,21 +793,6 @@ fn read_only_error() -> ExecError {
         "SQLITE_READONLY",
         "attempt to write with read-only access: this token may only read this database",
     )
-}
-
-/// True if `sql` holds nothing but whitespace, comments and semicolons.
-fn is_blank(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        let next = sql_text::skip_space_and_comments(rest).trim_start_matches(';');
-        if next.is_empty() {
-            return true;
-        }
-        if next.len() == rest.len() {
-            return false;
-        }
-        rest = next;
-    }
 }
 
 fn convert(v: ValueRef<'_>) -> Value {

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     pub pool_size: usize,
     /// Prepared statements cached per connection.
     pub statement_cache: usize,
+    /// Longest time one statement may spend running in SQLite before it is stopped with
+    /// `STATEMENT_TIMEOUT` (zero: no limit). Also the limit of each statement of a dump.
+    pub statement_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             max_connections: 1024,
             pool_size: 64,
             statement_cache: 128,
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -465,7 +465,8 @@ impl Session {
 
     /// Describes a statement.
     pub fn describe(&mut self, sql: &str) -> Result<DescribeResult, ExecError> {
-        self.conn()?.describe(sql)
+        let read_only = self.read_only;
+        self.conn()?.describe(sql, read_only)
     }
 
     fn eval(&self, cond: &BatchCond, outcomes: &[Outcome]) -> bool {

@@ -12,6 +12,13 @@
 //! stays at the core size; temporary workers leave once the queue is empty. A transaction
 //! waiting for the write lock can therefore never starve the reads queued behind it, and group
 //! commit still sees every concurrent writer.
+//!
+//! A job that simply runs long (a runaway statement, noticed by the statement's progress
+//! handler after [`LONG_RUNNING_AFTER`]) leaves the core the same way, through
+//! [`mark_long_running`], until [`end_long_running`]: a handful of CPU-bound statements can
+//! then no longer occupy every core worker while short requests queue behind them. At most
+//! [`Workers`]' long-running cap of jobs leave the core at once (beyond it a long job keeps
+//! its core slot), and the pool never exceeds its `max` threads.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -24,6 +31,11 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// How long a temporary worker waits for more work before it leaves.
 const TEMP_WORKER_LINGER: Duration = Duration::from_millis(200);
 
+/// How long a job may run before it counts as long-running and leaves the core (see
+/// [`mark_long_running`]). Short enough that queued requests barely notice a runaway
+/// statement, long enough that ordinary statements never pay for a thread start.
+pub const LONG_RUNNING_AFTER: Duration = Duration::from_millis(150);
+
 #[derive(Default)]
 struct State {
     jobs: VecDeque<Job>,
@@ -31,8 +43,10 @@ struct State {
     total: usize,
     /// Threads waiting for a job.
     idle: usize,
-    /// Threads inside a blocking section.
+    /// Threads inside a blocking section (long-running jobs included).
     blocked: usize,
+    /// Jobs that ran past [`LONG_RUNNING_AFTER`] and left the core.
+    long_running: usize,
     shutdown: bool,
 }
 
@@ -41,11 +55,15 @@ struct Inner {
     work: Condvar,
     core: usize,
     max: usize,
+    /// Most jobs that may leave the core for running long, at once.
+    long_running_cap: usize,
     name: String,
 }
 
 thread_local! {
     static CURRENT_POOL: RefCell<Option<Weak<Inner>>> = const { RefCell::new(None) };
+    /// The blocking section of the job on this thread while it counts as long-running.
+    static LONG_RUNNING: RefCell<Option<BlockingSection>> = const { RefCell::new(None) };
 }
 
 /// A pool of threads for blocking work.
@@ -64,7 +82,8 @@ impl std::fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// A pool of `core` workers that may grow to `max` while workers are blocked.
+    /// A pool of `core` workers that may grow to `max` while workers are blocked or run long.
+    /// At most `4 × core` (at least 16) long-running jobs leave the core at once.
     pub fn new(name: &str, core: usize, max: usize) -> Self {
         let core = core.max(1);
         Workers {
@@ -73,6 +92,7 @@ impl Workers {
                 work: Condvar::new(),
                 core,
                 max: max.max(core),
+                long_running_cap: (core * 4).max(16),
                 name: name.to_owned(),
             }),
         }
@@ -166,6 +186,8 @@ fn worker_loop(weak: Weak<Inner>) {
         if catch_unwind(AssertUnwindSafe(job)).is_err() {
             tracing::error!("a worker job panicked; the worker goes on");
         }
+        // A job that ran long is back in the core once it is done, whatever it forgot.
+        end_long_running();
     }
 }
 
@@ -184,12 +206,54 @@ pub fn blocking_section() -> BlockingSection {
             inner.spawn_worker();
         }
     }
-    BlockingSection { pool }
+    BlockingSection {
+        pool,
+        long_running: false,
+    }
+}
+
+/// Called (cheaply, repeatedly) by a job that has run past [`LONG_RUNNING_AFTER`]: the first
+/// call moves it out of the core, as a [`blocking_section`] would, so that the pool starts
+/// another worker for queued jobs; [`end_long_running`] moves it back. Does nothing outside a
+/// pool worker, when the job is already marked, or when the pool's long-running cap is reached.
+pub fn mark_long_running() {
+    LONG_RUNNING.with(|slot| {
+        let Ok(mut slot) = slot.try_borrow_mut() else {
+            return;
+        };
+        if slot.is_some() {
+            return;
+        }
+        let pool = CURRENT_POOL.with(|c| c.borrow().as_ref().and_then(Weak::upgrade));
+        let Some(inner) = pool else {
+            return;
+        };
+        {
+            let mut state = inner.lock();
+            if state.long_running >= inner.long_running_cap {
+                return;
+            }
+            state.long_running += 1;
+        }
+        tracing::debug!("a job runs long; it leaves the core workers");
+        let mut section = blocking_section();
+        section.long_running = true;
+        *slot = Some(section);
+    });
+}
+
+/// Ends what [`mark_long_running`] started (at the end of each statement). Cheap when the job
+/// was not marked.
+pub fn end_long_running() {
+    let section = LONG_RUNNING.with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()));
+    drop(section);
 }
 
 /// See [`blocking_section`].
 pub struct BlockingSection {
     pool: Option<Arc<Inner>>,
+    /// Opened by [`mark_long_running`]: also counted in `long_running`.
+    long_running: bool,
 }
 
 impl Drop for BlockingSection {
@@ -197,6 +261,9 @@ impl Drop for BlockingSection {
         if let Some(inner) = &self.pool {
             let mut state = inner.lock();
             state.blocked = state.blocked.saturating_sub(1);
+            if self.long_running {
+                state.long_running = state.long_running.saturating_sub(1);
+            }
         }
     }
 }

@@ -72,6 +72,10 @@ struct ServeArgs {
     /// Seconds a transaction may hold the write lock while other writers wait.
     #[arg(long, env = "SKYLITE_TXN_TIMEOUT", default_value_t = 5)]
     txn_timeout: u64,
+    /// Seconds one statement may run in SQLite before it is stopped with STATEMENT_TIMEOUT
+    /// (time spent waiting for a slow reader does not count; 0: no limit).
+    #[arg(long, env = "SKYLITE_STATEMENT_TIMEOUT", default_value_t = 30)]
+    statement_timeout: u64,
     /// Largest request body, in bytes (larger ones get HTTP 413).
     #[arg(long, env = "SKYLITE_MAX_BODY_SIZE", default_value_t = 32 * 1024 * 1024)]
     max_body_size: usize,
@@ -145,6 +149,7 @@ impl ServeArgs {
             txn_timeout: Duration::from_secs(self.txn_timeout.max(1)),
             max_response_bytes: self.max_response_size,
             max_connections: self.max_connections.max(2),
+            statement_timeout: Duration::from_secs(self.statement_timeout),
             ..EngineConfig::default()
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
