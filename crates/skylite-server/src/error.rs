@@ -1,6 +1,17 @@
-//! HTTP-level errors: a status code plus a JSON body in the shape every libSQL client parses
-//! (`{"message": ..., "code": ...}` with `content-type: application/json` exactly), and an
-//! `error` field with the same message for tools that read sqld's older shape.
+//! HTTP-level errors: a status code plus a JSON body (`content-type: application/json` exactly).
+//!
+//! Two shapes, chosen by what the real clients do with them:
+//!
+//! - Most errors: `{"message": ..., "code": ..., "error": ...}`. Hrana clients turn a body with
+//!   `message` into a protocol error carrying our code and message (`error` repeats the
+//!   message for tools that read sqld's shape).
+//! - Authentication and authorization refusals (401, 403): `{"error": ..., "code": ...}`,
+//!   without `message`, as sqld answers them. A body with `message` would make
+//!   `@libsql/hrana-client` (and `@libsql/client` above it) report a protocol `ResponseError`
+//!   instead of an `HttpServerError` with its `status`, and Python `libsql-client` a
+//!   `LibsqlError` without the status; apps that check for a 401 (as they do against sqld and
+//!   Turso) would break. The code and the text stay in the body for tools that read it. A 401
+//!   also carries `WWW-Authenticate: Bearer` (RFC 6750).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -70,16 +81,31 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = self.status.as_u16(), code = %self.code, "request refused: {}", self.message);
         }
-        let body = serde_json::json!({
-            "message": self.message,
-            "code": self.code,
-            "error": self.message,
-        });
+        let is_auth_refusal =
+            self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN;
+        let body = if is_auth_refusal {
+            serde_json::json!({
+                "error": self.message,
+                "code": self.code,
+            })
+        } else {
+            serde_json::json!({
+                "message": self.message,
+                "code": self.code,
+                "error": self.message,
+            })
+        };
         let mut resp = (self.status, body.to_string()).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"skylite\""),
+            );
+        }
         resp
     }
 }

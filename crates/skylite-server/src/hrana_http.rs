@@ -6,7 +6,7 @@
 //! ([`Encoding`]). Errors answered at the HTTP level (bad baton, malformed body) are JSON
 //! `{"message", "code"}` for both encodings.
 //!
-//! Every handler takes the [`TargetDb`] the request was routed to; streams and batons belong to
+//! Every handler takes the [`Authorized`] the request was routed to; streams and batons belong to
 //! that database (a baton of one database is refused on another).
 //!
 //! The path of a pipeline request: parse the body; find the stream its baton names (or open a
@@ -35,7 +35,7 @@ use crate::app::App;
 use crate::baton::BatonClaims;
 use crate::databases::DbHandle;
 use crate::error::ApiError;
-use crate::routing::TargetDb;
+use crate::routing::Authorized;
 use crate::streams::{SharedStream, StreamEntry};
 
 /// `GET /v1`, `/v2`, `/v3`, `/v3-protobuf`: the version probe.
@@ -284,7 +284,7 @@ fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
 /// `POST /v2/pipeline` and `POST /v3/pipeline`.
 pub async fn pipeline(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     run_pipeline(app, target, Encoding::Json, body).await
@@ -293,7 +293,7 @@ pub async fn pipeline(
 /// `POST /v3-protobuf/pipeline`.
 pub async fn pipeline_protobuf(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     run_pipeline(app, target, Encoding::Protobuf, body).await
@@ -302,12 +302,12 @@ pub async fn pipeline_protobuf(
 /// Runs a pipeline whose bodies use `encoding`.
 pub async fn run_pipeline(
     app: App,
-    target: TargetDb,
+    target: Authorized,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let read_only = target.read_only();
-    let db = target.0;
+    let db = target.db;
     let req: PipelineReqBody = encoding.decode(body)?;
     let acknowledges_loss = req
         .requests
@@ -388,7 +388,7 @@ const CURSOR_CHUNK: usize = 32 * 1024;
 /// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
 pub async fn cursor(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     run_cursor(app, target, Encoding::Json, body).await
@@ -397,7 +397,7 @@ pub async fn cursor(
 /// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
 pub async fn cursor_protobuf(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     run_cursor(app, target, Encoding::Protobuf, body).await
@@ -407,12 +407,12 @@ pub async fn cursor_protobuf(
 /// entries, each framed by the encoding.
 pub async fn run_cursor(
     app: App,
-    target: TargetDb,
+    target: Authorized,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let read_only = target.read_only();
-    let db = target.0;
+    let db = target.db;
     let req: CursorReqBody = encoding.decode(body)?;
     let checkout = app.checkout(&db, req.baton.as_deref(), false).await?;
     let id = checkout.id;

@@ -6,7 +6,7 @@
 //!   on a fresh stream. An SQL error of `execute` is an HTTP 400 with `{"message", "code"}`.
 //!   Both also accept the `{"statements": [...]}` body.
 //!
-//! Each runs on the database the request was routed to ([`TargetDb`]).
+//! Each runs on the database the request was routed to ([`Authorized`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,16 +23,20 @@ use skylite_proto::{NamedArg, Stmt};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::hrana_http::{parse_body, read_body};
-use crate::routing::TargetDb;
+use crate::routing::Authorized;
 
 /// Runs `work` on a fresh session on a blocking thread, then makes its writes durable and
 /// encodes its output.
-async fn on_fresh_session<T, F>(app: &App, target: &TargetDb, work: F) -> Result<Response, ApiError>
+async fn on_fresh_session<T, F>(
+    app: &App,
+    target: &Authorized,
+    work: F,
+) -> Result<Response, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut Session, &mut Budget) -> Result<T, ApiError> + Send + 'static,
 {
-    let db = target.0.database().clone();
+    let db = target.db.database().clone();
     let read_only = target.read_only();
     let limit = app.config.engine.max_response_bytes;
     crate::blocking::run(&app.workers, move || {
@@ -61,7 +65,7 @@ where
 /// `POST /`.
 pub async fn query(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let query: LegacyQuery = parse_body(body)?;
@@ -71,7 +75,7 @@ pub async fn query(
 /// `POST /v1/execute`.
 pub async fn v1_execute(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;
@@ -90,7 +94,7 @@ pub async fn v1_execute(
 /// `POST /v1/batch`.
 pub async fn v1_batch(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;

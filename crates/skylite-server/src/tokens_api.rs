@@ -15,7 +15,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -23,10 +23,11 @@ use serde::Deserialize;
 use serde_json::json;
 use skylite_auth::{mint, parse_lifetime, TokenSpec};
 
-use crate::admin::{json_response, require_admin};
+use crate::admin::json_response;
 use crate::app::App;
 use crate::databases::validate_name;
 use crate::error::ApiError;
+use crate::routing::AdminAuth;
 
 /// The token routes (merged into the admin router).
 pub fn routes() -> Router<App> {
@@ -57,10 +58,9 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// `POST /v1/admin/tokens`.
 async fn create(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let body = body.map_err(|e| bad(format!("cannot read the request body: {e}")))?;
     let req: CreateReq = serde_json::from_slice(&body).map_err(|e| {
         bad(format!(

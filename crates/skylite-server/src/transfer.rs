@@ -48,10 +48,11 @@ use skylite_engine::maintenance;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::admin::{json_response, on_worker, path_name, require_admin};
+use crate::admin::{json_response, on_worker, path_name};
 use crate::app::App;
 use crate::databases::{exists_error, not_found, validate_name, DbHandle};
 use crate::error::ApiError;
+use crate::routing::AdminAuth;
 
 /// Header with the hex SHA-256 of the whole uploaded file.
 pub const SHA256_HEADER: &str = "x-skylite-sha256";
@@ -245,11 +246,11 @@ fn import_error(e: ImportError) -> ApiError {
 /// `PUT /v1/admin/databases/{name}/import`: the body is an SQLite database file.
 pub async fn import(
     State(app): State<App>,
+    _admin: AdminAuth,
     headers: HeaderMap,
     name: Result<UrlPath<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     validate_name(&name)?;
     let want_sha = expected_sha256(&headers)?;
@@ -366,10 +367,9 @@ fn snapshot(source: &Path, folder: &TempFolder) -> Result<Snapshot, ApiError> {
 /// `GET /v1/admin/databases/{name}/export`: a consistent copy of the live database, as a file.
 pub async fn export(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let handle = existing(&app, name.clone()).await?;
     let folder = TempFolder::new(app.databases.temp_dir("export", &name));
@@ -436,10 +436,9 @@ impl std::io::Write for ChannelWriter {
 /// `GET /v1/admin/databases/{name}/dump`: the database as SQL text, streamed.
 pub async fn dump(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let handle = existing(&app, name.clone()).await?;
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(DUMP_QUEUE);

@@ -23,9 +23,10 @@
 //! 5. Responses come back to the connection task through one bounded queue and are written to
 //!    the socket in completion order.
 //!
-//! A connection is bound to the database its upgrade request was routed to
-//! ([`crate::routing`]); if that database is deleted, the next request closes the socket
-//! (1001).
+//! A connection is bound to the database its upgrade request names ([`crate::routing`]), but
+//! only once a token proves it may open it: an upgrade without a token is bound when `hello`
+//! brings one ([`bind_on_hello`]), so before that nothing is looked up or opened. If the
+//! database is deleted, the next request closes the socket (1001).
 //!
 //! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
 //! connection task stops reading the socket (TCP flow control reaches the client). It also
@@ -61,7 +62,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::app::App;
 use crate::databases::{DbHandle, WebSocketGuard};
 use crate::error::ApiError;
-use crate::routing::TargetDb;
+use crate::routing::{self, DbSelector, UpgradeTarget};
 
 /// Most requests of one socket queued or running at once; beyond it the socket is not read.
 pub const MAX_OUTSTANDING: usize = 128;
@@ -227,9 +228,14 @@ async fn close_gracefully(socket: &mut WebSocket, frame: axum::extract::ws::Clos
 }
 
 /// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
+///
+/// An upgrade without a token is not bound to a database yet ([`UpgradeTarget::Pending`]):
+/// nothing is looked up or opened, so it gets 101 whether or not the database exists. The
+/// database is resolved and opened by [`bind_on_hello`] once `hello` carries a token that
+/// opens it.
 pub async fn upgrade(
     State(app): State<App>,
-    TargetDb(target, _): TargetDb,
+    target: UpgradeTarget,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -268,10 +274,106 @@ pub async fn upgrade(
     let limit = app.config.max_body_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
             let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-            Connection::new(app, target, id, proto).run(socket).await;
+            match target {
+                UpgradeTarget::Bound(bound) => {
+                    Connection::new(app, bound.db, id, proto).run(socket).await;
+                }
+                UpgradeTarget::Pending(selector) => {
+                    let Some((db, jwt)) =
+                        bind_on_hello(&app, &mut socket, id, proto, &selector).await
+                    else {
+                        return;
+                    };
+                    let mut conn = Connection::new(app, db, id, proto);
+                    conn.hello = true;
+                    conn.jwt = jwt;
+                    conn.run(socket).await;
+                }
+            }
         })
+}
+
+/// How long a socket upgraded without a token may wait before its `hello`: until then it holds
+/// no database, but it holds a connection.
+const PENDING_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first phase of a socket upgraded without a token: waits for `hello`, authenticates its
+/// JWT, checks the claims on the name the upgrade asked for, and only then resolves and opens
+/// the database ([`routing::open_authorized`]). Answers `hello_ok` and returns the database and
+/// the token; on a refusal (bad token, a token for another database, a missing database:
+/// `DATABASE_NOT_FOUND`) answers `hello_error` and closes (1008). A request before `hello`, a
+/// protocol violation or no `hello` within [`PENDING_HELLO_TIMEOUT`] closes the socket.
+async fn bind_on_hello(
+    app: &App,
+    socket: &mut WebSocket,
+    conn_id: u64,
+    proto: Subprotocol,
+    selector: &DbSelector,
+) -> Option<(Arc<DbHandle>, Option<String>)> {
+    let deadline = tokio::time::Instant::now() + PENDING_HELLO_TIMEOUT;
+    let jwt = loop {
+        let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(frame) => frame,
+            Err(_) => {
+                let why = CloseReason::new(
+                    CloseReason::POLICY_VIOLATION,
+                    format!("no hello within {} s", PENDING_HELLO_TIMEOUT.as_secs()),
+                );
+                tracing::info!(conn = conn_id, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+        };
+        match Connection::classify(proto, app.config.max_body_bytes, conn_id, frame) {
+            Incoming::Ignore => continue,
+            Incoming::Closed => return None,
+            Incoming::Msg(ClientMsg::Hello { jwt }) => break jwt,
+            Incoming::Violation(why) => {
+                tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+            Incoming::Msg(ClientMsg::Request { .. }) | Incoming::BadRequest { .. } => {
+                let why = CloseReason::new(
+                    CloseReason::PROTOCOL_ERROR,
+                    "a request came before the hello message",
+                );
+                tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+        }
+    };
+    let bound = match app.auth.authenticate(jwt.as_deref()) {
+        Ok(principal) => routing::open_authorized(app, selector, &principal).await,
+        Err(e) => Err(routing::auth_error(e)),
+    };
+    match bound {
+        Ok((db, _grant)) => {
+            // The grant is decided again on every request (`Connection::authorize`): the token
+            // may expire or be revoked while the socket lives.
+            if socket
+                .send(encode_msg(proto, ServerMsg::HelloOk))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            Some((db, jwt))
+        }
+        Err(refused) => {
+            tracing::info!(conn = conn_id, code = %refused.code, "hello refused: {}", refused.message);
+            let error = ProtoError::new(&refused.code, refused.message.clone());
+            let _ = socket
+                .send(encode_msg(proto, ServerMsg::HelloError { error }))
+                .await;
+            let why = CloseReason::new(CloseReason::POLICY_VIOLATION, refused.message);
+            close_gracefully(socket, why.frame()).await;
+            None
+        }
+    }
 }
 
 /// A message for the client, already encoded.
@@ -453,7 +555,7 @@ impl Connection {
                 }
                 frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING => {
                     last_heard = tokio::time::Instant::now();
-                    self.classify(frame)
+                    Self::classify(self.ctx.proto, self.app.config.max_body_bytes, self.ctx.conn_id, frame)
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() >= period * 3 {
@@ -567,8 +669,13 @@ impl Connection {
         );
     }
 
-    /// Decodes one frame.
-    fn classify(&self, frame: Option<Result<Message, axum::Error>>) -> Incoming {
+    /// Decodes one frame of a `proto` socket whose messages may be `max_body_bytes` long.
+    fn classify(
+        proto: Subprotocol,
+        max_body_bytes: usize,
+        conn_id: u64,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Incoming {
         let frame = match frame {
             None => return Incoming::Closed,
             Some(Err(e)) => {
@@ -576,25 +683,22 @@ impl Connection {
                 if text.contains("too long") || text.contains("too big") {
                     return Incoming::Violation(CloseReason::new(
                         CloseReason::TOO_BIG,
-                        format!(
-                            "message larger than the limit of {} bytes",
-                            self.app.config.max_body_bytes
-                        ),
+                        format!("message larger than the limit of {} bytes", max_body_bytes),
                     ));
                 }
-                tracing::info!(conn = self.ctx.conn_id, "websocket read failed: {text}");
+                tracing::info!(conn = conn_id, "websocket read failed: {text}");
                 return Incoming::Closed;
             }
             Some(Ok(frame)) => frame,
         };
-        match (frame, self.ctx.proto.is_protobuf()) {
+        match (frame, proto.is_protobuf()) {
             (Message::Text(text), false) => decode_json(text.as_str()),
             (Message::Binary(bytes), true) => decode_protobuf(&bytes),
             (Message::Binary(_), false) => Incoming::Violation(CloseReason::new(
                 CloseReason::WRONG_FRAME_TYPE,
                 format!(
                     "binary frame on a {} connection: JSON messages go in text frames",
-                    self.ctx.proto.name()
+                    proto.name()
                 ),
             )),
             (Message::Text(_), true) => Incoming::Violation(CloseReason::new(
