@@ -33,6 +33,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::app::App;
 use crate::baton::BatonClaims;
+use crate::blocking::SendError;
 use crate::databases::DbHandle;
 use crate::error::ApiError;
 use crate::routing::TargetDb;
@@ -384,6 +385,36 @@ pub async fn run_pipeline(
 
 /// Flushes cursor output in chunks of about this many bytes.
 const CURSOR_CHUNK: usize = 32 * 1024;
+/// Bytes of cursor output produced ahead of what the client has read (one chunk always fits,
+/// however large its single entry).
+pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// The error that ends a cursor whose reader stalled (or whose transaction lost the write
+/// lock while the reader stalled).
+pub(crate) fn stalled_cursor_error(
+    why: SendError,
+    stall_timeout: std::time::Duration,
+) -> ExecError {
+    match why {
+        SendError::Revoked => ExecError::new(
+            "TRANSACTION_TIMEOUT",
+            "the transaction was rolled back: it held the write lock past the transaction \
+             timeout while other writers waited and the client was not reading the cursor",
+        ),
+        SendError::Stalled => ExecError::new(
+            "TRANSACTION_TIMEOUT",
+            format!(
+                "the cursor was ended and its transaction rolled back: the client read \
+                 nothing for {} s",
+                stall_timeout.as_secs_f64()
+            ),
+        ),
+        SendError::Gone => ExecError::new(
+            "CLIENT_GONE",
+            "the client went away; the cursor was ended and its transaction rolled back",
+        ),
+    }
+}
 
 /// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
 pub async fn cursor(
@@ -443,14 +474,21 @@ pub async fn run_cursor(
         return Err(ApiError::internal("cannot encode the cursor response"));
     }
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = crate::blocking::pipe::<Bytes>(CURSOR_BUFFER_BYTES);
     let limit = app.config.engine.max_response_bytes;
+    let stall_timeout = app.config.send_timeout;
     let batch = req.batch;
     app.workers.execute(move || {
         let mut buf = first;
-        let mut gone = false;
+        // The watch lets a send blocked on a stalled reader give up as soon as a waiting
+        // writer revokes this stream's hold on the write lock.
+        let limits = crate::blocking::SendLimits {
+            stall_timeout,
+            watch: guard.session.lock_watch().ok(),
+        };
+        let failed: std::cell::Cell<Option<SendError>> = std::cell::Cell::new(None);
         let mut emit = |entry: CursorEntry| -> bool {
-            if gone {
+            if failed.get().is_some() {
                 return false;
             }
             if !encoding.frame(entry, &mut buf) {
@@ -458,29 +496,53 @@ pub async fn run_cursor(
             }
             if buf.len() >= CURSOR_CHUNK {
                 let chunk = Bytes::from(std::mem::take(&mut buf));
-                if !crate::blocking::send(&tx, Ok(chunk)) {
-                    gone = true;
-                    tracing::info!(
-                        stream = id,
-                        "cursor client disconnected; stopping the cursor"
-                    );
+                let size = chunk.len();
+                if let Err(e) = tx.send(chunk, size, &limits) {
+                    failed.set(Some(e));
                     return false;
                 }
             }
             true
         };
         guard.session.cursor(&batch, limit, &mut emit);
-        if let Err(e) = guard.session.finish_pipeline() {
-            emit(CursorEntry::Error { error: e.into() });
+        match failed.get() {
+            None => {
+                if let Err(e) = guard.session.finish_pipeline() {
+                    emit(CursorEntry::Error { error: e.into() });
+                }
+            }
+            Some(why) => {
+                // The reader stalled or left: its transaction must not keep the write lock.
+                buf.clear();
+                let error = stalled_cursor_error(why, stall_timeout);
+                if guard.session.abandon(error.clone()) {
+                    tracing::warn!(stream = id, "{}", error.message);
+                } else if why != SendError::Gone {
+                    tracing::info!(stream = id, "{}", error.message);
+                }
+                let _ = guard.session.finish_pipeline();
+                // Ends the body with the reason, for a reader that comes back to it.
+                let _ = encoding.frame(
+                    CursorEntry::Error {
+                        error: error.into(),
+                    },
+                    &mut buf,
+                );
+                let size = buf.len();
+                let _ = tx.force_send(Bytes::from(std::mem::take(&mut buf)), size);
+            }
         }
         guard.last_used = Instant::now();
         drop(guard);
         if !buf.is_empty() {
-            let _ = crate::blocking::send(&tx, Ok(Bytes::from(buf)));
+            let size = buf.len();
+            let _ = tx.send(Bytes::from(buf), size, &limits);
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        rx.recv()
+            .await
+            .map(|item| (Ok::<Bytes, std::io::Error>(item), rx))
     });
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
