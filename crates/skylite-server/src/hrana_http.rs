@@ -20,9 +20,10 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use skylite_engine::{Budget, ExecError};
 use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
@@ -37,7 +38,7 @@ use crate::blocking::SendError;
 use crate::databases::DbHandle;
 use crate::error::ApiError;
 use crate::routing::TargetDb;
-use crate::streams::{SharedStream, StreamEntry};
+use crate::streams::{Claim, PrincipalId, RegisterError, SharedStream, StreamEntry};
 
 /// `GET /v1`, `/v2`, `/v3`, `/v3-protobuf`: the version probe.
 pub async fn version_probe() -> &'static str {
@@ -142,12 +143,45 @@ pub struct Checkout {
     pub id: u64,
     /// The locked stream.
     pub guard: OwnedMutexGuard<StreamEntry>,
-    /// The shared entry, when the stream is not registered yet.
-    pub unregistered: Option<SharedStream>,
+    /// The stream is new: the client holds no baton of it yet.
+    pub fresh: bool,
+}
+
+/// The stable id of the credentials a request carries: a hash of its bearer token (whose
+/// signature the router already checked), or all zero with auth off. Batons are bound to it,
+/// so a baton works only with the token that received it.
+pub fn principal_id(app: &App, headers: &HeaderMap) -> PrincipalId {
+    let mut id = [0u8; 16];
+    if app.auth.is_disabled() {
+        return id;
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .map_or("", |(_, token)| token.trim());
+    let digest = Sha256::new()
+        .chain_update(b"skylite principal\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    for (out, byte) in id.iter_mut().zip(digest.iter()) {
+        *out = *byte;
+    }
+    id
+}
+
+fn baton_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "BATON_REUSED",
+        "this baton was already used: every response carries a new baton, valid for exactly \
+         one request (requests on one stream must not overlap)",
+    )
 }
 
 impl App {
-    /// Finds or opens the stream a baton names, among the streams of `db`.
+    /// Finds or opens the stream a baton names, among the streams of `db`, for `principal`.
     ///
     /// `acknowledges_loss` says that the request starts with `ROLLBACK`: a stream whose
     /// transaction was lost (expired, or the server restarted) then comes back in the *lost*
@@ -156,50 +190,66 @@ impl App {
     pub async fn checkout(
         &self,
         db: &DbHandle,
+        principal: &PrincipalId,
         baton: Option<&str>,
         acknowledges_loss: bool,
     ) -> Result<Checkout, ApiError> {
         let streams = db.streams();
+        let cap = self.config.max_streams_per_principal;
+        // Registers a new entry for a request that uses sequence number `seq`, locked for it.
+        let register = |id: u64, entry: StreamEntry, fresh: bool| -> Result<Checkout, ApiError> {
+            let next_seq = entry.seq.wrapping_add(1);
+            let shared: SharedStream = std::sync::Arc::new(tokio::sync::Mutex::new(entry));
+            // Nobody else can know this entry yet, so the lock is free.
+            let guard = shared
+                .clone()
+                .try_lock_owned()
+                .map_err(|_| ApiError::internal("a new stream was already locked"))?;
+            streams
+                .register(id, shared, *principal, next_seq, cap)
+                .map_err(|e| match e {
+                    RegisterError::Taken => baton_reused(),
+                    RegisterError::Exhausted => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "STREAMS_EXHAUSTED",
+                        format!(
+                            "this token already holds {cap} open streams on this database (the \
+                             limit); close streams it no longer uses (a `close` request) or let \
+                             them expire ({} s idle)",
+                            self.config.stream_idle_timeout.as_secs()
+                        ),
+                    ),
+                })?;
+            Ok(Checkout { id, guard, fresh })
+        };
         let lost = |id: u64, seq: u64, code: &str, why: String| -> Result<Checkout, ApiError> {
             if !acknowledges_loss || code != "STREAM_EXPIRED" {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
             }
+            let mut entry = streams.new_entry(seq);
+            entry.session.mark_lost(ExecError::new(code, why));
+            let checkout = register(id, entry, false)?;
             streams.forget_tombstone(id);
-            let shared: SharedStream =
-                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
-            let mut guard = shared
-                .clone()
-                .try_lock_owned()
-                .map_err(|_| ApiError::internal("a revived stream was already locked"))?;
-            guard.session.mark_lost(ExecError::new(code, why));
-            Ok(Checkout {
-                id,
-                guard,
-                unregistered: Some(shared),
-            })
-        };
-        let fresh = |id: u64, seq: u64| {
-            let shared: SharedStream =
-                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
-            // Nobody else can know this entry yet, so the lock is free.
-            let guard = shared.clone().try_lock_owned();
-            guard.map(|guard| Checkout {
-                id,
-                guard,
-                unregistered: Some(shared),
-            })
+            Ok(checkout)
         };
         let Some(baton) = baton else {
-            return fresh(streams.new_id(), 0)
-                .map_err(|_| ApiError::internal("a new stream was already locked"));
+            return register(streams.new_id(), streams.new_entry(0), true);
         };
         let claims = self
             .baton_key
-            .decode(db.name(), baton)
+            .decode(db.name(), principal, baton)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
-        if let Some(stream) = streams.get(claims.stream_id) {
-            let guard = stream.lock_owned().await;
-            if guard.expired {
+        match streams.claim(claims.stream_id, claims.seq) {
+            Claim::Reused => return Err(baton_reused()),
+            Claim::Claimed(stream) => {
+                let guard = stream.lock_owned().await;
+                if !guard.expired {
+                    return Ok(Checkout {
+                        id: claims.stream_id,
+                        guard,
+                        fresh: false,
+                    });
+                }
                 drop(guard);
                 // The reaper buried it while we waited; its tombstone says why.
                 let (code, why) = streams.tombstone(claims.stream_id).unwrap_or((
@@ -207,24 +257,12 @@ impl App {
                     "the stream expired while this request waited for it".to_owned(),
                 ));
                 if !claims.stateful {
-                    return fresh(claims.stream_id, claims.seq)
-                        .map_err(|_| ApiError::internal("a resumed stream was already locked"));
+                    let entry = streams.new_entry(claims.seq);
+                    return register(claims.stream_id, entry, false);
                 }
                 return lost(claims.stream_id, claims.seq, code, why);
             }
-            if guard.seq != claims.seq {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "BATON_REUSED",
-                    "this baton was already used: every response carries a new baton, \
-                     valid for exactly one request",
-                ));
-            }
-            return Ok(Checkout {
-                id: claims.stream_id,
-                guard,
-                unregistered: None,
-            });
+            Claim::Unknown => {}
         }
         if let Some((code, why)) = streams.tombstone(claims.stream_id) {
             return lost(claims.stream_id, claims.seq, code, why);
@@ -240,14 +278,21 @@ impl App {
             );
         }
         // An authentic baton of a stream that held no state: resume it transparently.
-        fresh(claims.stream_id, claims.seq)
-            .map_err(|_| ApiError::internal("a resumed stream was already locked"))
+        register(claims.stream_id, streams.new_entry(claims.seq), false)
     }
 
-    /// Signs the baton for the next request on a stream of `db`.
-    pub fn next_baton(&self, db: &DbHandle, id: u64, seq: u64, stateful: bool) -> String {
+    /// Signs the baton for the next request on a stream of `db` opened by `principal`.
+    pub fn next_baton(
+        &self,
+        db: &DbHandle,
+        principal: &PrincipalId,
+        id: u64,
+        seq: u64,
+        stateful: bool,
+    ) -> String {
         self.baton_key.encode(
             db.name(),
+            principal,
             BatonClaims {
                 stream_id: id,
                 seq,
@@ -286,39 +331,54 @@ fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
 pub async fn pipeline(
     State(app): State<App>,
     target: TargetDb,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, target, Encoding::Json, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_pipeline(app, target.0, read_only, principal, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/pipeline`.
 pub async fn pipeline_protobuf(
     State(app): State<App>,
     target: TargetDb,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, target, Encoding::Protobuf, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_pipeline(
+        app,
+        target.0,
+        read_only,
+        principal,
+        Encoding::Protobuf,
+        body,
+    )
+    .await
 }
 
-/// Runs a pipeline whose bodies use `encoding`.
+/// Runs a pipeline whose bodies use `encoding`, on `db`, for `principal`, who may only read
+/// if `read_only`.
 pub async fn run_pipeline(
     app: App,
-    target: TargetDb,
+    db: std::sync::Arc<DbHandle>,
+    read_only: bool,
+    principal: PrincipalId,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let read_only = target.read_only();
-    let db = target.0;
     let req: PipelineReqBody = encoding.decode(body)?;
     let acknowledges_loss = req
         .requests
         .first()
         .is_some_and(skylite_engine::session::starts_with_rollback);
     let checkout = app
-        .checkout(&db, req.baton.as_deref(), acknowledges_loss)
+        .checkout(&db, &principal, req.baton.as_deref(), acknowledges_loss)
         .await?;
     let id = checkout.id;
-    let unregistered = checkout.unregistered;
+    let fresh = checkout.fresh;
     let mut guard = checkout.guard;
     // What this request's token allows (the stream may outlive a token: each request decides).
     guard.session.set_read_only(read_only);
@@ -351,8 +411,10 @@ pub async fn run_pipeline(
             guard.session.close();
             return Err(ApiError::from_exec(e));
         }
-        let baton = (!closed)
-            .then(|| worker_app.next_baton(&worker_db, id, guard.seq, guard.session.is_stateful()));
+        let baton = (!closed).then(|| {
+            let stateful = guard.session.is_stateful();
+            worker_app.next_baton(&worker_db, &principal, id, guard.seq, stateful)
+        });
         let body = PipelineRespBody {
             baton,
             base_url: None,
@@ -373,12 +435,12 @@ pub async fn run_pipeline(
     };
     drop(guard);
     if closed {
-        if unregistered.is_none() {
+        if fresh {
+            db.streams().remove(id);
+        } else {
             // The client holds batons of this stream: tell it why they stopped working.
             db.streams().close(id);
         }
-    } else if let Some(shared) = unregistered {
-        db.streams().insert(id, shared);
     }
     Ok(ok_response(bytes, encoding.pipeline_content_type()))
 }
@@ -420,32 +482,48 @@ pub(crate) fn stalled_cursor_error(
 pub async fn cursor(
     State(app): State<App>,
     target: TargetDb,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, target, Encoding::Json, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_cursor(app, target.0, read_only, principal, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
 pub async fn cursor_protobuf(
     State(app): State<App>,
     target: TargetDb,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, target, Encoding::Protobuf, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_cursor(
+        app,
+        target.0,
+        read_only,
+        principal,
+        Encoding::Protobuf,
+        body,
+    )
+    .await
 }
 
 /// Runs a cursor whose bodies use `encoding`: the head ([`CursorRespBody`]) first, then the
 /// entries, each framed by the encoding.
 pub async fn run_cursor(
     app: App,
-    target: TargetDb,
+    db: std::sync::Arc<DbHandle>,
+    read_only: bool,
+    principal: PrincipalId,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let read_only = target.read_only();
-    let db = target.0;
     let req: CursorReqBody = encoding.decode(body)?;
-    let checkout = app.checkout(&db, req.baton.as_deref(), false).await?;
+    let checkout = app
+        .checkout(&db, &principal, req.baton.as_deref(), false)
+        .await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
     // What this request's token allows (the stream may outlive a token: each request decides).
@@ -461,10 +539,7 @@ pub async fn run_cursor(
                     .as_deref()
                     .is_some_and(skylite_engine::sql_text::may_leave_state)
         });
-    let baton = app.next_baton(&db, id, guard.seq, may_hold_state);
-    if let Some(shared) = checkout.unregistered {
-        db.streams().insert(id, shared);
-    }
+    let baton = app.next_baton(&db, &principal, id, guard.seq, may_hold_state);
     let mut first = Vec::new();
     let head = CursorRespBody {
         baton: Some(baton),
