@@ -316,6 +316,12 @@ impl Conn {
         unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.sqlite.handle(), 0) };
     }
 
+    /// The handle through which waiting writers revoke this connection's hold on the write
+    /// lock (watched by code that waits on a slow client while the connection holds it).
+    pub(crate) fn revoker(&self) -> Arc<Revoker> {
+        self.revoker.clone()
+    }
+
     /// If a waiting writer revoked this connection's hold on the write lock, rolls the
     /// transaction back, releases the lock and returns the `TRANSACTION_TIMEOUT` error the
     /// client should see. Otherwise returns `None`.

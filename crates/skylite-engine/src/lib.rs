@@ -29,7 +29,7 @@ pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
 pub use database::{Database, DbCounters, EngineConfig};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ExecError, OpenError};
-pub use session::{Budget, Session, SqlStore};
+pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};
 pub use workers::Workers;
 
 /// The version of the bundled libSQL/SQLite library.

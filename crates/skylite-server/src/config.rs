@@ -20,6 +20,16 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often an open WebSocket is pinged; a peer silent for three periods is dropped.
     pub ws_keepalive: Duration,
+    /// How long a WebSocket may stay open without sending `hello` (then it is closed, 1008).
+    pub ws_hello_timeout: Duration,
+    /// How long the server waits on a client that takes nothing it is sent (a cursor body or a
+    /// WebSocket that is not read): a stalled cursor is ended (its transaction rolled back),
+    /// a socket that does not drain is closed. A transaction holding the write lock gives it
+    /// up sooner, as soon as a writer has waited `--txn-timeout`.
+    pub send_timeout: Duration,
+    /// Most live Hrana-over-HTTP streams one principal (token) may hold on one database;
+    /// beyond it a new stream is refused with 429 `STREAMS_EXHAUSTED`.
+    pub max_streams_per_principal: usize,
     /// Largest database file the import endpoint accepts (streamed to disk, so not bound by
     /// `max_body_bytes`).
     pub max_import_bytes: u64,
@@ -55,6 +65,9 @@ impl ServerConfig {
             stream_idle_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
             ws_keepalive: Duration::from_secs(30),
+            ws_hello_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            max_streams_per_principal: 128,
             max_import_bytes: 64 * 1024 * 1024 * 1024,
             tls: None,
             auth: AuthSettings::default(),

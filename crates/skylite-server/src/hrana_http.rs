@@ -20,9 +20,10 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use skylite_engine::{Budget, ExecError};
 use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
@@ -33,10 +34,11 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::app::App;
 use crate::baton::BatonClaims;
+use crate::blocking::SendError;
 use crate::databases::DbHandle;
 use crate::error::ApiError;
 use crate::routing::Authorized;
-use crate::streams::{SharedStream, StreamEntry};
+use crate::streams::{Claim, PrincipalId, RegisterError, SharedStream, StreamEntry};
 
 /// `GET /v1`, `/v2`, `/v3`, `/v3-protobuf`: the version probe.
 pub async fn version_probe() -> &'static str {
@@ -141,12 +143,45 @@ pub struct Checkout {
     pub id: u64,
     /// The locked stream.
     pub guard: OwnedMutexGuard<StreamEntry>,
-    /// The shared entry, when the stream is not registered yet.
-    pub unregistered: Option<SharedStream>,
+    /// The stream is new: the client holds no baton of it yet.
+    pub fresh: bool,
+}
+
+/// The stable id of the credentials a request carries: a hash of its bearer token (whose
+/// signature the router already checked), or all zero with auth off. Batons are bound to it,
+/// so a baton works only with the token that received it.
+pub fn principal_id(app: &App, headers: &HeaderMap) -> PrincipalId {
+    let mut id = [0u8; 16];
+    if app.auth.is_disabled() {
+        return id;
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .map_or("", |(_, token)| token.trim());
+    let digest = Sha256::new()
+        .chain_update(b"skylite principal\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    for (out, byte) in id.iter_mut().zip(digest.iter()) {
+        *out = *byte;
+    }
+    id
+}
+
+fn baton_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "BATON_REUSED",
+        "this baton was already used: every response carries a new baton, valid for exactly \
+         one request (requests on one stream must not overlap)",
+    )
 }
 
 impl App {
-    /// Finds or opens the stream a baton names, among the streams of `db`.
+    /// Finds or opens the stream a baton names, among the streams of `db`, for `principal`.
     ///
     /// `acknowledges_loss` says that the request starts with `ROLLBACK`: a stream whose
     /// transaction was lost (expired, or the server restarted) then comes back in the *lost*
@@ -155,50 +190,66 @@ impl App {
     pub async fn checkout(
         &self,
         db: &DbHandle,
+        principal: &PrincipalId,
         baton: Option<&str>,
         acknowledges_loss: bool,
     ) -> Result<Checkout, ApiError> {
         let streams = db.streams();
+        let cap = self.config.max_streams_per_principal;
+        // Registers a new entry for a request that uses sequence number `seq`, locked for it.
+        let register = |id: u64, entry: StreamEntry, fresh: bool| -> Result<Checkout, ApiError> {
+            let next_seq = entry.seq.wrapping_add(1);
+            let shared: SharedStream = std::sync::Arc::new(tokio::sync::Mutex::new(entry));
+            // Nobody else can know this entry yet, so the lock is free.
+            let guard = shared
+                .clone()
+                .try_lock_owned()
+                .map_err(|_| ApiError::internal("a new stream was already locked"))?;
+            streams
+                .register(id, shared, *principal, next_seq, cap)
+                .map_err(|e| match e {
+                    RegisterError::Taken => baton_reused(),
+                    RegisterError::Exhausted => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "STREAMS_EXHAUSTED",
+                        format!(
+                            "this token already holds {cap} open streams on this database (the \
+                             limit); close streams it no longer uses (a `close` request) or let \
+                             them expire ({} s idle)",
+                            self.config.stream_idle_timeout.as_secs()
+                        ),
+                    ),
+                })?;
+            Ok(Checkout { id, guard, fresh })
+        };
         let lost = |id: u64, seq: u64, code: &str, why: String| -> Result<Checkout, ApiError> {
             if !acknowledges_loss || code != "STREAM_EXPIRED" {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
             }
+            let mut entry = streams.new_entry(seq);
+            entry.session.mark_lost(ExecError::new(code, why));
+            let checkout = register(id, entry, false)?;
             streams.forget_tombstone(id);
-            let shared: SharedStream =
-                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
-            let mut guard = shared
-                .clone()
-                .try_lock_owned()
-                .map_err(|_| ApiError::internal("a revived stream was already locked"))?;
-            guard.session.mark_lost(ExecError::new(code, why));
-            Ok(Checkout {
-                id,
-                guard,
-                unregistered: Some(shared),
-            })
-        };
-        let fresh = |id: u64, seq: u64| {
-            let shared: SharedStream =
-                std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(seq)));
-            // Nobody else can know this entry yet, so the lock is free.
-            let guard = shared.clone().try_lock_owned();
-            guard.map(|guard| Checkout {
-                id,
-                guard,
-                unregistered: Some(shared),
-            })
+            Ok(checkout)
         };
         let Some(baton) = baton else {
-            return fresh(streams.new_id(), 0)
-                .map_err(|_| ApiError::internal("a new stream was already locked"));
+            return register(streams.new_id(), streams.new_entry(0), true);
         };
         let claims = self
             .baton_key
-            .decode(db.name(), baton)
+            .decode(db.name(), principal, baton)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
-        if let Some(stream) = streams.get(claims.stream_id) {
-            let guard = stream.lock_owned().await;
-            if guard.expired {
+        match streams.claim(claims.stream_id, claims.seq) {
+            Claim::Reused => return Err(baton_reused()),
+            Claim::Claimed(stream) => {
+                let guard = stream.lock_owned().await;
+                if !guard.expired {
+                    return Ok(Checkout {
+                        id: claims.stream_id,
+                        guard,
+                        fresh: false,
+                    });
+                }
                 drop(guard);
                 // The reaper buried it while we waited; its tombstone says why.
                 let (code, why) = streams.tombstone(claims.stream_id).unwrap_or((
@@ -206,24 +257,12 @@ impl App {
                     "the stream expired while this request waited for it".to_owned(),
                 ));
                 if !claims.stateful {
-                    return fresh(claims.stream_id, claims.seq)
-                        .map_err(|_| ApiError::internal("a resumed stream was already locked"));
+                    let entry = streams.new_entry(claims.seq);
+                    return register(claims.stream_id, entry, false);
                 }
                 return lost(claims.stream_id, claims.seq, code, why);
             }
-            if guard.seq != claims.seq {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "BATON_REUSED",
-                    "this baton was already used: every response carries a new baton, \
-                     valid for exactly one request",
-                ));
-            }
-            return Ok(Checkout {
-                id: claims.stream_id,
-                guard,
-                unregistered: None,
-            });
+            Claim::Unknown => {}
         }
         if let Some((code, why)) = streams.tombstone(claims.stream_id) {
             return lost(claims.stream_id, claims.seq, code, why);
@@ -239,14 +278,21 @@ impl App {
             );
         }
         // An authentic baton of a stream that held no state: resume it transparently.
-        fresh(claims.stream_id, claims.seq)
-            .map_err(|_| ApiError::internal("a resumed stream was already locked"))
+        register(claims.stream_id, streams.new_entry(claims.seq), false)
     }
 
-    /// Signs the baton for the next request on a stream of `db`.
-    pub fn next_baton(&self, db: &DbHandle, id: u64, seq: u64, stateful: bool) -> String {
+    /// Signs the baton for the next request on a stream of `db` opened by `principal`.
+    pub fn next_baton(
+        &self,
+        db: &DbHandle,
+        principal: &PrincipalId,
+        id: u64,
+        seq: u64,
+        stateful: bool,
+    ) -> String {
         self.baton_key.encode(
             db.name(),
+            principal,
             BatonClaims {
                 stream_id: id,
                 seq,
@@ -285,39 +331,54 @@ fn ok_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
 pub async fn pipeline(
     State(app): State<App>,
     target: Authorized,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, target, Encoding::Json, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_pipeline(app, target.db, read_only, principal, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/pipeline`.
 pub async fn pipeline_protobuf(
     State(app): State<App>,
     target: Authorized,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_pipeline(app, target, Encoding::Protobuf, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_pipeline(
+        app,
+        target.db,
+        read_only,
+        principal,
+        Encoding::Protobuf,
+        body,
+    )
+    .await
 }
 
-/// Runs a pipeline whose bodies use `encoding`.
+/// Runs a pipeline whose bodies use `encoding`, on `db`, for `principal`, who may only read
+/// if `read_only`.
 pub async fn run_pipeline(
     app: App,
-    target: Authorized,
+    db: std::sync::Arc<DbHandle>,
+    read_only: bool,
+    principal: PrincipalId,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let read_only = target.read_only();
-    let db = target.db;
     let req: PipelineReqBody = encoding.decode(body)?;
     let acknowledges_loss = req
         .requests
         .first()
         .is_some_and(skylite_engine::session::starts_with_rollback);
     let checkout = app
-        .checkout(&db, req.baton.as_deref(), acknowledges_loss)
+        .checkout(&db, &principal, req.baton.as_deref(), acknowledges_loss)
         .await?;
     let id = checkout.id;
-    let unregistered = checkout.unregistered;
+    let fresh = checkout.fresh;
     let mut guard = checkout.guard;
     // What this request's token allows (the stream may outlive a token: each request decides).
     guard.session.set_read_only(read_only);
@@ -350,8 +411,10 @@ pub async fn run_pipeline(
             guard.session.close();
             return Err(ApiError::from_exec(e));
         }
-        let baton = (!closed)
-            .then(|| worker_app.next_baton(&worker_db, id, guard.seq, guard.session.is_stateful()));
+        let baton = (!closed).then(|| {
+            let stateful = guard.session.is_stateful();
+            worker_app.next_baton(&worker_db, &principal, id, guard.seq, stateful)
+        });
         let body = PipelineRespBody {
             baton,
             base_url: None,
@@ -372,49 +435,95 @@ pub async fn run_pipeline(
     };
     drop(guard);
     if closed {
-        if unregistered.is_none() {
+        if fresh {
+            db.streams().remove(id);
+        } else {
             // The client holds batons of this stream: tell it why they stopped working.
             db.streams().close(id);
         }
-    } else if let Some(shared) = unregistered {
-        db.streams().insert(id, shared);
     }
     Ok(ok_response(bytes, encoding.pipeline_content_type()))
 }
 
 /// Flushes cursor output in chunks of about this many bytes.
 const CURSOR_CHUNK: usize = 32 * 1024;
+/// Bytes of cursor output produced ahead of what the client has read (one chunk always fits,
+/// however large its single entry).
+pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// The error that ends a cursor whose reader stalled (or whose transaction lost the write
+/// lock while the reader stalled).
+pub(crate) fn stalled_cursor_error(
+    why: SendError,
+    stall_timeout: std::time::Duration,
+) -> ExecError {
+    match why {
+        SendError::Revoked => ExecError::new(
+            "TRANSACTION_TIMEOUT",
+            "the transaction was rolled back: it held the write lock past the transaction \
+             timeout while other writers waited and the client was not reading the cursor",
+        ),
+        SendError::Stalled => ExecError::new(
+            "TRANSACTION_TIMEOUT",
+            format!(
+                "the cursor was ended and its transaction rolled back: the client read \
+                 nothing for {} s",
+                stall_timeout.as_secs_f64()
+            ),
+        ),
+        SendError::Gone => ExecError::new(
+            "CLIENT_GONE",
+            "the client went away; the cursor was ended and its transaction rolled back",
+        ),
+    }
+}
 
 /// `POST /v3/cursor`: newline-delimited cursor entries, streamed as they are produced.
 pub async fn cursor(
     State(app): State<App>,
     target: Authorized,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, target, Encoding::Json, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_cursor(app, target.db, read_only, principal, Encoding::Json, body).await
 }
 
 /// `POST /v3-protobuf/cursor`: length-delimited cursor entries, streamed as they are produced.
 pub async fn cursor_protobuf(
     State(app): State<App>,
     target: Authorized,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    run_cursor(app, target, Encoding::Protobuf, body).await
+    let principal = principal_id(&app, &headers);
+    let read_only = target.read_only();
+    run_cursor(
+        app,
+        target.db,
+        read_only,
+        principal,
+        Encoding::Protobuf,
+        body,
+    )
+    .await
 }
 
 /// Runs a cursor whose bodies use `encoding`: the head ([`CursorRespBody`]) first, then the
 /// entries, each framed by the encoding.
 pub async fn run_cursor(
     app: App,
-    target: Authorized,
+    db: std::sync::Arc<DbHandle>,
+    read_only: bool,
+    principal: PrincipalId,
     encoding: Encoding,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let read_only = target.read_only();
-    let db = target.db;
     let req: CursorReqBody = encoding.decode(body)?;
-    let checkout = app.checkout(&db, req.baton.as_deref(), false).await?;
+    let checkout = app
+        .checkout(&db, &principal, req.baton.as_deref(), false)
+        .await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
     // What this request's token allows (the stream may outlive a token: each request decides).
@@ -430,10 +539,7 @@ pub async fn run_cursor(
                     .as_deref()
                     .is_some_and(skylite_engine::sql_text::may_leave_state)
         });
-    let baton = app.next_baton(&db, id, guard.seq, may_hold_state);
-    if let Some(shared) = checkout.unregistered {
-        db.streams().insert(id, shared);
-    }
+    let baton = app.next_baton(&db, &principal, id, guard.seq, may_hold_state);
     let mut first = Vec::new();
     let head = CursorRespBody {
         baton: Some(baton),
@@ -443,14 +549,21 @@ pub async fn run_cursor(
         return Err(ApiError::internal("cannot encode the cursor response"));
     }
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = crate::blocking::pipe::<Bytes>(CURSOR_BUFFER_BYTES);
     let limit = app.config.engine.max_response_bytes;
+    let stall_timeout = app.config.send_timeout;
     let batch = req.batch;
     app.workers.execute(move || {
         let mut buf = first;
-        let mut gone = false;
+        // The watch lets a send blocked on a stalled reader give up as soon as a waiting
+        // writer revokes this stream's hold on the write lock.
+        let limits = crate::blocking::SendLimits {
+            stall_timeout,
+            watch: guard.session.lock_watch().ok(),
+        };
+        let failed: std::cell::Cell<Option<SendError>> = std::cell::Cell::new(None);
         let mut emit = |entry: CursorEntry| -> bool {
-            if gone {
+            if failed.get().is_some() {
                 return false;
             }
             if !encoding.frame(entry, &mut buf) {
@@ -458,29 +571,53 @@ pub async fn run_cursor(
             }
             if buf.len() >= CURSOR_CHUNK {
                 let chunk = Bytes::from(std::mem::take(&mut buf));
-                if !crate::blocking::send(&tx, Ok(chunk)) {
-                    gone = true;
-                    tracing::info!(
-                        stream = id,
-                        "cursor client disconnected; stopping the cursor"
-                    );
+                let size = chunk.len();
+                if let Err(e) = tx.send(chunk, size, &limits) {
+                    failed.set(Some(e));
                     return false;
                 }
             }
             true
         };
         guard.session.cursor(&batch, limit, &mut emit);
-        if let Err(e) = guard.session.finish_pipeline() {
-            emit(CursorEntry::Error { error: e.into() });
+        match failed.get() {
+            None => {
+                if let Err(e) = guard.session.finish_pipeline() {
+                    emit(CursorEntry::Error { error: e.into() });
+                }
+            }
+            Some(why) => {
+                // The reader stalled or left: its transaction must not keep the write lock.
+                buf.clear();
+                let error = stalled_cursor_error(why, stall_timeout);
+                if guard.session.abandon(error.clone()) {
+                    tracing::warn!(stream = id, "{}", error.message);
+                } else if why != SendError::Gone {
+                    tracing::info!(stream = id, "{}", error.message);
+                }
+                let _ = guard.session.finish_pipeline();
+                // Ends the body with the reason, for a reader that comes back to it.
+                let _ = encoding.frame(
+                    CursorEntry::Error {
+                        error: error.into(),
+                    },
+                    &mut buf,
+                );
+                let size = buf.len();
+                let _ = tx.force_send(Bytes::from(std::mem::take(&mut buf)), size);
+            }
         }
         guard.last_used = Instant::now();
         drop(guard);
         if !buf.is_empty() {
-            let _ = crate::blocking::send(&tx, Ok(Bytes::from(buf)));
+            let size = buf.len();
+            let _ = tx.send(Bytes::from(buf), size, &limits);
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        rx.recv()
+            .await
+            .map(|item| (Ok::<Bytes, std::io::Error>(item), rx))
     });
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(

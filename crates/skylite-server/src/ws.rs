@@ -49,15 +49,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message as _;
 use serde::Deserialize;
-use skylite_engine::{Budget, Database, Session, SqlStore};
+use skylite_engine::session::{batch_sql_ids, referenced_sql_ids};
+use skylite_engine::{Budget, Database, LockWatch, PinnedSql, Session, SqlStore};
 use skylite_proto::pb::hrana::ws as pbws;
 use skylite_proto::protobuf::{self, FromProto};
 use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
 use skylite_proto::{
-    Batch, CursorEntry, Error as ProtoError, Stmt, StreamRequest, StreamResponse, StreamResult,
-    Value,
+    Batch, CursorEntry, Error as ProtoError, StreamRequest, StreamResponse, StreamResult, Value,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::blocking::{PipeReceiver, PipeSender, SendLimits};
 
 use crate::app::App;
 use crate::databases::{DbHandle, WebSocketGuard};
@@ -70,14 +72,17 @@ pub const MAX_OUTSTANDING: usize = 128;
 pub const MAX_STREAMS: usize = 1024;
 /// Most cursors (open or failed, not yet closed) on one socket.
 pub const MAX_CURSORS: usize = 1024;
-/// Entries a cursor buffers ahead of the client's fetches.
-const CURSOR_BUFFER: usize = 256;
 /// Most entries one `fetch_cursor` returns, whatever its `max_count`.
 const FETCH_MAX_ENTRIES: usize = 4096;
 /// A `fetch_cursor` stops adding entries once they are estimated to be this large.
 const FETCH_SOFT_BYTES: usize = 4 * 1024 * 1024;
 /// How often an idle stream in a transaction checks whether waiting writers revoked its lock.
 const REVOCATION_CHECK: Duration = Duration::from_millis(200);
+/// Bytes of a cursor's entries produced ahead of the client's fetches.
+pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
+/// Bytes of responses queued for the connection task (beyond them, tasks wait to hand theirs
+/// over; a single larger response still goes, alone).
+pub const RESPONSE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -206,6 +211,34 @@ impl CloseReason {
     }
 }
 
+/// A WebSocket whose every write has a deadline.
+struct TimedSocket {
+    inner: WebSocket,
+    send_timeout: Duration,
+}
+
+impl TimedSocket {
+    /// Writes a message; a client that takes none of it for the send timeout is an error
+    /// (the connection then ends).
+    async fn send(&mut self, msg: Message) -> Result<(), axum::Error> {
+        match tokio::time::timeout(self.send_timeout, self.inner.send(msg)).await {
+            Ok(result) => result,
+            Err(_) => Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing for {} s",
+                    self.send_timeout.as_secs_f64()
+                ),
+            ))),
+        }
+    }
+
+    /// Reads the next message.
+    async fn recv(&mut self) -> Option<Result<Message, axum::Error>> {
+        self.inner.recv().await
+    }
+}
+
 /// How long the server waits for the client's answering Close frame.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -213,7 +246,7 @@ const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Close arrives. Dropping the socket right after our Close would make the kernel answer the
 /// client's in-flight frames with a TCP reset, and the client would lose the frames we sent
 /// just before (a `hello_error`, the close reason) and see only "connection reset".
-async fn close_gracefully(socket: &mut WebSocket, frame: axum::extract::ws::CloseFrame) {
+async fn close_gracefully(socket: &mut TimedSocket, frame: axum::extract::ws::CloseFrame) {
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }
@@ -295,16 +328,12 @@ pub async fn upgrade(
         })
 }
 
-/// How long a socket upgraded without a token may wait before its `hello`: until then it holds
-/// no database, but it holds a connection.
-const PENDING_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The first phase of a socket upgraded without a token: waits for `hello`, authenticates its
 /// JWT, checks the claims on the name the upgrade asked for, and only then resolves and opens
 /// the database ([`routing::open_authorized`]). Answers `hello_ok` and returns the database and
 /// the token; on a refusal (bad token, a token for another database, a missing database:
 /// `DATABASE_NOT_FOUND`) answers `hello_error` and closes (1008). A request before `hello`, a
-/// protocol violation or no `hello` within [`PENDING_HELLO_TIMEOUT`] closes the socket.
+/// protocol violation or no `hello` within `ws_hello_timeout` closes the socket.
 async fn bind_on_hello(
     app: &App,
     socket: &mut WebSocket,
@@ -312,14 +341,16 @@ async fn bind_on_hello(
     proto: Subprotocol,
     selector: &DbSelector,
 ) -> Option<(Arc<DbHandle>, Option<String>)> {
-    let deadline = tokio::time::Instant::now() + PENDING_HELLO_TIMEOUT;
+    // Until `hello` the socket holds no database, but it holds a connection.
+    let hello_timeout = app.config.ws_hello_timeout;
+    let deadline = tokio::time::Instant::now() + hello_timeout;
     let jwt = loop {
         let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
             Ok(frame) => frame,
             Err(_) => {
                 let why = CloseReason::new(
                     CloseReason::POLICY_VIOLATION,
-                    format!("no hello within {} s", PENDING_HELLO_TIMEOUT.as_secs()),
+                    format!("no hello message within {} s", hello_timeout.as_secs_f64()),
                 );
                 tracing::info!(conn = conn_id, "{}", why.reason);
                 close_gracefully(socket, why.frame()).await;
@@ -379,6 +410,71 @@ async fn bind_on_hello(
 /// A message for the client, already encoded.
 type Outgoing = Message;
 
+/// A response waiting for the connection task, with its share of the response-queue bytes
+/// (given back when the connection task has written it).
+struct Queued {
+    msg: Outgoing,
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+/// The receiving end is gone (the socket closed).
+#[derive(Debug)]
+struct OutboxClosed;
+
+/// The queue through which stream and cursor tasks hand responses to the connection task.
+/// Bounded in bytes ([`RESPONSE_QUEUE_BYTES`]) as well as in messages: a task whose response
+/// does not fit waits (while its transaction stays revocable, see [`deliver`]).
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+}
+
+impl Outbox {
+    fn new() -> (Outbox, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(MAX_OUTSTANDING);
+        let outbox = Outbox {
+            tx,
+            bytes: Arc::new(Semaphore::new(RESPONSE_QUEUE_BYTES)),
+        };
+        (outbox, rx)
+    }
+
+    /// Queues a response, waiting while the queue is full.
+    async fn send(&self, msg: Outgoing) -> Result<(), OutboxClosed> {
+        // A response larger than the whole queue takes all of it (it still goes out alone).
+        let size = message_len(&msg).clamp(1, RESPONSE_QUEUE_BYTES);
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .map_err(|_| OutboxClosed)?;
+        self.tx
+            .send(Queued {
+                msg,
+                _bytes: Some(permit),
+            })
+            .await
+            .map_err(|_| OutboxClosed)
+    }
+
+    /// True once the connection task is gone.
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Bytes of a message's payload.
+fn message_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
 /// What the tasks of a connection share.
 #[derive(Clone)]
 struct Ctx {
@@ -387,6 +483,8 @@ struct Ctx {
     db: Database,
     workers: skylite_engine::Workers,
     max_response_bytes: usize,
+    /// How long a send to a client that does not read may wait (`ServerConfig::send_timeout`).
+    send_timeout: Duration,
 }
 
 impl Ctx {
@@ -437,6 +535,8 @@ enum StreamJob {
         request: StreamRequest,
         /// The token allows reads only.
         read_only: bool,
+        /// The stored SQL texts the request refers to, as they were when it was queued.
+        pinned: PinnedSql,
     },
     /// `open_cursor`: run `batch` into `entries`, then wait for `closed`.
     OpenCursor {
@@ -444,11 +544,19 @@ enum StreamJob {
         /// The token allows reads only.
         read_only: bool,
         batch: Batch,
-        entries: mpsc::Sender<CursorEntry>,
+        pinned: PinnedSql,
+        entries: PipeSender<CursorEntry>,
         closed: oneshot::Receiver<()>,
     },
     /// `close_stream`.
     Close { request_id: i32 },
+}
+
+/// A job in a stream's queue with its share of the socket's queued-request bytes, given back
+/// when the stream takes it.
+struct Job {
+    job: StreamJob,
+    _charge: Option<OwnedSemaphorePermit>,
 }
 
 /// A request for a cursor's task.
@@ -481,12 +589,17 @@ struct Connection {
     /// or be revoked while the socket lives).
     jwt: Option<String>,
     sqls: SqlStore,
-    streams: HashMap<i32, mpsc::Sender<StreamJob>>,
+    streams: HashMap<i32, mpsc::Sender<Job>>,
     cursors: HashMap<i32, CursorHandle>,
-    out_tx: mpsc::Sender<Outgoing>,
-    out_rx: mpsc::Receiver<Outgoing>,
+    out_tx: Outbox,
+    out_rx: mpsc::Receiver<Queued>,
     /// Requests handed to a task whose response has not been written yet.
     outstanding: usize,
+    /// Bytes of requests waiting in stream queues (2 × `--max-body-size` permits); the socket
+    /// is not read while none are left.
+    request_bytes: Arc<Semaphore>,
+    /// The size of the frame being dispatched (charged to `request_bytes` if it is queued).
+    frame_bytes: usize,
 }
 
 /// What one incoming frame turned out to be.
@@ -504,14 +617,20 @@ enum Incoming {
 
 impl Connection {
     fn new(app: App, target: Arc<DbHandle>, conn_id: u64, proto: Subprotocol) -> Self {
-        let (out_tx, out_rx) = mpsc::channel(MAX_OUTSTANDING);
+        let (out_tx, out_rx) = Outbox::new();
         let ctx = Ctx {
             conn_id,
             proto,
             db: target.database().clone(),
             workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
+            send_timeout: app.config.send_timeout,
         };
+        let queued_cap = app
+            .config
+            .max_body_bytes
+            .saturating_mul(2)
+            .clamp(1, Semaphore::MAX_PERMITS);
         let counted = target.websocket_guard();
         Connection {
             ctx,
@@ -526,10 +645,18 @@ impl Connection {
             out_tx,
             out_rx,
             outstanding: 0,
+            request_bytes: Arc::new(Semaphore::new(queued_cap)),
+            frame_bytes: 0,
         }
     }
 
-    async fn run(mut self, mut socket: WebSocket) {
+    async fn run(mut self, socket: WebSocket) {
+        // Every write gets a deadline: a client that does not read its responses is closed
+        // after the send timeout, and its streams roll back and free the write lock.
+        let mut socket = TimedSocket {
+            inner: socket,
+            send_timeout: self.ctx.send_timeout,
+        };
         let conn_id = self.ctx.conn_id;
         tracing::info!(
             conn = conn_id,
@@ -543,19 +670,47 @@ impl Connection {
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
+        // A socket must say `hello` soon: an upgraded socket that never does would otherwise
+        // hold a connection (and a task) for as long as it answers pings.
+        let hello_timeout = self.app.config.ws_hello_timeout;
+        let hello_deadline = tokio::time::sleep(hello_timeout);
+        tokio::pin!(hello_deadline);
         let end = loop {
+            // Reading stops while the queued requests hold their byte budget (or their count);
+            // it resumes when a stream takes a job and gives its bytes back.
+            let bytes_left = self.request_bytes.available_permits() > 0;
             let incoming = tokio::select! {
                 biased;
                 Some(out) = self.out_rx.recv() => {
                     self.outstanding = self.outstanding.saturating_sub(1);
-                    if let Err(e) = socket.send(out).await {
+                    // A client that does not read its responses is closed after the send
+                    // timeout: its streams then roll back and free the write lock.
+                    if let Err(e) = socket.send(out.msg).await {
                         break format!("send failed: {e}");
                     }
                     continue;
                 }
-                frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING => {
+                frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING && bytes_left => {
                     last_heard = tokio::time::Instant::now();
+                    self.frame_bytes = match &frame {
+                        Some(Ok(msg)) => message_len(msg),
+                        _ => 0,
+                    };
                     Self::classify(self.ctx.proto, self.app.config.max_body_bytes, self.ctx.conn_id, frame)
+                }
+                permit = self.request_bytes.clone().acquire_owned(), if !bytes_left => {
+                    // Woken because a queued request gave its bytes back: read again.
+                    drop(permit);
+                    continue;
+                }
+                () = &mut hello_deadline, if !self.hello => {
+                    let why = CloseReason::new(
+                        CloseReason::POLICY_VIOLATION,
+                        format!("no hello message within {} s", hello_timeout.as_secs_f64()),
+                    );
+                    tracing::info!(conn = conn_id, "{}", why.reason);
+                    close_gracefully(&mut socket, why.frame()).await;
+                    break why.reason;
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() >= period * 3 {
@@ -782,7 +937,7 @@ impl Connection {
             Request::OpenCursor {
                 stream_id,
                 cursor_id,
-                mut batch,
+                batch,
             } => {
                 if self.cursors.contains_key(&cursor_id) {
                     return Some(error_msg(
@@ -804,16 +959,15 @@ impl Connection {
                         .insert(cursor_id, CursorHandle::Failed(why.clone()));
                     return Some(error_msg(request_id, "STREAM_NOT_FOUND", why));
                 };
-                for step in &mut batch.steps {
-                    self.inline_stmt(&mut step.stmt);
-                }
-                let (entries_tx, entries_rx) = mpsc::channel(CURSOR_BUFFER);
+                let pinned = self.sqls.pin(batch_sql_ids(&batch));
+                let (entries_tx, entries_rx) = crate::blocking::pipe(CURSOR_BUFFER_BYTES);
                 let (closed_tx, closed_rx) = oneshot::channel();
                 let (jobs_tx, jobs_rx) = mpsc::channel(MAX_OUTSTANDING);
                 let job = StreamJob::OpenCursor {
                     request_id,
                     read_only,
                     batch,
+                    pinned,
                     entries: entries_tx,
                     closed: closed_rx,
                 };
@@ -866,7 +1020,7 @@ impl Connection {
                         "unroutable request",
                     ));
                 };
-                let mut request = match other.into_stream_request() {
+                let request = match other.into_stream_request() {
                     Ok(r) => r,
                     Err(r) => {
                         return Some(error_msg(
@@ -883,7 +1037,9 @@ impl Connection {
                         format!("no stream {stream_id} is open on this connection"),
                     ));
                 };
-                self.inline_request(&mut request);
+                // Stored SQL is taken now, so a later `close_sql` cannot overtake the request
+                // while it waits in the queue (shared texts: no copy).
+                let pinned = self.sqls.pin(referenced_sql_ids(&request));
                 self.enqueue(
                     &queue,
                     stream_id,
@@ -891,6 +1047,7 @@ impl Connection {
                         request_id,
                         request,
                         read_only,
+                        pinned,
                     },
                 )
             }
@@ -931,7 +1088,7 @@ impl Connection {
     /// Queues a job on a stream. Returns an immediate error reply if that is impossible.
     fn enqueue(
         &mut self,
-        queue: &mpsc::Sender<StreamJob>,
+        queue: &mpsc::Sender<Job>,
         stream_id: i32,
         job: StreamJob,
     ) -> Option<ServerMsg> {
@@ -939,6 +1096,16 @@ impl Connection {
             StreamJob::Run { request_id, .. }
             | StreamJob::OpenCursor { request_id, .. }
             | StreamJob::Close { request_id } => *request_id,
+        };
+        // The frame's bytes stay charged to the socket until the stream takes the job (the
+        // read loop let this frame in because some were left; it takes at most those).
+        let available = self.request_bytes.available_permits();
+        let charge = u32::try_from(self.frame_bytes.clamp(1, available.max(1)))
+            .ok()
+            .and_then(|n| self.request_bytes.clone().try_acquire_many_owned(n).ok());
+        let job = Job {
+            job,
+            _charge: charge,
         };
         // The queue holds MAX_OUTSTANDING jobs and no more are outstanding, so it is never
         // full; it is closed only if the stream's task failed.
@@ -1006,37 +1173,6 @@ impl Connection {
                     format!("cursor {cursor_id} is closed"),
                 )),
             },
-        }
-    }
-
-    /// Replaces a stored-SQL reference by its text, so later `close_sql` requests cannot
-    /// overtake it while it waits in a stream's queue.
-    fn inline_stmt(&self, stmt: &mut Stmt) {
-        if let (None, Some(id)) = (&stmt.sql, stmt.sql_id) {
-            if let Some(text) = self.sqls.get(id) {
-                stmt.sql = Some(text);
-                stmt.sql_id = None;
-            }
-        }
-    }
-
-    fn inline_request(&self, request: &mut StreamRequest) {
-        match request {
-            StreamRequest::Execute { stmt } => self.inline_stmt(stmt),
-            StreamRequest::Batch { batch } => {
-                for step in &mut batch.steps {
-                    self.inline_stmt(&mut step.stmt);
-                }
-            }
-            StreamRequest::Sequence { sql, sql_id } | StreamRequest::Describe { sql, sql_id } => {
-                if let (None, Some(id)) = (&sql, *sql_id) {
-                    if let Some(text) = self.sqls.get(id) {
-                        *sql = Some(text);
-                        *sql_id = None;
-                    }
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -1158,13 +1294,60 @@ async fn close_session(mut session: Session) -> bool {
         .unwrap_or(false)
 }
 
+/// Hands a response to the connection task. While the response queue is full (the client is
+/// not reading), a transaction of this stream must not keep the write lock past the
+/// transaction timeout: the wait watches `watch` and, once a waiting writer revoked the lock,
+/// rolls the session back on a blocking thread (later requests get `TRANSACTION_TIMEOUT`).
+/// Returns false if the connection is gone.
+async fn deliver(
+    ctx: &Ctx,
+    out: &Outbox,
+    msg: Outgoing,
+    session: &mut Option<Session>,
+    mut watch: Option<LockWatch>,
+) -> bool {
+    let send = out.send(msg);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            sent = &mut send => return sent.is_ok(),
+            _ = tokio::time::sleep(SEND_WATCH), if watch.is_some() => {
+                if !watch.as_ref().is_some_and(LockWatch::is_revoked) {
+                    continue;
+                }
+                watch = None;
+                if let Some(mut s) = session.take() {
+                    let back = crate::blocking::run(&ctx.workers, move || {
+                        let revoked = s.enforce_revocation();
+                        (s, revoked)
+                    })
+                    .await;
+                    if let Ok((s, revoked)) = back {
+                        if revoked {
+                            tracing::warn!(
+                                conn = ctx.conn_id,
+                                "rolled back a transaction that held the write lock too long \
+                                 while its client was not reading responses"
+                            );
+                        }
+                        *session = Some(s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How often a task waiting to hand over a response checks its write lock's revocation.
+const SEND_WATCH: Duration = Duration::from_millis(50);
+
 /// Runs the requests of one stream, in order.
 async fn stream_task(
     ctx: Ctx,
     stream_id: i32,
-    mut jobs: mpsc::Receiver<StreamJob>,
+    mut jobs: mpsc::Receiver<Job>,
     session: Session,
-    out: mpsc::Sender<Outgoing>,
+    out: Outbox,
 ) {
     let conn_id = ctx.conn_id;
     let mut session = Some(session);
@@ -1204,7 +1387,8 @@ async fn stream_task(
         } else {
             jobs.recv().await
         };
-        let Some(job) = job else { break };
+        // Taking the job gives its bytes back to the socket's request budget.
+        let Some(Job { job, .. }) = job else { break };
         if out.is_closed() {
             // The socket is gone: nobody waits for the remaining answers.
             break;
@@ -1215,13 +1399,14 @@ async fn stream_task(
                 request_id,
                 request,
                 read_only,
+                pinned,
             } => {
                 let limit = ctx.max_response_bytes;
                 let proto = ctx.proto;
                 s.set_read_only(read_only);
                 let done = crate::blocking::run(&ctx.workers, move || {
                     let mut budget = Budget::new(limit);
-                    let result = s.handle(&request, &mut budget);
+                    let result = s.with_pinned(pinned, |s| s.handle(&request, &mut budget));
                     let msg = match s.finish_pipeline() {
                         Ok(()) => response_for(request_id, result),
                         Err(e) => {
@@ -1233,14 +1418,18 @@ async fn stream_task(
                             }
                         }
                     };
-                    (s, encode_msg(proto, msg))
+                    let watch = s.current_lock_watch();
+                    (s, encode_msg(proto, msg), watch)
                 })
                 .await;
                 match done {
-                    Ok((s, msg)) => {
-                        in_txn = s.in_transaction();
+                    Ok((s, msg, watch)) => {
                         session = Some(s);
-                        let _ = out.send(msg).await;
+                        let delivered = deliver(&ctx, &out, msg, &mut session, watch).await;
+                        in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                        if !delivered {
+                            break;
+                        }
                     }
                     Err(e) => {
                         tracing::error!(
@@ -1258,6 +1447,7 @@ async fn stream_task(
                 request_id,
                 read_only,
                 batch,
+                pinned,
                 entries,
                 closed,
             } => {
@@ -1266,15 +1456,62 @@ async fn stream_task(
                     request_id,
                     response: WsResponse::OpenCursor,
                 };
-                let _ = out.send(ctx.encode(ok)).await;
+                session = Some(s);
+                let watch = session.as_ref().and_then(Session::current_lock_watch);
+                if !deliver(&ctx, &out, ctx.encode(ok), &mut session, watch).await {
+                    break;
+                }
+                let Some(mut s) = session.take() else { break };
                 let limit = ctx.max_response_bytes;
+                let stall_timeout = ctx.send_timeout;
                 let done = crate::blocking::run(&ctx.workers, move || {
-                    let mut emit = |entry: CursorEntry| crate::blocking::send(&entries, entry);
-                    s.cursor(&batch, limit, &mut emit);
-                    // `done` reaches the client only after this, when the channel closes.
-                    if let Err(e) = s.finish_pipeline() {
-                        s.close();
-                        emit(CursorEntry::Error { error: e.into() });
+                    // A fetch-less client fills the cursor's buffer; the batch then gives up
+                    // after the send timeout, or at once when a waiting writer revokes the
+                    // stream's write lock.
+                    let limits = SendLimits {
+                        stall_timeout,
+                        watch: s.lock_watch().ok(),
+                    };
+                    let failed = std::cell::Cell::new(None);
+                    let mut emit = |entry: CursorEntry| {
+                        if failed.get().is_some() {
+                            return false;
+                        }
+                        let size = entry_size(&entry);
+                        match entries.send(entry, size, &limits) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                failed.set(Some(e));
+                                false
+                            }
+                        }
+                    };
+                    s.with_pinned(pinned, |s| s.cursor(&batch, limit, &mut emit));
+                    match failed.get() {
+                        None => {
+                            // `done` reaches the client only after this, when the pipe closes.
+                            if let Err(e) = s.finish_pipeline() {
+                                s.close();
+                                emit(CursorEntry::Error { error: e.into() });
+                            }
+                        }
+                        Some(why) => {
+                            let error = crate::hrana_http::stalled_cursor_error(why, stall_timeout);
+                            if s.abandon(error.clone()) {
+                                tracing::warn!(
+                                    conn = conn_id,
+                                    stream = stream_id,
+                                    "{}",
+                                    error.message
+                                );
+                            }
+                            let _ = s.finish_pipeline();
+                            let entry = CursorEntry::Error {
+                                error: error.into(),
+                            };
+                            let size = entry_size(&entry);
+                            entries.force_send(entry, size);
+                        }
                     }
                     s
                 })
@@ -1328,13 +1565,9 @@ async fn stream_task(
 }
 
 /// Answers the jobs left in a queue whose stream ended, so none goes unanswered.
-async fn drain_failed(
-    ctx: &Ctx,
-    jobs: &mut mpsc::Receiver<StreamJob>,
-    out: &mpsc::Sender<Outgoing>,
-) {
+async fn drain_failed(ctx: &Ctx, jobs: &mut mpsc::Receiver<Job>, out: &Outbox) {
     jobs.close();
-    while let Some(job) = jobs.recv().await {
+    while let Some(Job { job, .. }) = jobs.recv().await {
         if out.is_closed() {
             return;
         }
@@ -1352,9 +1585,9 @@ async fn drain_failed(
 async fn cursor_task(
     ctx: Ctx,
     mut jobs: mpsc::Receiver<CursorJob>,
-    mut entries: mpsc::Receiver<CursorEntry>,
+    mut entries: PipeReceiver<CursorEntry>,
     closed: oneshot::Sender<()>,
-    out: mpsc::Sender<Outgoing>,
+    out: Outbox,
 ) {
     while let Some(job) = jobs.recv().await {
         match job {
@@ -1386,7 +1619,7 @@ async fn cursor_task(
                         }
                     }
                 }
-                if !finished && entries.is_closed() && entries.is_empty() {
+                if !finished && entries.is_finished() {
                     finished = true;
                 }
                 let msg = ServerMsg::ResponseOk {
