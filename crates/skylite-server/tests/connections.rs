@@ -1,8 +1,9 @@
 //! Connection hygiene against an in-process server, with raw sockets as the misbehaving
 //! clients: the header timeout (silent sockets, half a header, a trickled header), the
 //! keep-alive idle timeout, the body timeout (a stalled body, a trickled body, and a fast large
-//! body that must not be cut), a peer that stops reading, the connection cap (plain HTTP,
-//! WebSocket), and graceful shutdown with such sockets open.
+//! body that must not be cut; the same for the streamed import, which must leave nothing
+//! behind), a peer that stops reading, the connection cap (plain HTTP, WebSocket, TLS
+//! handshakes), and graceful shutdown with such sockets open.
 
 mod common;
 
@@ -311,7 +312,13 @@ async fn connections_beyond_the_cap_are_refused_until_others_close() {
     let (got, _) = read_until_closed(&mut extra, Duration::from_secs(1)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
-    assert!(text.contains("TOO_MANY_CONNECTIONS"), "{text}");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole response");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{text}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["code"], "TOO_MANY_CONNECTIONS");
     assert!(!served(addr).await, "a request got through beyond the cap");
 
     // The idle sockets time out (header timeout 1 s): service comes back by itself.
@@ -414,4 +421,111 @@ async fn graceful_shutdown_finishes_requests_while_idle_sockets_are_open() {
         "no longer accepting"
     );
     drop((silent, idle));
+}
+
+#[tokio::test]
+async fn a_tls_handshake_in_progress_counts_toward_the_cap() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let mut tls = skylite_server::TlsConfig::load(
+        &fixtures.join("chain.pem"),
+        &fixtures.join("key-pkcs8.pem"),
+    )
+    .unwrap();
+    tls.handshake_timeout = Duration::from_millis(1500);
+    let server = start(|c| {
+        c.max_connections = 1;
+        c.tls = Some(tls);
+    })
+    .await;
+    let addr = server.addr;
+    // Silent in its handshake: holds the only slot until the handshake timeout.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = TcpStream::connect(addr).await.unwrap();
+    let (got, took) = read_until_closed(&mut refused, Duration::from_secs(1)).await;
+    assert!(
+        got.is_empty(),
+        "a TLS port writes nothing in clear: {got:?}"
+    );
+    assert!(took < Duration::from_secs(1));
+    // Once the silent one is dropped after its handshake timeout, a new connection is kept
+    // (waiting for its handshake) rather than closed at once.
+    read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    // The slot is given back just after the socket closes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let kept = tokio::time::timeout(Duration::from_millis(500), next.read(&mut buf)).await;
+    assert!(
+        kept.is_err(),
+        "the connection after the timeout was refused too"
+    );
+    assert_eq!(common::server_panics(), 0);
+}
+
+/// An SQLite file of about 2 MiB, as bytes.
+fn database_file() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("source.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t(x BLOB);
+         WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500)
+         INSERT INTO t SELECT randomblob(4000) FROM c;",
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::read(path).unwrap()
+}
+
+fn import_head(addr: SocketAddr, name: &str, length: usize) -> String {
+    format!(
+        "PUT /v1/admin/databases/{name}/import HTTP/1.1\r\nhost: {addr}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {length}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn an_import_sent_steadily_succeeds_and_a_stalled_one_leaves_nothing() {
+    let server = start(|_| {}).await;
+    let addr = server.addr;
+    let file = database_file();
+
+    // Steady: ~2 s in all (twice the body timeout), never a long wait.
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(import_head(addr, "steady", file.len()).as_bytes())
+        .await
+        .unwrap();
+    for piece in file.chunks(file.len() / 40 + 1) {
+        sock.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = read_response(&mut sock).await;
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+
+    // Stalled halfway: 408, the database does not appear, the temporary folder goes.
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(import_head(addr, "stalled", file.len()).as_bytes())
+        .await
+        .unwrap();
+    sock.write_all(&file[..file.len() / 2]).await.unwrap();
+    let (got, _) = read_until_closed(&mut sock, Duration::from_secs(6)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let list = common::get(addr, "/v1/admin/databases").await.text();
+    assert!(list.contains("\"steady\""), "{list}");
+    assert!(!list.contains("\"stalled\""), "{list}");
+    let leftovers = || {
+        std::fs::read_dir(server.data_dir())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".import-"))
+            .count()
+    };
+    let started = Instant::now();
+    while leftovers() > 0 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leftovers(), 0, "the stalled import left its folder behind");
+    assert_eq!(common::server_panics(), 0);
 }
