@@ -129,6 +129,8 @@ fn open_file_limit() -> Option<u64> {
     if limit.rlim_cur == libc::RLIM_INFINITY {
         return None;
     }
+    // `rlim_t` is not `u64` on every platform.
+    #[allow(clippy::unnecessary_cast)]
     Some(limit.rlim_cur as u64)
 }
 
