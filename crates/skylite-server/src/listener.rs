@@ -66,6 +66,14 @@ retry-after: 1\r\n\
 content-length: 95\r\n\r\n\
 {\"message\":\"the server has too many open connections; try again\",\"code\":\"TOO_MANY_CONNECTIONS\"}";
 
+/// Timeouts are capped here, so deadlines computed from them never overflow.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `at + wait`, saturating at (an absurdly far) `at + LONGEST_TIMEOUT`.
+fn after(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait.min(LONGEST_TIMEOUT)).unwrap_or(at)
+}
+
 /// The connection rules, taken from the [`ServerConfig`] once at start.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
@@ -93,10 +101,11 @@ impl Limits {
                 max_connections = allowed;
             }
         }
+        let timeout = |d: Duration| d.clamp(Duration::from_millis(1), LONGEST_TIMEOUT);
         Limits {
-            header_timeout: config.header_timeout.max(Duration::from_millis(1)),
-            idle_timeout: config.idle_timeout.max(Duration::from_millis(1)),
-            body_timeout: config.body_timeout.max(Duration::from_millis(1)),
+            header_timeout: timeout(config.header_timeout),
+            idle_timeout: timeout(config.idle_timeout),
+            body_timeout: timeout(config.body_timeout),
             body_min_rate: config.body_min_rate,
             max_connections,
         }
@@ -301,7 +310,7 @@ impl Conn {
                 idle_timeout: limits.idle_timeout,
             })
             // What hyper is told only bounds [`HeadTimer`] from above; see there.
-            .header_read_timeout(limits.header_timeout + limits.idle_timeout);
+            .header_read_timeout(limits.header_timeout.saturating_add(limits.idle_timeout));
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
@@ -397,13 +406,13 @@ struct BodyTimeout;
 impl TimedBody {
     /// When the current wait (begun at `since`) must end.
     fn deadline(&self, since: Instant) -> Instant {
-        let gap_deadline = since + self.gap;
+        let gap_deadline = after(since, self.gap);
         if self.min_rate == 0 {
             return gap_deadline;
         }
         let earned = Duration::from_secs(self.bytes / self.min_rate);
-        let allowed = (self.gap + earned).saturating_sub(self.waited);
-        gap_deadline.min(since + allowed)
+        let allowed = self.gap.saturating_add(earned).saturating_sub(self.waited);
+        gap_deadline.min(after(since, allowed))
     }
 }
 
@@ -419,7 +428,7 @@ impl hyper::body::Body for TimedBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 if let Some(since) = this.waiting_since.take() {
-                    this.waited += since.elapsed();
+                    this.waited = this.waited.saturating_add(since.elapsed());
                 }
                 if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
                     this.bytes = this
@@ -521,9 +530,9 @@ impl HeadTimer {
         Box::pin(HeadSleep {
             clock: self.clock.clone(),
             header_timeout: self.header_timeout,
-            idle_deadline: (armed_at + idle).min(bound),
+            idle_deadline: after(armed_at, idle).min(bound),
             bound,
-            sleep: Box::pin(tokio::time::sleep_until((armed_at + idle).min(bound))),
+            sleep: Box::pin(tokio::time::sleep_until(after(armed_at, idle).min(bound))),
         })
     }
 }
@@ -559,7 +568,7 @@ impl Future for HeadSleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let deadline = match this.clock.first_byte() {
-            Some(first) => (first + this.header_timeout).min(this.bound),
+            Some(first) => after(first, this.header_timeout).min(this.bound),
             None => this.idle_deadline,
         };
         if this.sleep.deadline() != deadline {
