@@ -1,6 +1,6 @@
 //! Shared server state and the router: which path goes to which handler, body limits, the
 //! database path prefixes (`/db/<name>/...`, `/dev/<name>/...`, see [`crate::routing`]), the
-//! stream reaper, graceful shutdown.
+//! stream reaper, graceful shutdown (the accept loop itself is [`crate::listener`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -218,7 +218,7 @@ async fn not_found(req: Request) -> impl IntoResponse {
 }
 
 /// Serves `app` on `listener` (over TLS when `config.tls` is set) until `shutdown` resolves, then
-/// rolls back open transactions.
+/// rolls back open transactions. Connections are accepted and timed by [`crate::listener`].
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -226,20 +226,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     app.spawn_reaper();
     let router = app.router();
-    let result = match app.config.tls.clone() {
-        Some(tls) => crate::tls::serve_tls(listener, router, tls, shutdown).await,
-        None => {
-            use axum::serve::ListenerExt;
-            // Replies are small and often written back to back (WebSocket responses, pipelined
-            // requests): without TCP_NODELAY, Nagle's algorithm holds the second one ~40 ms.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let limits = crate::listener::Limits::new(&app.config);
+    let result =
+        crate::listener::serve(listener, router, limits, app.config.tls.clone(), shutdown).await;
     let closing = app.clone();
     let _ = tokio::task::spawn_blocking(move || closing.databases.close_all()).await;
     result

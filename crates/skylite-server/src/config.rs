@@ -42,6 +42,20 @@ pub struct ServerConfig {
     /// Most databases open at once (`--max-open-databases`); opening one more closes the
     /// least recently used idle one.
     pub max_open_databases: usize,
+    /// A request head must arrive within this time of its first byte; a new connection must
+    /// send its first request head within this time.
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection (no byte of a next request) is closed after this time.
+    pub idle_timeout: Duration,
+    /// Longest wait for the next bytes of a request body (then 408 and the connection closes),
+    /// and longest a write to a peer that does not read may stall.
+    pub body_timeout: Duration,
+    /// Slowest average request body rate, in bytes per second, beyond the first `body_timeout`
+    /// of waiting (0: no rate rule, only `body_timeout` per wait).
+    pub body_min_rate: u64,
+    /// Most client connections open at once (TLS handshakes and WebSockets included); more are
+    /// refused. Also bounded by half the process's open-file limit.
+    pub max_connections: usize,
 }
 
 /// Authentication settings; the keys themselves live in the data folder.
@@ -73,6 +87,11 @@ impl ServerConfig {
             auth: AuthSettings::default(),
             db_idle_timeout: Duration::from_secs(300),
             max_open_databases: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            body_min_rate: 1024,
+            max_connections: 1024,
         }
     }
 
