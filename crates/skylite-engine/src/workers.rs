@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -58,6 +59,15 @@ struct Inner {
     /// Most jobs that may leave the core for running long, at once.
     long_running_cap: usize,
     name: String,
+}
+
+/// Jobs that panicked, in every pool of this process. The pool survives a panicking job, so
+/// without this count a panic reachable from input would go unnoticed (tests assert it is 0).
+static JOB_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many jobs have panicked on any worker pool of this process so far.
+pub fn job_panics() -> usize {
+    JOB_PANICS.load(Ordering::SeqCst)
 }
 
 thread_local! {
@@ -183,8 +193,14 @@ fn worker_loop(weak: Weak<Inner>) {
             return;
         };
         drop(inner);
-        if catch_unwind(AssertUnwindSafe(job)).is_err() {
-            tracing::error!("a worker job panicked; the worker goes on");
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
+            JOB_PANICS.fetch_add(1, Ordering::SeqCst);
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(not a string)");
+            tracing::error!(panic = message, "a worker job panicked; the worker goes on");
         }
         // A job that ran long is back in the core once it is done, whatever it forgot.
         end_long_running();
@@ -278,6 +294,7 @@ mod tests {
     fn runs_jobs_and_survives_panics() {
         let pool = Workers::new("t", 2, 8);
         let (tx, rx) = mpsc::channel();
+        let panics_before = job_panics();
         pool.execute(|| panic!("boom"));
         for i in 0..100 {
             let tx = tx.clone();
@@ -287,6 +304,13 @@ mod tests {
         got.sort();
         assert_eq!(got, (0..100).collect::<Vec<_>>());
         assert!(pool.threads() <= 2);
+        // The panic is counted once its unwinding is over (other tests of this binary may
+        // panic jobs too: at least one more).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while job_panics() == panics_before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(job_panics() > panics_before);
     }
 
     #[test]
