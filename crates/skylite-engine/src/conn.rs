@@ -495,37 +495,35 @@ impl Conn {
             .read_only_caller
             .store(input.read_only, Ordering::Relaxed);
         let in_txn = !self.sqlite.is_autocommit();
-        let mut result = self.run_prepared(sql, keyword, input, sink);
-        if let Err(e) = &result {
-            if e.is_server_failure() {
-                // Not the client's fault: whoever runs the server needs to see it.
-                tracing::error!(
-                    code = %e.code,
-                    database = %self.shared.path.display(),
-                    "statement failed: {}",
-                    e.message
-                );
-            }
-            if e.code == "SQLITE_INTERRUPT" || e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
-                if let Some(timeout) = self.enforce_revocation() {
-                    return Err(timeout);
+        let result = match self.run_prepared(sql, keyword, input, sink) {
+            Ok(summary) => Ok(summary),
+            Err(mut e) => {
+                if e.is_server_failure() {
+                    // Not the client's fault: whoever runs the server needs to see it.
+                    tracing::error!(
+                        code = %e.code,
+                        database = %self.shared.path.display(),
+                        "statement failed: {}",
+                        e.message
+                    );
                 }
-                if self.clock.timed_out() {
-                    let rolled_back = in_txn && self.sqlite.is_autocommit();
-                    result = Err(self.clock.timeout_error(rolled_back));
+                if e.code == "SQLITE_INTERRUPT" || e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
+                    if let Some(timeout) = self.enforce_revocation() {
+                        return Err(timeout);
+                    }
+                    if self.clock.timed_out() {
+                        let rolled_back = in_txn && self.sqlite.is_autocommit();
+                        e = self.clock.timeout_error(rolled_back);
+                    }
                 }
+                if e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
+                    // Our commit hook refused the commit: the database is poisoned.
+                    self.after_statement();
+                    return Err(self.shared.syncer.check_healthy().err().unwrap_or(e));
+                }
+                Err(e)
             }
-            if e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
-                // Our commit hook refused the commit: the database is poisoned.
-                self.after_statement();
-                return Err(self
-                    .shared
-                    .syncer
-                    .check_healthy()
-                    .err()
-                    .unwrap_or_else(|| e.clone()));
-            }
-        }
+        };
         let result = result.map_err(|e| self.explain_error(e));
         self.after_statement();
         if result.is_ok() && keyword == TxnKeyword::BeginReadOnly && !self.is_autocommit() {

@@ -307,8 +307,15 @@ pub async fn upgrade(
     let limit = app.config.max_body_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |mut socket| async move {
+        .on_upgrade(move |socket| async move {
             let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+            // Every write gets a deadline, from the first one (`hello_ok`) on: a client that
+            // does not read its responses is closed after the send timeout, and its streams
+            // roll back and free the write lock.
+            let mut socket = TimedSocket {
+                inner: socket,
+                send_timeout: app.config.send_timeout,
+            };
             match target {
                 UpgradeTarget::Bound(bound) => {
                     Connection::new(app, bound.db, id, proto).run(socket).await;
@@ -336,7 +343,7 @@ pub async fn upgrade(
 /// protocol violation or no `hello` within `ws_hello_timeout` closes the socket.
 async fn bind_on_hello(
     app: &App,
-    socket: &mut WebSocket,
+    socket: &mut TimedSocket,
     conn_id: u64,
     proto: Subprotocol,
     selector: &DbSelector,
@@ -650,13 +657,7 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, socket: WebSocket) {
-        // Every write gets a deadline: a client that does not read its responses is closed
-        // after the send timeout, and its streams roll back and free the write lock.
-        let mut socket = TimedSocket {
-            inner: socket,
-            send_timeout: self.ctx.send_timeout,
-        };
+    async fn run(mut self, mut socket: TimedSocket) {
         let conn_id = self.ctx.conn_id;
         tracing::info!(
             conn = conn_id,

@@ -93,27 +93,33 @@ proptest! {
     #![proptest_config(config(512))]
 
     #[test]
-    fn baton_round_trips_for_its_own_scope_and_key_only(
+    fn baton_round_trips_for_its_own_scope_principal_and_key_only(
         c in claims(),
         scope in scope(),
         other in scope(),
+        principal in any::<[u8; 16]>(),
+        other_principal in any::<[u8; 16]>(),
     ) {
         let key = BatonKey::random().unwrap();
-        let baton = key.encode(&scope, c);
-        prop_assert_eq!(key.decode(&scope, &baton), Ok(c));
+        let baton = key.encode(&scope, &principal, c);
+        prop_assert_eq!(key.decode(&scope, &principal, &baton), Ok(c));
         if other != scope {
-            prop_assert!(key.decode(&other, &baton).is_err());
+            prop_assert!(key.decode(&other, &principal, &baton).is_err());
+        }
+        if other_principal != principal {
+            prop_assert!(key.decode(&scope, &other_principal, &baton).is_err());
         }
         let stranger = BatonKey::random().unwrap();
-        prop_assert!(stranger.decode(&scope, &baton).is_err());
+        prop_assert!(stranger.decode(&scope, &principal, &baton).is_err());
     }
 
     #[test]
     fn a_modified_baton_is_refused(c in claims(), scope in scope(), edits in baton_edits()) {
         let key = BatonKey::random().unwrap();
-        let baton = key.encode(&scope, c);
+        let principal = [7u8; 16];
+        let baton = key.encode(&scope, &principal, c);
         let modified = edit(&baton, &edits);
-        if let Ok(got) = key.decode(&scope, &modified) {
+        if let Ok(got) = key.decode(&scope, &principal, &modified) {
             // Only surrounding whitespace may differ, and then it says the same.
             prop_assert_eq!(modified.trim(), baton.as_str());
             prop_assert_eq!(got, c);
@@ -126,7 +132,7 @@ proptest! {
         scope in scope(),
     ) {
         let key = BatonKey::random().unwrap();
-        prop_assert!(key.decode(&scope, &text).is_err());
+        prop_assert!(key.decode(&scope, &[0u8; 16], &text).is_err());
     }
 }
 
