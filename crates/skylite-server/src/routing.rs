@@ -435,6 +435,60 @@ mod tests {
         assert_eq!(strip("/dbx/v2"), ("/dbx/v2".into(), None));
     }
 
+    /// The selector of a request to `path` with `headers`, after the prefix is stripped.
+    fn select(path: &str, headers: &[(&str, &str)]) -> Result<DbSelector, u16> {
+        let mut builder = Request::builder().uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = strip_database_prefix(builder.body(axum::body::Body::empty()).unwrap());
+        let (parts, _) = req.into_parts();
+        DbSelector::from_parts(&parts).map_err(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn selectors_need_no_lookup() {
+        let named = |name: &str, from_path| {
+            Ok(DbSelector::Named {
+                name: name.to_owned(),
+                from_path,
+            })
+        };
+        assert_eq!(select("/db/app/v2/pipeline", &[]), named("app", true));
+        assert_eq!(
+            select("/dev/app/", &[("x-namespace", "other")]),
+            named("app", true)
+        );
+        assert_eq!(
+            select("/v2/pipeline", &[("x-namespace", " app ")]),
+            named("app", false)
+        );
+        assert_eq!(
+            select("/", &[("host", "app.db.example.com")]),
+            Ok(DbSelector::Host("app".to_owned()))
+        );
+        // A valid label is only a candidate: it counts at lookup time if the token opens it
+        // and it exists (`db` of `db.example.com` usually does not).
+        assert_eq!(
+            select("/", &[("host", "db.example.com")]),
+            Ok(DbSelector::Host("db".to_owned()))
+        );
+        assert_eq!(
+            select("/", &[("host", "example.com")]),
+            Ok(DbSelector::Default)
+        );
+        assert_eq!(
+            select("/", &[("host", "-x.localhost")]),
+            Ok(DbSelector::Default)
+        );
+        assert_eq!(select("/", &[]), Ok(DbSelector::Default));
+        // Invalid names given explicitly are 400, whatever exists.
+        assert_eq!(select("/db/../v2/pipeline", &[]), Err(400));
+        assert_eq!(select("/db/", &[]), Err(400));
+        assert_eq!(select("/", &[("x-namespace", ".skylite")]), Err(400));
+        assert_eq!(select("/", &[("x-namespace", "APP")]), Err(400));
+    }
+
     #[test]
     fn hosts() {
         assert_eq!(host_label("app.example.com"), Some("app".into()));

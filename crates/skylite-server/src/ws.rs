@@ -364,7 +364,19 @@ async fn bind_on_hello(
                 return None;
             }
         };
-        match Connection::classify(proto, app.config.max_body_bytes, conn_id, frame) {
+        let incoming = match frame {
+            // Closed, or unreadable (a message beyond the size limit among others): nothing
+            // is bound yet, so there is nothing to clean up.
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Text(text))) if !proto.is_protobuf() => decode_json(text.as_str()),
+            Some(Ok(Message::Binary(bytes))) if proto.is_protobuf() => decode_protobuf(&bytes),
+            Some(Ok(_)) => Incoming::Violation(CloseReason::new(
+                CloseReason::WRONG_FRAME_TYPE,
+                format!("wrong frame type for {}", proto.name()),
+            )),
+        };
+        match incoming {
             Incoming::Ignore => continue,
             Incoming::Closed => return None,
             Incoming::Msg(ClientMsg::Hello { jwt }) => break jwt,
@@ -697,7 +709,7 @@ impl Connection {
                         Some(Ok(msg)) => message_len(msg),
                         _ => 0,
                     };
-                    Self::classify(self.ctx.proto, self.app.config.max_body_bytes, self.ctx.conn_id, frame)
+                    self.classify(frame)
                 }
                 permit = self.request_bytes.clone().acquire_owned(), if !bytes_left => {
                     // Woken because a queued request gave its bytes back: read again.
@@ -825,13 +837,8 @@ impl Connection {
         );
     }
 
-    /// Decodes one frame of a `proto` socket whose messages may be `max_body_bytes` long.
-    fn classify(
-        proto: Subprotocol,
-        max_body_bytes: usize,
-        conn_id: u64,
-        frame: Option<Result<Message, axum::Error>>,
-    ) -> Incoming {
+    /// Decodes one frame.
+    fn classify(&self, frame: Option<Result<Message, axum::Error>>) -> Incoming {
         let frame = match frame {
             None => return Incoming::Closed,
             Some(Err(e)) => {
@@ -839,22 +846,25 @@ impl Connection {
                 if text.contains("too long") || text.contains("too big") {
                     return Incoming::Violation(CloseReason::new(
                         CloseReason::TOO_BIG,
-                        format!("message larger than the limit of {} bytes", max_body_bytes),
+                        format!(
+                            "message larger than the limit of {} bytes",
+                            self.app.config.max_body_bytes
+                        ),
                     ));
                 }
-                tracing::info!(conn = conn_id, "websocket read failed: {text}");
+                tracing::info!(conn = self.ctx.conn_id, "websocket read failed: {text}");
                 return Incoming::Closed;
             }
             Some(Ok(frame)) => frame,
         };
-        match (frame, proto.is_protobuf()) {
+        match (frame, self.ctx.proto.is_protobuf()) {
             (Message::Text(text), false) => decode_json(text.as_str()),
             (Message::Binary(bytes), true) => decode_protobuf(&bytes),
             (Message::Binary(_), false) => Incoming::Violation(CloseReason::new(
                 CloseReason::WRONG_FRAME_TYPE,
                 format!(
                     "binary frame on a {} connection: JSON messages go in text frames",
-                    proto.name()
+                    self.ctx.proto.name()
                 ),
             )),
             (Message::Text(_), true) => Incoming::Violation(CloseReason::new(

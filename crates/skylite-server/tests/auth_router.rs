@@ -473,3 +473,19 @@ async fn every_admin_route_wants_an_admin_token_before_anything_else() {
     assert_eq!(is_open(&s, "cold").await, Some(false));
     assert_eq!(server_panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_upgraded_without_a_token_must_say_hello_in_time() {
+    let s = AuthServer::start().await;
+    let mut c = WsClient::connect(s.addr(), "/db/app", "hrana3").await;
+    let started = std::time::Instant::now();
+    let (code, reason) = c.expect_close().await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("hello"), "{reason}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server_panics(), 0);
+}
