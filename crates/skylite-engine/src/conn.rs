@@ -56,6 +56,8 @@ pub struct StatementClock {
     started: AtomicU64,
     /// Nanoseconds after `base` past which the statement is stopped.
     deadline: AtomicU64,
+    /// Nanoseconds of the current statement spent waiting for its consumer.
+    paused: AtomicU64,
     /// The progress handler stopped the statement because of the deadline.
     timed_out: AtomicBool,
     /// The statement has been handed out of the core workers (see `workers`).
@@ -70,6 +72,7 @@ impl StatementClock {
             base: Instant::now(),
             started: AtomicU64::new(0),
             deadline: AtomicU64::new(u64::MAX),
+            paused: AtomicU64::new(0),
             timed_out: AtomicBool::new(false),
             long_running: AtomicBool::new(false),
             timeout,
@@ -106,6 +109,7 @@ impl StatementClock {
         self.timed_out.store(false, Ordering::Relaxed);
         self.long_running.store(false, Ordering::Relaxed);
         self.deadline.store(deadline, Ordering::Relaxed);
+        self.paused.store(0, Ordering::Relaxed);
         self.started.store(now, Ordering::Relaxed);
     }
 
@@ -122,6 +126,7 @@ impl StatementClock {
     /// Moves the deadline by `waited`: time spent outside SQLite, waiting for the consumer.
     pub fn pause(&self, waited: Duration) {
         let add = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.paused.fetch_add(add, Ordering::Relaxed);
         let _ = self
             .deadline
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
@@ -145,10 +150,13 @@ impl StatementClock {
             self.timed_out.store(true, Ordering::Relaxed);
             return true;
         }
+        // Time in SQLite only: a cursor waiting for its reader is already out of the core (in a
+        // blocking section) while it waits.
+        let in_sqlite = now
+            .saturating_sub(started)
+            .saturating_sub(self.paused.load(Ordering::Relaxed));
         let long_after = u64::try_from(workers::LONG_RUNNING_AFTER.as_nanos()).unwrap_or(0);
-        if now.saturating_sub(started) >= long_after
-            && !self.long_running.swap(true, Ordering::Relaxed)
-        {
+        if in_sqlite >= long_after && !self.long_running.swap(true, Ordering::Relaxed) {
             workers::mark_long_running();
         }
         false

@@ -283,9 +283,7 @@ impl Scanner {
     pub fn next_statement_end(&mut self, sql: &str) -> Option<usize> {
         let bytes = sql.as_bytes();
         while !self.nul {
-            let Some(&b) = bytes.get(self.pos) else {
-                return None;
-            };
+            let &b = bytes.get(self.pos)?;
             // Finish a token left open by a shorter text first.
             match self.open {
                 Open::Quote(q) => {
@@ -367,9 +365,8 @@ impl Scanner {
                     self.open = Open::Block;
                 }
                 b'/' => {
-                    if next.is_none() {
-                        return None; // may become a comment
-                    }
+                    // At the end of the text, this may become a comment.
+                    next?;
                     self.pos += 1;
                     self.feed(Token::Other);
                 }
@@ -378,9 +375,7 @@ impl Scanner {
                     self.open = Open::Line;
                 }
                 b'-' => {
-                    if next.is_none() {
-                        return None;
-                    }
+                    next?;
                     self.pos += 1;
                     self.feed(Token::Other);
                 }

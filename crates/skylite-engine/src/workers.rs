@@ -314,6 +314,53 @@ mod tests {
     }
 
     #[test]
+    fn a_long_running_job_leaves_the_core_and_the_pool_stays_capped() {
+        // One core worker, at most 3 threads.
+        let pool = Workers::new("t", 1, 3);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let (started_tx, started_rx) = mpsc::channel();
+        let long_job = |rx: Arc<Mutex<mpsc::Receiver<()>>>, started: mpsc::Sender<()>| {
+            move || {
+                // What a statement's progress handler does after LONG_RUNNING_AFTER (again
+                // and again: only the first call counts).
+                mark_long_running();
+                mark_long_running();
+                started.send(()).unwrap();
+                let _ = rx.lock().unwrap().recv();
+            }
+        };
+        for _ in 0..2 {
+            pool.execute(long_job(release_rx.clone(), started_tx.clone()));
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        // A short job queued behind the long ones still runs.
+        let (tx, rx) = mpsc::channel();
+        pool.execute(move || tx.send(()).unwrap());
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("a queued job ran while long ones held the core worker");
+        // More long jobs never take the pool past its maximum.
+        for _ in 0..4 {
+            pool.execute(long_job(release_rx.clone(), started_tx.clone()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(pool.threads() <= 3, "threads: {}", pool.threads());
+        for _ in 0..6 {
+            release_tx.send(()).unwrap();
+        }
+        for _ in 0..4 {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        // Once done, the jobs are back in the core and the pool shrinks to it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pool.threads() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(pool.threads() <= 1, "threads: {}", pool.threads());
+        assert_eq!(pool.inner.lock().long_running, 0);
+    }
+
+    #[test]
     fn blocked_workers_do_not_starve_the_queue() {
         // Two core workers both block (as if waiting for the write lock) until a job queued
         // after them runs: without temporary workers this would deadlock.

@@ -274,6 +274,8 @@ fn the_pragmas_orms_send_work_and_unknown_ones_are_refused() {
     for sql in [
         "PRAGMA main.table_info(\"t\")",
         "PRAGMA main.table_xinfo(\"t\")",
+        "PRAGMA temp.table_xinfo(\"t\")",
+        "SELECT * FROM pragma_table_xinfo(\"t\")",
         "PRAGMA main.index_list(\"t\")",
         "PRAGMA main.index_info(\"t_v2\")",
         "PRAGMA main.index_xinfo(\"t_v2\")",
