@@ -139,15 +139,14 @@ impl WriteLock {
                     return Ok(());
                 }
                 None => {}
-                Some(h) => {
-                    if h.since.elapsed() >= txn_timeout && !h.revoker.is_revoked() {
-                        tracing::warn!(
-                            held_ms = h.since.elapsed().as_millis() as u64,
-                            "revoking a transaction that held the write lock past the timeout"
-                        );
-                        h.revoker.revoke();
-                    }
+                Some(h) if h.since.elapsed() >= txn_timeout && !h.revoker.is_revoked() => {
+                    tracing::warn!(
+                        held_ms = h.since.elapsed().as_millis() as u64,
+                        "revoking a transaction that held the write lock past the timeout"
+                    );
+                    h.revoker.revoke();
                 }
+                Some(_) => {}
             }
             let waited = start.elapsed();
             if waited >= max_wait {
