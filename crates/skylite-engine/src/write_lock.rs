@@ -64,9 +64,21 @@ struct Holder {
 #[derive(Default)]
 struct LockState {
     holder: Option<Holder>,
-    /// Tickets of the writers waiting, in arrival order; the front one is served next.
-    queue: VecDeque<u64>,
+    /// The writers waiting, in arrival order, each with its own wake-up signal (so a release
+    /// wakes the next writer only, not every waiter); the front one is served next.
+    queue: VecDeque<(u64, Arc<Condvar>)>,
     next_ticket: u64,
+}
+
+impl LockState {
+    /// Wakes the first writer in line (after a release, or when the one before it gave up).
+    fn wake_front(&self) {
+        if self.holder.is_none() {
+            if let Some((_, signal)) = self.queue.front() {
+                signal.notify_one();
+            }
+        }
+    }
 }
 
 /// The lock itself. Waiters are served first come, first served: a ticket queue, so a newcomer
@@ -75,7 +87,6 @@ struct LockState {
 #[derive(Default)]
 pub struct WriteLock {
     state: Mutex<LockState>,
-    released: Condvar,
 }
 
 impl WriteLock {
@@ -112,40 +123,36 @@ impl WriteLock {
         }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.queue.push_back(ticket);
+        let signal = Arc::new(Condvar::new());
+        state.queue.push_back((ticket, signal.clone()));
         // Waiting for another writer is not CPU work: let the pool run other jobs meanwhile.
         let _blocked = crate::workers::blocking_section();
         loop {
             match &state.holder {
-                None if state.queue.front() == Some(&ticket) => {
+                None if state.queue.front().is_some_and(|(t, _)| *t == ticket) => {
                     state.queue.pop_front();
                     state.holder = Some(Holder {
                         conn_id,
                         since: Instant::now(),
                         revoker: revoker.clone(),
                     });
-                    // The next in line may now watch the new holder's clock.
-                    if !state.queue.is_empty() {
-                        self.released.notify_all();
-                    }
                     return Ok(());
                 }
                 None => {}
-                Some(h) => {
-                    if h.since.elapsed() >= txn_timeout && !h.revoker.is_revoked() {
-                        tracing::warn!(
-                            held_ms = h.since.elapsed().as_millis() as u64,
-                            "revoking a transaction that held the write lock past the timeout"
-                        );
-                        h.revoker.revoke();
-                    }
+                Some(h) if h.since.elapsed() >= txn_timeout && !h.revoker.is_revoked() => {
+                    tracing::warn!(
+                        held_ms = h.since.elapsed().as_millis() as u64,
+                        "revoking a transaction that held the write lock past the timeout"
+                    );
+                    h.revoker.revoke();
                 }
+                Some(_) => {}
             }
             let waited = start.elapsed();
             if waited >= max_wait {
-                state.queue.retain(|t| *t != ticket);
+                state.queue.retain(|(t, _)| *t != ticket);
                 // The writer behind this one may be first in line now.
-                self.released.notify_all();
+                state.wake_front();
                 return Err(ExecError::new(
                     "SQLITE_BUSY",
                     format!(
@@ -155,8 +162,9 @@ impl WriteLock {
                 ));
             }
             let slice = (max_wait - waited).min(Duration::from_millis(50));
-            state = self
-                .released
+            // Woken by a release when this writer is first in line; otherwise every slice, to
+            // watch the holder's clock (revocation) and this writer's own deadline.
+            state = signal
                 .wait_timeout(state, slice)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
@@ -168,11 +176,7 @@ impl WriteLock {
         let mut state = self.state();
         if state.holder.as_ref().is_some_and(|h| h.conn_id == conn_id) {
             state.holder = None;
-            if !state.queue.is_empty() {
-                // Every waiter wakes and only the first in line takes the lock; the others
-                // go back to sleep.
-                self.released.notify_all();
-            }
+            state.wake_front();
         }
     }
 

@@ -305,3 +305,50 @@ fn a_client_checkpoint_waits_for_the_write_lock() {
     checkpoint.join().unwrap().unwrap();
     assert_eq!(count(&db, "SELECT count(*) FROM t"), 1);
 }
+
+#[test]
+fn a_long_reader_lets_the_wal_grow_without_blocking_writers_and_it_shrinks_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let db = open_at(
+        &path,
+        EngineConfig {
+            durability: Durability::Normal,
+            ..EngineConfig::default()
+        },
+    );
+    let wal_len = || {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(&wal).map_or(0, |m| m.len())
+    };
+    let mut w = Session::new(db.clone());
+    ok(&mut w, "CREATE TABLE t(id INTEGER PRIMARY KEY, pad BLOB)");
+    ok(&mut w, "INSERT INTO t(pad) VALUES (randomblob(3000))");
+    // A reader holds an old snapshot (an open read transaction).
+    let mut reader = Session::new(db.clone());
+    ok(&mut reader, "BEGIN");
+    ok(&mut reader, "SELECT count(*) FROM t");
+    let insert = "INSERT INTO t(pad) VALUES (randomblob(3000))";
+    for _ in 0..6000 {
+        ok(&mut w, insert);
+    }
+    let grown = wal_len();
+    assert!(grown > 20 * 1024 * 1024, "WAL only {grown} bytes");
+    // The reader still sees its snapshot.
+    assert_eq!(
+        ok(&mut reader, "SELECT count(*) FROM t").rows[0][0],
+        Value::Integer(1)
+    );
+    ok(&mut reader, "COMMIT");
+    // Once the reader is gone, a checkpoint completes and the WAL is cut back.
+    for _ in 0..2000 {
+        ok(&mut w, insert);
+    }
+    let after = wal_len();
+    assert!(
+        after <= 16 * 1024 * 1024 + 1000 * 4096 + 1024 * 1024,
+        "WAL still {after} bytes (was {grown})"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM t"), 8001);
+}

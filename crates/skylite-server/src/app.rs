@@ -145,7 +145,7 @@ impl App {
                     db.streams().reap().await;
                 }
                 ticks += 1;
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     // Closing checkpoints: blocking work.
                     let _ = tokio::task::spawn_blocking(move || app.databases.evict_idle()).await;
                 }

@@ -413,7 +413,7 @@ impl Databases {
                     .collect()
             };
             // Longest idle first.
-            idle.sort_by(|a, b| b.0.cmp(&a.0));
+            idle.sort_by_key(|(idle_for, _)| std::cmp::Reverse(*idle_for));
             if !idle.into_iter().any(|(_, name)| self.evict(&name, None)) {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
