@@ -24,17 +24,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use skylite_engine::{Budget, ExecError};
+use skylite_engine::{ExecError, PinnedSql};
 use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
-    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
-    StreamResult,
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody,
 };
 use tokio::sync::OwnedMutexGuard;
 
 use crate::app::App;
 use crate::baton::BatonClaims;
-use crate::blocking::SendError;
+use crate::blocking::{PipeSender, SendError, SendLimits};
 use crate::databases::DbHandle;
 use crate::error::ApiError;
 use crate::routing::Authorized;
@@ -380,8 +379,6 @@ pub async fn run_pipeline(
     let id = checkout.id;
     let fresh = checkout.fresh;
     let mut guard = checkout.guard;
-    // What this request's token allows (the stream may outlive a token: each request decides).
-    guard.session.set_read_only(read_only);
     let worker_app = app.clone();
     let worker_db = db.clone();
     let mut guard_log = DisconnectGuard {
@@ -389,60 +386,50 @@ pub async fn run_pipeline(
         done: false,
     };
     let outcome = crate::blocking::run(&app.workers, move || {
-        let mut budget = Budget::new(worker_app.config.engine.max_response_bytes);
-        let mut results = Vec::with_capacity(req.requests.len());
-        let mut closed = false;
-        for request in &req.requests {
-            if closed {
-                results.push(StreamResult::Error {
-                    error: ExecError::protocol("the stream was closed by an earlier request")
-                        .into(),
-                });
-                continue;
-            }
-            results.push(guard.session.handle(request, &mut budget));
-            closed = matches!(request, StreamRequest::Close);
-        }
-        // Acknowledge nothing before it is durable.
-        let durable = guard.session.finish_pipeline();
+        let streams = worker_db.streams();
+        let max_response = worker_app.config.engine.max_response_bytes;
+        let ran = crate::exec::run_requests(
+            &mut guard.session,
+            &req.requests,
+            read_only,
+            PinnedSql::default(),
+            max_response,
+        );
         guard.seq += 1;
         guard.last_used = Instant::now();
-        if let Err(e) = durable {
-            guard.session.close();
-            return Err(ApiError::from_exec(e));
-        }
-        let baton = (!closed).then(|| {
+        // The registry is updated here, not after the await: a client that disconnects
+        // meanwhile must not leave a closed stream behind.
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(e) => {
+                streams.remove(id);
+                return Err(ApiError::from_exec(e));
+            }
+        };
+        let baton = (!ran.closed).then(|| {
             let stateful = guard.session.is_stateful();
             worker_app.next_baton(&worker_db, &principal, id, guard.seq, stateful)
         });
+        drop(guard);
+        if ran.closed {
+            if fresh {
+                streams.remove(id);
+            } else {
+                // The client holds batons of this stream: tell it why they stopped working.
+                streams.close(id);
+            }
+        }
         let body = PipelineRespBody {
             baton,
             base_url: None,
-            results,
+            results: ran.results,
         };
-        let bytes = encoding.encode(body)?;
-        Ok((bytes, closed, guard))
+        encoding.encode(body)
     })
     .await
     .map_err(|e| ApiError::internal(format!("pipeline worker failed: {e}")))?;
     guard_log.done = true;
-    let (bytes, closed, guard) = match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            db.streams().remove(id);
-            return Err(e);
-        }
-    };
-    drop(guard);
-    if closed {
-        if fresh {
-            db.streams().remove(id);
-        } else {
-            // The client holds batons of this stream: tell it why they stopped working.
-            db.streams().close(id);
-        }
-    }
-    Ok(ok_response(bytes, encoding.pipeline_content_type()))
+    Ok(ok_response(outcome?, encoding.pipeline_content_type()))
 }
 
 /// Flushes cursor output in chunks of about this many bytes.
@@ -451,30 +438,40 @@ const CURSOR_CHUNK: usize = 32 * 1024;
 /// however large its single entry).
 pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// The error that ends a cursor whose reader stalled (or whose transaction lost the write
-/// lock while the reader stalled).
-pub(crate) fn stalled_cursor_error(
-    why: SendError,
-    stall_timeout: std::time::Duration,
-) -> ExecError {
-    match why {
-        SendError::Revoked => ExecError::new(
-            "TRANSACTION_TIMEOUT",
-            "the transaction was rolled back: it held the write lock past the transaction \
-             timeout while other writers waited and the client was not reading the cursor",
-        ),
-        SendError::Stalled => ExecError::new(
-            "TRANSACTION_TIMEOUT",
-            format!(
-                "the cursor was ended and its transaction rolled back: the client read \
-                 nothing for {} s",
-                stall_timeout.as_secs_f64()
-            ),
-        ),
-        SendError::Gone => ExecError::new(
-            "CLIENT_GONE",
-            "the client went away; the cursor was ended and its transaction rolled back",
-        ),
+/// Cursor output as the HTTP body: entries framed by the encoding, sent in chunks of about
+/// [`CURSOR_CHUNK`] bytes through a byte-bounded pipe.
+struct ChunkSink {
+    encoding: Encoding,
+    buf: Vec<u8>,
+    tx: PipeSender<Bytes>,
+}
+
+impl crate::exec::CursorSink for ChunkSink {
+    fn send(&mut self, entry: CursorEntry, limits: &SendLimits) -> Result<(), SendError> {
+        // An entry that cannot be encoded is left out (none can: plain data).
+        let _ = self.encoding.frame(entry, &mut self.buf);
+        if self.buf.len() >= CURSOR_CHUNK {
+            return self.flush(limits);
+        }
+        Ok(())
+    }
+
+    fn send_last(&mut self, entry: CursorEntry) {
+        // What was buffered cannot go out (the client stalled); the reason can.
+        self.buf.clear();
+        let _ = self.encoding.frame(entry, &mut self.buf);
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        let size = chunk.len();
+        self.tx.force_send(chunk, size);
+    }
+
+    fn flush(&mut self, limits: &SendLimits) -> Result<(), SendError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        let size = chunk.len();
+        self.tx.send(chunk, size, limits)
     }
 }
 
@@ -526,8 +523,6 @@ pub async fn run_cursor(
         .await?;
     let id = checkout.id;
     let mut guard = checkout.guard;
-    // What this request's token allows (the stream may outlive a token: each request decides).
-    guard.session.set_read_only(read_only);
     guard.seq += 1;
     // The baton is sent before the batch runs, so its state flag is a forecast: stateful if the
     // stream already is, or if the batch may open a transaction or change the connection.
@@ -554,65 +549,24 @@ pub async fn run_cursor(
     let stall_timeout = app.config.send_timeout;
     let batch = req.batch;
     app.workers.execute(move || {
-        let mut buf = first;
-        // The watch lets a send blocked on a stalled reader give up as soon as a waiting
-        // writer revokes this stream's hold on the write lock.
-        let limits = crate::blocking::SendLimits {
+        let mut sink = ChunkSink {
+            encoding,
+            buf: first,
+            tx,
+        };
+        let failed = crate::exec::run_cursor(
+            &mut guard.session,
+            &batch,
+            read_only,
+            PinnedSql::default(),
+            limit,
             stall_timeout,
-            watch: guard.session.lock_watch().ok(),
-        };
-        let failed: std::cell::Cell<Option<SendError>> = std::cell::Cell::new(None);
-        let mut emit = |entry: CursorEntry| -> bool {
-            if failed.get().is_some() {
-                return false;
-            }
-            if !encoding.frame(entry, &mut buf) {
-                return false;
-            }
-            if buf.len() >= CURSOR_CHUNK {
-                let chunk = Bytes::from(std::mem::take(&mut buf));
-                let size = chunk.len();
-                if let Err(e) = tx.send(chunk, size, &limits) {
-                    failed.set(Some(e));
-                    return false;
-                }
-            }
-            true
-        };
-        guard.session.cursor(&batch, limit, &mut emit);
-        match failed.get() {
-            None => {
-                if let Err(e) = guard.session.finish_pipeline() {
-                    emit(CursorEntry::Error { error: e.into() });
-                }
-            }
-            Some(why) => {
-                // The reader stalled or left: its transaction must not keep the write lock.
-                buf.clear();
-                let error = stalled_cursor_error(why, stall_timeout);
-                if guard.session.abandon(error.clone()) {
-                    tracing::warn!(stream = id, "{}", error.message);
-                } else if why != SendError::Gone {
-                    tracing::info!(stream = id, "{}", error.message);
-                }
-                let _ = guard.session.finish_pipeline();
-                // Ends the body with the reason, for a reader that comes back to it.
-                let _ = encoding.frame(
-                    CursorEntry::Error {
-                        error: error.into(),
-                    },
-                    &mut buf,
-                );
-                let size = buf.len();
-                let _ = tx.force_send(Bytes::from(std::mem::take(&mut buf)), size);
-            }
+            &mut sink,
+        );
+        if let Some(why) = failed {
+            tracing::debug!(stream = id, ?why, "cursor ended early");
         }
         guard.last_used = Instant::now();
-        drop(guard);
-        if !buf.is_empty() {
-            let size = buf.len();
-            let _ = tx.send(Bytes::from(buf), size, &limits);
-        }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()

@@ -29,6 +29,7 @@ pub mod blocking;
 pub mod config;
 pub mod databases;
 pub mod error;
+pub mod exec;
 pub mod hrana_http;
 pub mod legacy_http;
 pub mod listener;

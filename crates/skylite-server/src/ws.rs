@@ -50,7 +50,7 @@ use axum::response::{IntoResponse, Response};
 use prost::Message as _;
 use serde::Deserialize;
 use skylite_engine::session::{batch_sql_ids, referenced_sql_ids};
-use skylite_engine::{Budget, Database, LockWatch, PinnedSql, Session, SqlStore};
+use skylite_engine::{Database, LockWatch, PinnedSql, Session, SqlStore};
 use skylite_proto::pb::hrana::ws as pbws;
 use skylite_proto::protobuf::{self, FromProto};
 use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
@@ -59,7 +59,7 @@ use skylite_proto::{
 };
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::blocking::{PipeReceiver, PipeSender, SendLimits};
+use crate::blocking::{PipeReceiver, PipeSender, SendError, SendLimits};
 
 use crate::app::App;
 use crate::databases::{DbHandle, WebSocketGuard};
@@ -1349,6 +1349,55 @@ async fn deliver(
     }
 }
 
+/// While writers wait, rolls back the session's idle transaction if they revoked its write
+/// lock (on a blocking thread). Returns false if the worker failed (the session is lost).
+async fn apply_revocation(ctx: &Ctx, stream_id: i32, session: &mut Option<Session>) -> bool {
+    if !ctx.db.has_write_waiters() {
+        return true;
+    }
+    let Some(mut s) = session.take() else {
+        return false;
+    };
+    let back = crate::blocking::run(&ctx.workers, move || {
+        let revoked = s.enforce_revocation();
+        (s, revoked)
+    })
+    .await;
+    match back {
+        Ok((s, revoked)) => {
+            if revoked {
+                tracing::warn!(
+                    conn = ctx.conn_id,
+                    stream = stream_id,
+                    "rolled back an idle transaction that held the write lock too long"
+                );
+            }
+            *session = Some(s);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Cursor entries into the pipe a cursor's task reads for `fetch_cursor`.
+struct EntrySink(PipeSender<CursorEntry>);
+
+impl crate::exec::CursorSink for EntrySink {
+    fn send(&mut self, entry: CursorEntry, limits: &SendLimits) -> Result<(), SendError> {
+        let size = entry_size(&entry);
+        self.0.send(entry, size, limits)
+    }
+
+    fn send_last(&mut self, entry: CursorEntry) {
+        let size = entry_size(&entry);
+        self.0.force_send(entry, size);
+    }
+
+    fn flush(&mut self, _: &SendLimits) -> Result<(), SendError> {
+        Ok(())
+    }
+}
+
 /// How often a task waiting to hand over a response checks its write lock's revocation.
 const SEND_WATCH: Duration = Duration::from_millis(50);
 
@@ -1368,30 +1417,10 @@ async fn stream_task(
             tokio::select! {
                 job = jobs.recv() => job,
                 _ = tokio::time::sleep(REVOCATION_CHECK) => {
-                    if ctx.db.has_write_waiters() {
-                        if let Some(mut s) = session.take() {
-                            let back = crate::blocking::run(&ctx.workers, move || {
-                                let revoked = s.enforce_revocation();
-                                (s, revoked)
-                            })
-                            .await;
-                            match back {
-                                Ok((s, revoked)) => {
-                                    if revoked {
-                                        tracing::warn!(
-                                            conn = conn_id,
-                                            stream = stream_id,
-                                            "rolled back an idle transaction that held the \
-                                             write lock too long"
-                                        );
-                                    }
-                                    in_txn = s.in_transaction();
-                                    session = Some(s);
-                                }
-                                Err(_) => break,
-                            }
-                        }
+                    if !apply_revocation(&ctx, stream_id, &mut session).await {
+                        break;
                     }
+                    in_txn = session.as_ref().is_some_and(Session::in_transaction);
                     continue;
                 }
             }
@@ -1414,21 +1443,20 @@ async fn stream_task(
             } => {
                 let limit = ctx.max_response_bytes;
                 let proto = ctx.proto;
-                s.set_read_only(read_only);
                 let done = crate::blocking::run(&ctx.workers, move || {
-                    let mut budget = Budget::new(limit);
-                    let result = s.with_pinned(pinned, |s| s.handle(&request, &mut budget));
-                    let msg = match s.finish_pipeline() {
-                        Ok(()) => response_for(request_id, result),
-                        Err(e) => {
-                            // Nothing is acknowledged that is not durable.
-                            s.close();
-                            ServerMsg::ResponseError {
+                    let requests = std::slice::from_ref(&request);
+                    let msg =
+                        match crate::exec::run_requests(&mut s, requests, read_only, pinned, limit)
+                        {
+                            Ok(ran) => match ran.results.into_iter().next() {
+                                Some(result) => response_for(request_id, result),
+                                None => error_msg(request_id, "INTERNAL_ERROR", "no result"),
+                            },
+                            Err(e) => ServerMsg::ResponseError {
                                 request_id,
                                 error: e.into(),
-                            }
-                        }
-                    };
+                            },
+                        };
                     let watch = s.current_lock_watch();
                     (s, encode_msg(proto, msg), watch)
                 })
@@ -1462,7 +1490,6 @@ async fn stream_task(
                 entries,
                 closed,
             } => {
-                s.set_read_only(read_only);
                 let ok = ServerMsg::ResponseOk {
                     request_id,
                     response: WsResponse::OpenCursor,
@@ -1478,51 +1505,25 @@ async fn stream_task(
                 let done = crate::blocking::run(&ctx.workers, move || {
                     // A fetch-less client fills the cursor's buffer; the batch then gives up
                     // after the send timeout, or at once when a waiting writer revokes the
-                    // stream's write lock.
-                    let limits = SendLimits {
+                    // stream's write lock. `done` reaches the client only once this returns
+                    // (after durability), when the pipe closes.
+                    let mut sink = EntrySink(entries);
+                    let failed = crate::exec::run_cursor(
+                        &mut s,
+                        &batch,
+                        read_only,
+                        pinned,
+                        limit,
                         stall_timeout,
-                        watch: s.lock_watch().ok(),
-                    };
-                    let failed = std::cell::Cell::new(None);
-                    let mut emit = |entry: CursorEntry| {
-                        if failed.get().is_some() {
-                            return false;
-                        }
-                        let size = entry_size(&entry);
-                        match entries.send(entry, size, &limits) {
-                            Ok(()) => true,
-                            Err(e) => {
-                                failed.set(Some(e));
-                                false
-                            }
-                        }
-                    };
-                    s.with_pinned(pinned, |s| s.cursor(&batch, limit, &mut emit));
-                    match failed.get() {
-                        None => {
-                            // `done` reaches the client only after this, when the pipe closes.
-                            if let Err(e) = s.finish_pipeline() {
-                                s.close();
-                                emit(CursorEntry::Error { error: e.into() });
-                            }
-                        }
-                        Some(why) => {
-                            let error = crate::hrana_http::stalled_cursor_error(why, stall_timeout);
-                            if s.abandon(error.clone()) {
-                                tracing::warn!(
-                                    conn = conn_id,
-                                    stream = stream_id,
-                                    "{}",
-                                    error.message
-                                );
-                            }
-                            let _ = s.finish_pipeline();
-                            let entry = CursorEntry::Error {
-                                error: error.into(),
-                            };
-                            let size = entry_size(&entry);
-                            entries.force_send(entry, size);
-                        }
+                        &mut sink,
+                    );
+                    if let Some(why) = failed {
+                        tracing::debug!(
+                            conn = conn_id,
+                            stream = stream_id,
+                            ?why,
+                            "cursor ended early"
+                        );
                     }
                     s
                 })
@@ -1541,8 +1542,23 @@ async fn stream_task(
                         break;
                     }
                 }
-                // Later requests of this stream wait until the cursor is closed.
-                let _ = closed.await;
+                // Later requests of this stream wait until the cursor is closed; meanwhile a
+                // transaction the cursor left open stays revocable.
+                tokio::pin!(closed);
+                loop {
+                    tokio::select! {
+                        _ = &mut closed => break,
+                        _ = tokio::time::sleep(REVOCATION_CHECK), if in_txn => {
+                            if !apply_revocation(&ctx, stream_id, &mut session).await {
+                                break;
+                            }
+                            in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                        }
+                    }
+                }
+                if session.is_none() {
+                    break;
+                }
             }
             StreamJob::Close { request_id } => {
                 let had_txn = close_session(s).await;

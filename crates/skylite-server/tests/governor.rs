@@ -453,3 +453,42 @@ async fn live_http_streams_are_capped_per_token() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(common::server_panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_cursor_early_keeps_the_transaction() {
+    let server = server_with(|_| {}).await;
+    let mut c = WsClient::connect(server.addr, "/", "hrana3").await;
+    c.hello(None).await;
+    c.ok(1, Request::OpenStream { stream_id: 1 }).await;
+    c.query(2, 1, "BEGIN").await;
+    c.query(3, 1, "INSERT INTO t VALUES (1)").await;
+    let batch = skylite_proto::Batch {
+        steps: vec![skylite_proto::BatchStep {
+            condition: None,
+            stmt: Stmt::new(BIG_SELECT),
+        }],
+    };
+    c.ok(
+        4,
+        Request::OpenCursor {
+            stream_id: 1,
+            cursor_id: 1,
+            batch,
+        },
+    )
+    .await;
+    c.ok(
+        5,
+        Request::FetchCursor {
+            cursor_id: 1,
+            max_count: 3,
+        },
+    )
+    .await;
+    c.ok(6, Request::CloseCursor { cursor_id: 1 }).await;
+    // The batch stopped because the client closed the cursor, not because it stalled: the
+    // transaction goes on.
+    c.query(7, 1, "COMMIT").await;
+    assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
+    assert_eq!(server_panics(), 0);
+}
