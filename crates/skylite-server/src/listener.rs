@@ -510,7 +510,9 @@ impl HeadClock {
 /// request head (at accept, and after each response) and dropped once the head is parsed. This
 /// timer turns that single deadline into two: `idle_timeout` until the first byte of the next
 /// request (`header_timeout` on a new connection, which must speak promptly), then
-/// `header_timeout` from that byte. The deadline hyper asks for stays an upper bound.
+/// `header_timeout` from that byte. The deadline hyper asks for stays an upper bound. (Bytes of a
+/// pipelined next request read before the wait began do not count as its first byte: such a
+/// head gets at most `idle_timeout` + `header_timeout`, still bounded.)
 #[derive(Clone)]
 struct HeadTimer {
     clock: Arc<HeadClock>,
