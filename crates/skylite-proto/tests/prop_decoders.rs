@@ -408,7 +408,7 @@ proptest! {
 // ---- mutations and arbitrary input ------------------------------------------
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn mutated_json_bodies_never_panic(
