@@ -180,7 +180,7 @@ proptest! {
         prop_assert!(result.is_err());
         let err = result.unwrap_err();
         prop_assert!(err.status() == 401 || err.status() == 403);
-        prop_assert!(!err.code().is_empty());
+        prop_assert!(!err.code().as_str().is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! route it through the authorizer. The reason for a denial is kept in [`ConnFlags`] so that the
 //! client gets a clear message instead of SQLite's bare "not authorized".
 
+use crate::ErrorCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +29,7 @@ pub struct ConnFlags {
     pub tainted: AtomicBool,
     /// Why the authorizer denied the last statement: the error code the client should see and
     /// the message.
-    pub denial: Mutex<Option<(&'static str, String)>>,
+    pub denial: Mutex<Option<(ErrorCode, String)>>,
     /// The statement being prepared is for a read-only caller: refuse every write.
     pub read_only: AtomicBool,
     /// The caller has read-only access (set for `describe` too, where `read_only` is not):
@@ -41,10 +42,10 @@ pub struct ConnFlags {
 
 impl ConnFlags {
     fn deny(&self, reason: String) -> Authorization {
-        self.deny_with("SQLITE_AUTH", reason)
+        self.deny_with(ErrorCode::SQLITE_AUTH, reason)
     }
 
-    fn deny_with(&self, code: &'static str, reason: String) -> Authorization {
+    fn deny_with(&self, code: ErrorCode, reason: String) -> Authorization {
         if let Ok(mut d) = self.denial.lock() {
             *d = Some((code, reason));
         }
@@ -52,7 +53,7 @@ impl ConnFlags {
     }
 
     /// Takes the code and reason of the last denial, if any.
-    pub fn take_denial(&self) -> Option<(&'static str, String)> {
+    pub fn take_denial(&self) -> Option<(ErrorCode, String)> {
         self.denial.lock().ok().and_then(|mut d| d.take())
     }
 }
@@ -232,7 +233,7 @@ pub fn authorize(flags: &ConnFlags, ctx: AuthContext<'_>) -> Authorization {
         // The same code as a write refused after preparation (conn.rs), so clients see one
         // error whichever check caught it.
         return flags.deny_with(
-            "SQLITE_READONLY",
+            ErrorCode::SQLITE_READONLY,
             "attempt to write with read-only access: this token may only read this database".into(),
         );
     }
@@ -311,7 +312,7 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
         PragmaRule::Setting => {
             if name == "query_only" && flags.read_only_caller.load(Ordering::Relaxed) {
                 return flags.deny_with(
-                    "SQLITE_READONLY",
+                    ErrorCode::SQLITE_READONLY,
                     "PRAGMA query_only cannot be changed with read-only access".into(),
                 );
             }

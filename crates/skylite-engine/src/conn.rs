@@ -13,6 +13,7 @@
 //!
 //! All of this is blocking code; callers run it on blocking threads, never on async workers.
 
+use crate::ErrorCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,7 +173,7 @@ impl StatementClock {
         if rolled_back {
             message.push_str("; the open transaction was rolled back");
         }
-        ExecError::new("STATEMENT_TIMEOUT", message)
+        ExecError::new(ErrorCode::StatementTimeout, message)
     }
 }
 
@@ -347,7 +348,7 @@ impl Conn {
         self.revoker.clear();
         let secs = self.shared.config.txn_timeout.as_secs_f64();
         Some(ExecError::new(
-            "TRANSACTION_TIMEOUT",
+            ErrorCode::TransactionTimeout,
             format!(
                 "the transaction was rolled back: it held the write lock for more than {secs} s \
                  while other writers waited"
@@ -410,9 +411,9 @@ impl Conn {
     /// value limit behind SQLITE_TOOBIG.
     fn explain_error(&self, mut e: ExecError) -> ExecError {
         if let Some((code, reason)) = self.flags.take_denial() {
-            e.code = code.to_owned();
+            e.code = code;
             e.message = reason;
-        } else if e.code == "SQLITE_TOOBIG" {
+        } else if e.code == ErrorCode::SQLITE_TOOBIG {
             e.message = format!(
                 "{}: strings, blobs and SQL texts are limited to {} bytes on this server \
                  (the response limit, --max-response-size)",
@@ -456,7 +457,7 @@ impl Conn {
         let (len, more) = sql_text::first_statement(input.sql);
         if more {
             return Err(ExecError::new(
-                "SQLITE_ERROR",
+                ErrorCode::SQLITE_ERROR,
                 "the SQL text contains more than one statement; \
                  use `sequence` (executeMultiple) or a batch",
             ));
@@ -466,13 +467,13 @@ impl Conn {
             // SQLite prepares no statement at all for such text; running it would touch a null
             // statement handle.
             return Err(ExecError::new(
-                "SQL_NO_STATEMENT",
+                ErrorCode::SqlNoStatement,
                 "the SQL text contains no statement",
             ));
         }
         if sql_text::is_vacuum_into(sql) {
             return Err(ExecError::new(
-                "SQLITE_AUTH",
+                ErrorCode::SQLITE_AUTH,
                 "VACUUM INTO is not allowed: a skylite database cannot write other files",
             ));
         }
@@ -482,7 +483,7 @@ impl Conn {
             // authorizer refuses), and libSQL's VACUUM duplicates vector-index metadata, which
             // corrupts databases that have a vector index. Freed pages are reused anyway.
             return Err(ExecError::new(
-                "SQLITE_AUTH",
+                ErrorCode::SQLITE_AUTH,
                 "VACUUM is not available on a skylite server: freed pages are reused by later \
                  writes (and libSQL's VACUUM corrupts vector indexes)",
             ));
@@ -515,7 +516,9 @@ impl Conn {
                         e.message
                     );
                 }
-                if e.code == "SQLITE_INTERRUPT" || e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
+                if e.code == ErrorCode::SQLITE_INTERRUPT
+                    || e.code == ErrorCode::SQLITE_CONSTRAINT_COMMITHOOK
+                {
                     if let Some(timeout) = self.enforce_revocation() {
                         return Err(timeout);
                     }
@@ -524,7 +527,7 @@ impl Conn {
                         e = self.clock.timeout_error(rolled_back);
                     }
                 }
-                if e.code == "SQLITE_CONSTRAINT_COMMITHOOK" {
+                if e.code == ErrorCode::SQLITE_CONSTRAINT_COMMITHOOK {
                     // Our commit hook refused the commit: the database is poisoned.
                     self.after_statement();
                     return Err(self.shared.syncer.check_healthy().err().unwrap_or(e));
@@ -651,7 +654,7 @@ impl Conn {
         if self.readonly_txn && !readonly {
             stmt.clear_bindings();
             return Err(ExecError::new(
-                "SQLITE_READONLY",
+                ErrorCode::SQLITE_READONLY,
                 "attempt to write in a read-only transaction (BEGIN TRANSACTION READONLY); \
                  commit or roll back first",
             ));
@@ -802,7 +805,7 @@ unsafe extern "C" fn record_wal_pages(
 /// The error for a write attempted with read-only access.
 fn read_only_error() -> ExecError {
     ExecError::new(
-        "SQLITE_READONLY",
+        ErrorCode::SQLITE_READONLY,
         "attempt to write with read-only access: this token may only read this database",
     )
 }
@@ -837,7 +840,7 @@ fn bind_args(
     let count = stmt.parameter_count();
     if args.len() > count {
         return Err(ExecError::new(
-            "ARGS_INVALID",
+            ErrorCode::ArgsInvalid,
             format!(
                 "the statement has {count} parameter(s) but {} positional argument(s) were given",
                 args.len()
@@ -851,7 +854,7 @@ fn bind_args(
     for arg in named {
         let index = find_param(stmt, &arg.name)?.ok_or_else(|| {
             ExecError::new(
-                "ARGS_INVALID",
+                ErrorCode::ArgsInvalid,
                 format!("the statement has no parameter named `{}`", arg.name),
             )
         })?;

@@ -15,6 +15,7 @@
 //! truncates the WAL file when SQLite restarts it, which it does only once no reader still
 //! needs its frames.
 
+use crate::ErrorCode;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -216,7 +217,7 @@ impl Database {
         if open >= self.shared.config.max_connections {
             self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
             return Err(ExecError::new(
-                "SQLITE_BUSY",
+                ErrorCode::SQLITE_BUSY,
                 format!(
                     "too many open connections to this database (limit {}); \
                      close idle streams and transactions",

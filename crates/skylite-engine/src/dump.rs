@@ -30,6 +30,7 @@
 //! counting only time spent in SQLite, not time spent waiting for the reader), and schema text
 //! (client data: table names may be any Unicode) is only ever cut at character boundaries.
 
+use crate::ErrorCode;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -622,7 +623,7 @@ impl Write for PausingWriter<'_> {
 
 /// `STATEMENT_TIMEOUT` for an error the deadline caused, `e` otherwise.
 fn timeout_or(e: ExecError, clock: &StatementClock) -> ExecError {
-    if e.code == "SQLITE_INTERRUPT" && clock.timed_out() {
+    if e.code == ErrorCode::SQLITE_INTERRUPT && clock.timed_out() {
         clock.timeout_error(false)
     } else {
         e

@@ -17,6 +17,7 @@
 //! With [`Durability::Normal`] the fsync is skipped: writes survive a crash of the server
 //! process (they are in the OS page cache) but not a power loss or kernel crash.
 
+use crate::ErrorCode;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -181,7 +182,7 @@ impl Syncer {
         let io_err = |what: &str, e: std::io::Error| {
             tracing::error!(error = %e, "fsync of {what} failed");
             ExecError::new(
-                "SQLITE_IOERR_FSYNC",
+                ErrorCode::SQLITE_IOERR_FSYNC,
                 format!(
                     "could not make the write durable ({what}: {e}); the database refuses \
                      writes until it is reopened (restart the server)"
@@ -213,7 +214,7 @@ impl Syncer {
 /// The error of a poisoned database.
 fn poisoned_error(cause: &str) -> ExecError {
     ExecError::new(
-        "DATABASE_POISONED",
+        ErrorCode::DatabasePoisoned,
         format!(
             "an fsync of this database failed earlier ({cause}), so the disk may have dropped \
              acknowledged pages; it refuses writes until it is reopened (restart the server). \

@@ -28,7 +28,7 @@ pub mod write_lock;
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
 pub use database::{Database, DbCounters, EngineConfig};
 pub use durability::Durability;
-pub use error::{sqlite_code_name, ExecError, OpenError};
+pub use error::{sqlite_code_name, ErrorCode, ExecError, OpenError};
 pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};
 pub use workers::Workers;
 

@@ -6,6 +6,7 @@
 //! missing database file (only a copy's new target). All of it blocks: call it from a worker
 //! thread.
 
+use crate::ErrorCode;
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ pub fn quick_check(path: &Path) -> Result<String, ExecError> {
 pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
     if dest.exists() {
         return Err(ExecError::new(
-            "INTERNAL",
+            ErrorCode::Internal,
             format!("the copy's target {} already exists", dest.display()),
         ));
     }
@@ -82,7 +83,7 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
             rusqlite::backup::StepResult::Done => {}
             other => {
                 return Err(ExecError::new(
-                    "SQLITE_BUSY",
+                    ErrorCode::SQLITE_BUSY,
                     format!("the copy could not finish ({other:?}); try again"),
                 ))
             }
@@ -93,7 +94,12 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
         .map_err(|(_, e)| ExecError::from_sqlite(&e))?;
     std::fs::File::open(dest)
         .and_then(|f| f.sync_all())
-        .map_err(|e| ExecError::new("SQLITE_IOERR_FSYNC", format!("cannot fsync the copy: {e}")))?;
+        .map_err(|e| {
+            ExecError::new(
+                ErrorCode::SQLITE_IOERR_FSYNC,
+                format!("cannot fsync the copy: {e}"),
+            )
+        })?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! `ROLLBACK` (or closes the stream), every statement gets the error that explains the loss, so
 //! a client never goes on in autocommit mode believing it is inside its transaction.
 
+use crate::ErrorCode;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,7 +62,7 @@ impl Budget {
     fn charge_error(&mut self, err: ExecError) -> ExecError {
         let cost = ERROR_OVERHEAD
             .saturating_add(err.message.len())
-            .saturating_add(err.code.len());
+            .saturating_add(err.code.as_str().len());
         match self.charge(cost) {
             Ok(()) => err,
             Err(too_large) => too_large,
@@ -299,7 +300,7 @@ impl Session {
         // Just filled above.
         self.conn
             .as_mut()
-            .ok_or_else(|| ExecError::new("INTERNAL", "connection missing"))
+            .ok_or_else(|| ExecError::new(ErrorCode::Internal, "connection missing"))
     }
 
     /// Ends a pipeline: waits for durability of its commits and returns a clean connection to
@@ -495,7 +496,7 @@ impl Session {
         };
         let result = self.conn()?.run(input, sink);
         if let Err(e) = &result {
-            if e.code == "TRANSACTION_TIMEOUT" {
+            if e.code == ErrorCode::TransactionTimeout {
                 self.lost = Some(e.clone());
             }
         }
@@ -742,7 +743,10 @@ impl RowSink for Stream<'_> {
             cols,
         }) {
             self.gone = true;
-            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+            return Err(ExecError::new(
+                ErrorCode::ClientGone,
+                "the client went away",
+            ));
         }
         Ok(())
     }
@@ -753,7 +757,10 @@ impl RowSink for Stream<'_> {
         }
         if !(self.emit)(CursorEntry::Row { row }) {
             self.gone = true;
-            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+            return Err(ExecError::new(
+                ErrorCode::ClientGone,
+                "the client went away",
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! back at its next opportunity (see `Conn::enforce_revocation`), answering
 //! `TRANSACTION_TIMEOUT`.
 
+use crate::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -154,7 +155,7 @@ impl WriteLock {
                 // The writer behind this one may be first in line now.
                 state.wake_front();
                 return Err(ExecError::new(
-                    "SQLITE_BUSY",
+                    ErrorCode::SQLITE_BUSY,
                     format!(
                         "database is locked: another transaction held the write lock for more than {} ms",
                         max_wait.as_millis()
@@ -213,7 +214,7 @@ mod tests {
         let err = lock
             .acquire(2, &b, Duration::from_secs(60), Duration::from_millis(100))
             .unwrap_err();
-        assert_eq!(err.code, "SQLITE_BUSY");
+        assert_eq!(err.code, ErrorCode::SQLITE_BUSY);
         assert!(!a.is_revoked());
         // With a short transaction timeout, the waiter revokes the holder.
         let lock2 = lock.clone();
@@ -280,7 +281,7 @@ mod tests {
         let err = lock
             .acquire(2, &b, Duration::from_secs(60), Duration::from_millis(50))
             .unwrap_err();
-        assert_eq!(err.code, "SQLITE_BUSY");
+        assert_eq!(err.code, ErrorCode::SQLITE_BUSY);
         assert!(!lock.has_waiters());
         lock.release(1);
         // Nobody is stuck behind the departed ticket.

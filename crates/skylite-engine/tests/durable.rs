@@ -281,32 +281,6 @@ fn checkpoints_under_the_write_lock_keep_every_acknowledged_row_and_bound_the_wa
 }
 
 #[test]
-fn a_client_checkpoint_waits_for_the_write_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_at(&dir.path().join("data.db"), EngineConfig::default());
-    let mut writer = Session::new(db.clone());
-    ok(&mut writer, "CREATE TABLE t(x)");
-    ok(&mut writer, "BEGIN");
-    ok(&mut writer, "INSERT INTO t VALUES (1)");
-    let db2 = db.clone();
-    let checkpoint = thread::spawn(move || {
-        let mut s = Session::new(db2);
-        exec(&mut s, "PRAGMA main.wal_checkpoint(TRUNCATE)")
-    });
-    let start = Instant::now();
-    while !db.has_write_waiters() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the checkpoint did not queue"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    ok(&mut writer, "COMMIT");
-    checkpoint.join().unwrap().unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM t"), 1);
-}
-
-#[test]
 fn a_long_reader_lets_the_wal_grow_without_blocking_writers_and_it_shrinks_afterwards() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.db");

@@ -32,6 +32,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use skylite_engine::ErrorCode;
 
 use crate::app::App;
 use crate::databases::not_found;
@@ -79,7 +80,7 @@ pub(crate) fn path_name(name: Result<Path<String>, PathRejection>) -> Result<Str
     name.map(|Path(n)| n).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_DATABASE_NAME",
+            ErrorCode::InvalidDatabaseName,
             format!("unreadable database name in the path: {e}"),
         )
     })

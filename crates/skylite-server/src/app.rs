@@ -2,6 +2,7 @@
 //! database path prefixes (`/db/<name>/...`, `/dev/<name>/...`, see [`crate::routing`]), the
 //! stream reaper, graceful shutdown (the accept loop itself is [`crate::listener`]).
 
+use skylite_engine::ErrorCode;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,7 +215,7 @@ async fn not_found(req: Request) -> impl IntoResponse {
             message.push_str(hint);
         }
     }
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
 }
 
 /// Serves `app` on `listener` (over TLS when `config.tls` is set) until `shutdown` resolves, then

@@ -23,6 +23,7 @@
 //! at once); the last connection to close checkpoints the WAL and removes it. The next request
 //! opens the database again. `default` is never evicted.
 
+use skylite_engine::ErrorCode;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,7 +73,7 @@ pub fn validate_name(name: &str) -> Result<&str, ApiError> {
         None => Ok(name),
         Some(why) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_DATABASE_NAME",
+            ErrorCode::InvalidDatabaseName,
             format!(
                 "invalid database name {:?}: {why}",
                 name.chars().take(80).collect::<String>()
@@ -90,7 +91,7 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn not_found(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "DATABASE_NOT_FOUND",
+        ErrorCode::DatabaseNotFound,
         format!(
             "database {name:?} does not exist (create it with POST /v1/admin/databases \
              {{\"name\": \"{name}\"}})"
@@ -101,7 +102,7 @@ pub fn not_found(name: &str) -> ApiError {
 pub(crate) fn exists_error(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
-        "DATABASE_EXISTS",
+        ErrorCode::DatabaseExists,
         format!("database {name:?} already exists"),
     )
 }
@@ -417,7 +418,7 @@ impl Databases {
             if !idle.into_iter().any(|(_, name)| self.evict(&name, None)) {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "TOO_MANY_OPEN_DATABASES",
+                    ErrorCode::TooManyOpenDatabases,
                     format!(
                         "{max} databases are open and in use (--max-open-databases); \
                          try again when a client of another database is done"
@@ -490,7 +491,7 @@ impl Databases {
         if name == DEFAULT_DATABASE {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "DATABASE_PROTECTED",
+                ErrorCode::DatabaseProtected,
                 "the default database cannot be deleted (it serves requests that name no \
                  database); delete its tables instead",
             ));
@@ -722,7 +723,7 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad:?}");
             assert_eq!(
                 validate_name(bad).unwrap_err().code,
-                "INVALID_DATABASE_NAME"
+                ErrorCode::InvalidDatabaseName
             );
         }
     }

@@ -15,7 +15,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use skylite_engine::ExecError;
+use skylite_engine::{ErrorCode, ExecError};
 
 /// An error answered at the HTTP level (the whole request failed).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,29 +24,33 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
         }
     }
 
     /// A malformed request (400).
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "PROTOCOL_ERROR", message)
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Protocol, message)
     }
 
     /// A server-side failure (500).
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            message,
+        )
     }
 
     /// An SQL error answered at the HTTP level (legacy v1 endpoints do this). Failures of the
@@ -63,15 +67,9 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of an engine error.
+/// The HTTP status of an engine error ([`ErrorCode::http_status`]).
 fn exec_status(e: &ExecError) -> StatusCode {
-    if !e.is_server_failure() {
-        StatusCode::BAD_REQUEST
-    } else if e.code == "SQLITE_FULL" || e.code.starts_with("SQLITE_FULL_") {
-        StatusCode::INSUFFICIENT_STORAGE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
+    StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for ApiError {
@@ -86,12 +84,12 @@ impl IntoResponse for ApiError {
         let body = if is_auth_refusal {
             serde_json::json!({
                 "error": self.message,
-                "code": self.code,
+                "code": self.code.as_str(),
             })
         } else {
             serde_json::json!({
                 "message": self.message,
-                "code": self.code,
+                "code": self.code.as_str(),
                 "error": self.message,
             })
         };
@@ -117,20 +115,19 @@ mod tests {
     #[test]
     fn server_and_disk_failures_are_5xx() {
         for (code, status) in [
-            ("SQLITE_FULL", 507),
-            ("SQLITE_IOERR", 500),
-            ("SQLITE_IOERR_FSYNC", 500),
-            ("SQLITE_IOERR_SHORT_READ", 500),
-            ("SQLITE_NOMEM", 500),
-            ("SQLITE_CORRUPT", 500),
-            ("SQLITE_CORRUPT_INDEX", 500),
-            ("SQLITE_NOTADB", 500),
-            ("DATABASE_POISONED", 500),
-            ("INTERNAL", 500),
-            ("SQLITE_CONSTRAINT_UNIQUE", 400),
-            ("SQLITE_ERROR", 400),
-            ("SQLITE_IOERRX", 400),
-            ("TRANSACTION_TIMEOUT", 400),
+            (ErrorCode::SQLITE_FULL, 507),
+            (ErrorCode::SQLITE_IOERR, 500),
+            (ErrorCode::SQLITE_IOERR_FSYNC, 500),
+            (ErrorCode::Sqlite(10 | (2 << 8)), 500), // SQLITE_IOERR_SHORT_READ
+            (ErrorCode::Sqlite(7), 500),             // SQLITE_NOMEM
+            (ErrorCode::SQLITE_CORRUPT, 500),
+            (ErrorCode::Sqlite(11 | (3 << 8)), 500), // SQLITE_CORRUPT_INDEX
+            (ErrorCode::SQLITE_NOTADB, 500),
+            (ErrorCode::DatabasePoisoned, 500),
+            (ErrorCode::Internal, 500),
+            (ErrorCode::Sqlite(19 | (8 << 8)), 400), // SQLITE_CONSTRAINT_UNIQUE
+            (ErrorCode::SQLITE_ERROR, 400),
+            (ErrorCode::TransactionTimeout, 400),
         ] {
             let e = ApiError::from_exec(ExecError::new(code, "m"));
             assert_eq!(e.status.as_u16(), status, "{code}");

@@ -9,6 +9,7 @@
 //! Everything here is blocking: callers run it on the SQL worker pool. Checking out a stream
 //! (batons, the registry) and encoding stay with each transport.
 
+use skylite_engine::ErrorCode;
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -154,18 +155,18 @@ pub fn run_cursor(
 pub fn stalled_cursor_error(why: SendError, stall_timeout: Duration) -> ExecError {
     match why {
         SendError::Revoked => ExecError::new(
-            "TRANSACTION_TIMEOUT",
+            ErrorCode::TransactionTimeout,
             "the transaction was rolled back: it held the write lock past the transaction \
              timeout while other writers waited and the client was not reading the cursor",
         ),
         SendError::Stalled => ExecError::new(
-            "TRANSACTION_TIMEOUT",
+            ErrorCode::TransactionTimeout,
             format!(
                 "the cursor was ended and its transaction rolled back: the client read \
                  nothing for {} s",
                 stall_timeout.as_secs_f64()
             ),
         ),
-        SendError::Gone => ExecError::new("CLIENT_GONE", "the client went away"),
+        SendError::Gone => ExecError::new(ErrorCode::ClientGone, "the client went away"),
     }
 }

@@ -15,6 +15,7 @@
 //! the stream's sequence number, sign the next baton and serialize the response; register or
 //! forget the stream; answer.
 
+use skylite_engine::ErrorCode;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -127,11 +128,11 @@ pub fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 status,
-                "REQUEST_TOO_LARGE",
+                ErrorCode::RequestTooLarge,
                 "the request body exceeds the server's limit (see --max-body-size)",
             )
         } else {
-            ApiError::new(status, "PROTOCOL_ERROR", rejection.body_text())
+            ApiError::new(status, ErrorCode::Protocol, rejection.body_text())
         }
     })
 }
@@ -173,7 +174,7 @@ pub fn principal_id(app: &App, headers: &HeaderMap) -> PrincipalId {
 fn baton_reused() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "BATON_REUSED",
+        ErrorCode::BatonReused,
         "this baton was already used: every response carries a new baton, valid for exactly \
          one request (requests on one stream must not overlap)",
     )
@@ -210,7 +211,7 @@ impl App {
                     RegisterError::Taken => baton_reused(),
                     RegisterError::Exhausted => ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
-                        "STREAMS_EXHAUSTED",
+                        ErrorCode::StreamsExhausted,
                         format!(
                             "this token already holds {cap} open streams on this database (the \
                              limit); close streams it no longer uses (a `close` request) or let \
@@ -221,23 +222,30 @@ impl App {
                 })?;
             Ok(Checkout { id, guard, fresh })
         };
-        let lost = |id: u64, seq: u64, code: &str, why: String| -> Result<Checkout, ApiError> {
-            if !acknowledges_loss || code != "STREAM_EXPIRED" {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
-            }
-            let mut entry = streams.new_entry(seq);
-            entry.session.mark_lost(ExecError::new(code, why));
-            let checkout = register(id, entry, false)?;
-            streams.forget_tombstone(id);
-            Ok(checkout)
-        };
+        let lost =
+            |id: u64, seq: u64, code: ErrorCode, why: String| -> Result<Checkout, ApiError> {
+                if !acknowledges_loss || code != ErrorCode::StreamExpired {
+                    return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
+                }
+                let mut entry = streams.new_entry(seq);
+                entry.session.mark_lost(ExecError::new(code, why));
+                let checkout = register(id, entry, false)?;
+                streams.forget_tombstone(id);
+                Ok(checkout)
+            };
         let Some(baton) = baton else {
             return register(streams.new_id(), streams.new_entry(0), true);
         };
         let claims = self
             .baton_key
             .decode(db.name(), principal, baton)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BATON_INVALID", e.to_string()))?;
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BatonInvalid,
+                    e.to_string(),
+                )
+            })?;
         match streams.claim(claims.stream_id, claims.seq) {
             Claim::Reused => return Err(baton_reused()),
             Claim::Claimed(stream) => {
@@ -252,7 +260,7 @@ impl App {
                 drop(guard);
                 // The reaper buried it while we waited; its tombstone says why.
                 let (code, why) = streams.tombstone(claims.stream_id).unwrap_or((
-                    "STREAM_EXPIRED",
+                    ErrorCode::StreamExpired,
                     "the stream expired while this request waited for it".to_owned(),
                 ));
                 if !claims.stateful {
@@ -270,7 +278,7 @@ impl App {
             return lost(
                 claims.stream_id,
                 claims.seq,
-                "STREAM_EXPIRED",
+                ErrorCode::StreamExpired,
                 "the stream is gone (it expired or the server restarted) and the state it held \
                  was lost: its open transaction was rolled back"
                     .to_owned(),

@@ -27,6 +27,7 @@
 //! it tells a keep-alive wait (no byte of the next request yet: `idle_timeout`) from a head in
 //! progress (`header_timeout` from its first byte) by asking the socket wrapper ([`Tracked`]).
 
+use skylite_engine::ErrorCode;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -364,7 +365,7 @@ async fn handle(
     }
     let mut response = ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
-        "BODY_TIMEOUT",
+        ErrorCode::BodyTimeout,
         format!(
             "the request body arrived too slowly (no progress for {} s, or slower than {} bytes/s; \
              see --body-timeout)",

@@ -30,6 +30,7 @@
 //!   database with [`open_authorized`] once `hello` brings a token.
 //! - [`AdminAuth`]: the admin API.
 
+use skylite_engine::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request};
@@ -189,7 +190,7 @@ impl DbSelector {
             let name = value.to_str().map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "INVALID_DATABASE_NAME",
+                    ErrorCode::InvalidDatabaseName,
                     "the x-namespace header is not valid ASCII",
                 )
             })?;

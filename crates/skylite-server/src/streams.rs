@@ -14,6 +14,7 @@
 //! client learns *why* with `STREAM_EXPIRED`), and it rolls back idle transactions whose write
 //! lock was revoked because they held it past the transaction timeout while others waited.
 
+use skylite_engine::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +99,7 @@ pub enum RegisterError {
 pub struct Streams {
     db: Database,
     live: Mutex<LiveMap>,
-    tombstones: Mutex<HashMap<u64, (&'static str, String, Instant)>>,
+    tombstones: Mutex<HashMap<u64, (ErrorCode, String, Instant)>>,
     next_id: AtomicU64,
     idle_timeout: Duration,
 }
@@ -210,14 +211,14 @@ impl Streams {
         self.remove(id);
         self.bury(
             id,
-            "STREAM_CLOSED",
+            ErrorCode::StreamClosed,
             "the stream was closed by a `close` request; open a new stream".to_owned(),
         );
     }
 
     /// Why a stream that is no longer live went away, if it lost state.
     /// Returns the error code (`STREAM_EXPIRED` or `STREAM_CLOSED`) and the explanation.
-    pub fn tombstone(&self, id: u64) -> Option<(&'static str, String)> {
+    pub fn tombstone(&self, id: u64) -> Option<(ErrorCode, String)> {
         self.tombstones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -233,7 +234,7 @@ impl Streams {
             .remove(&id);
     }
 
-    fn bury(&self, id: u64, code: &'static str, why: String) {
+    fn bury(&self, id: u64, code: ErrorCode, why: String) {
         let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
         if t.len() >= MAX_TOMBSTONES {
             t.retain(|_, (_, _, at)| at.elapsed() < TOMBSTONE_TTL);
@@ -291,7 +292,7 @@ impl Streams {
                         )
                     };
                     tracing::info!(stream = id, "{why}");
-                    self.bury(id, "STREAM_EXPIRED", why);
+                    self.bury(id, ErrorCode::StreamExpired, why);
                 }
                 tokio::task::spawn_blocking(move || {
                     entry.session.close();

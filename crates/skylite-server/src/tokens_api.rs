@@ -22,6 +22,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use skylite_auth::{mint, parse_lifetime, TokenSpec};
+use skylite_engine::ErrorCode;
 
 use crate::admin::json_response;
 use crate::app::App;
@@ -52,7 +53,7 @@ struct CreateReq {
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "PROTOCOL_ERROR", message)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Protocol, message)
 }
 
 /// `POST /v1/admin/tokens`.
@@ -83,7 +84,7 @@ async fn create(
     let Some(pair) = app.auth.keypair() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "AUTH_DISABLED",
+            ErrorCode::AuthDisabled,
             "this server has no signing key of its own (authentication is off, or it only \
              trusts outside keys): no token is needed, or mint one where the key is",
         ));

@@ -30,6 +30,7 @@
 //!
 //! [`ServerConfig::max_import_bytes`]: crate::ServerConfig::max_import_bytes
 
+use skylite_engine::ErrorCode;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -69,7 +70,7 @@ const EXPORT_CHUNK: usize = 256 * 1024;
 const DUMP_CHUNK: usize = 64 * 1024;
 const DUMP_QUEUE: usize = 8;
 
-fn bad(code: &str, message: impl Into<String>) -> ApiError {
+fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
@@ -132,7 +133,7 @@ fn io_failure(what: &str, e: std::io::Error) -> ApiError {
         // ENOSPC
         return ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
-            "NO_SPACE",
+            ErrorCode::NoSpace,
             format!("cannot {what}: the server's disk is full"),
         );
     }
@@ -147,7 +148,7 @@ fn expected_sha256(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let text = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad(
-            "PROTOCOL_ERROR",
+            ErrorCode::Protocol,
             format!("{SHA256_HEADER} must be 64 hexadecimal digits (the SHA-256 of the file)"),
         ));
     }
@@ -166,7 +167,7 @@ fn expected_pages(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map(Some)
         .ok_or_else(|| {
             bad(
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("{PAGE_COUNT_HEADER} must be a whole number of pages"),
             )
         })
@@ -175,7 +176,7 @@ fn expected_pages(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "IMPORT_TOO_LARGE",
+        ErrorCode::ImportTooLarge,
         format!("the database file is larger than this server's import limit of {limit} bytes"),
     )
 }
@@ -202,7 +203,7 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<Upload, ApiError
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             bad(
-                "IMPORT_INTERRUPTED",
+                ErrorCode::ImportInterrupted,
                 format!("the upload broke off after {total} bytes: {e}"),
             )
         })?;
@@ -236,9 +237,9 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<Upload, ApiError
 
 fn import_error(e: ImportError) -> ApiError {
     match e {
-        ImportError::NotADatabase(m) => bad("NOT_A_DATABASE", m),
-        ImportError::Corrupt(m) => bad("IMPORT_CORRUPT", m),
-        ImportError::PageCountMismatch(m) => bad("IMPORT_PAGE_COUNT_MISMATCH", m),
+        ImportError::NotADatabase(m) => bad(ErrorCode::NotADatabase, m),
+        ImportError::Corrupt(m) => bad(ErrorCode::ImportCorrupt, m),
+        ImportError::PageCountMismatch(m) => bad(ErrorCode::ImportPageCountMismatch, m),
         ImportError::Internal(m) => ApiError::internal(m),
     }
 }
@@ -279,7 +280,7 @@ pub async fn import(
     if let Some(want) = &want_sha {
         if *want != upload.sha256 {
             return Err(bad(
-                "IMPORT_CHECKSUM_MISMATCH",
+                ErrorCode::ImportChecksumMismatch,
                 format!(
                     "the SHA-256 of the {} bytes received is {}, but {SHA256_HEADER} says \
                      {want}: the file changed or was damaged on the way",
@@ -445,7 +446,10 @@ pub async fn dump(
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let log_name = name.clone();
     app.workers.execute(move || {
-        let dump = match Dump::begin(handle.database().path()) {
+        let dump = match Dump::begin_with_timeout(
+            handle.database().path(),
+            handle.database().config().statement_timeout,
+        ) {
             Ok(d) => d,
             Err(e) => {
                 let _ = ready_tx.send(Err(ApiError::internal(format!(

@@ -37,6 +37,7 @@
 //! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
 //! so an abandoned transaction releases the write lock at once.
 
+use skylite_engine::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -295,7 +296,7 @@ pub async fn upgrade(
         Err(offered) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!(
                     "none of the offered WebSocket subprotocols ({offered}) is supported; \
                      this server speaks hrana3-protobuf, hrana3, hrana2 and hrana1"
@@ -415,7 +416,7 @@ async fn bind_on_hello(
         }
         Err(refused) => {
             tracing::info!(conn = conn_id, code = %refused.code, "hello refused: {}", refused.message);
-            let error = ProtoError::new(&refused.code, refused.message.clone());
+            let error = ProtoError::new(refused.code, refused.message.clone());
             let _ = socket
                 .send(encode_msg(proto, ServerMsg::HelloError { error }))
                 .await;
@@ -527,7 +528,7 @@ fn encode_msg(proto: Subprotocol, msg: ServerMsg) -> Outgoing {
                     | ServerMsg::ResponseError { request_id, .. } => ServerMsg::ResponseError {
                         request_id,
                         error: ProtoError::new(
-                            "INTERNAL_ERROR",
+                            ErrorCode::Internal,
                             format!("cannot encode the response: {e}"),
                         ),
                     },
@@ -539,7 +540,7 @@ fn encode_msg(proto: Subprotocol, msg: ServerMsg) -> Outgoing {
     }
 }
 
-fn error_msg(request_id: i32, code: &str, message: impl Into<String>) -> ServerMsg {
+fn error_msg(request_id: i32, code: ErrorCode, message: impl Into<String>) -> ServerMsg {
     ServerMsg::ResponseError {
         request_id,
         error: ProtoError::new(code, message),
@@ -767,7 +768,7 @@ impl Connection {
                 } => {
                     let msg = self
                         .ctx
-                        .encode(error_msg(request_id, "PROTOCOL_ERROR", message));
+                        .encode(error_msg(request_id, ErrorCode::Protocol, message));
                     if let Err(e) = socket.send(msg).await {
                         break format!("send failed: {e}");
                     }
@@ -902,7 +903,7 @@ impl Connection {
         if request.min_version() > version {
             return Some(error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!(
                     "the `{}` request needs Hrana {} but this connection negotiated {} \
                      (offer `hrana3` or `hrana3-protobuf` when connecting)",
@@ -953,14 +954,14 @@ impl Connection {
                 if self.cursors.contains_key(&cursor_id) {
                     return Some(error_msg(
                         request_id,
-                        "PROTOCOL_ERROR",
+                        ErrorCode::Protocol,
                         format!("cursor id {cursor_id} is already in use on this connection"),
                     ));
                 }
                 if self.cursors.len() >= MAX_CURSORS {
                     return Some(error_msg(
                         request_id,
-                        "PROTOCOL_ERROR",
+                        ErrorCode::Protocol,
                         format!("too many cursors on this connection (limit {MAX_CURSORS})"),
                     ));
                 }
@@ -968,7 +969,7 @@ impl Connection {
                     let why = format!("cursor {cursor_id} failed to open: no stream {stream_id}");
                     self.cursors
                         .insert(cursor_id, CursorHandle::Failed(why.clone()));
-                    return Some(error_msg(request_id, "STREAM_NOT_FOUND", why));
+                    return Some(error_msg(request_id, ErrorCode::StreamNotFound, why));
                 };
                 let pinned = self.sqls.pin(batch_sql_ids(&batch));
                 let (entries_tx, entries_rx) = crate::blocking::pipe(CURSOR_BUFFER_BYTES);
@@ -1027,7 +1028,7 @@ impl Connection {
                 let Some(stream_id) = other.stream_id() else {
                     return Some(error_msg(
                         request_id,
-                        "INTERNAL_ERROR",
+                        ErrorCode::Internal,
                         "unroutable request",
                     ));
                 };
@@ -1036,7 +1037,7 @@ impl Connection {
                     Err(r) => {
                         return Some(error_msg(
                             request_id,
-                            "INTERNAL_ERROR",
+                            ErrorCode::Internal,
                             format!("unroutable request `{}`", r.type_name()),
                         ))
                     }
@@ -1044,7 +1045,7 @@ impl Connection {
                 let Some(queue) = self.streams.get(&stream_id).cloned() else {
                     return Some(error_msg(
                         request_id,
-                        "STREAM_NOT_FOUND",
+                        ErrorCode::StreamNotFound,
                         format!("no stream {stream_id} is open on this connection"),
                     ));
                 };
@@ -1069,14 +1070,14 @@ impl Connection {
         if self.streams.contains_key(&stream_id) {
             return error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("stream id {stream_id} is already in use on this connection"),
             );
         }
         if self.streams.len() >= MAX_STREAMS {
             return error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("too many streams on this connection (limit {MAX_STREAMS})"),
             );
         }
@@ -1129,7 +1130,7 @@ impl Connection {
                 self.streams.remove(&stream_id);
                 Some(error_msg(
                     request_id,
-                    "STREAM_FAILED",
+                    ErrorCode::StreamFailed,
                     format!("stream {stream_id} failed and was closed; open a new stream"),
                 ))
             }
@@ -1161,14 +1162,16 @@ impl Connection {
             }),
             None => Some(error_msg(
                 request_id,
-                "CURSOR_NOT_FOUND",
+                ErrorCode::CursorNotFound,
                 format!("no cursor {cursor_id} is open on this connection"),
             )),
             Some(CursorHandle::Failed(_)) if closing => Some(ServerMsg::ResponseOk {
                 request_id,
                 response: WsResponse::CloseCursor,
             }),
-            Some(CursorHandle::Failed(why)) => Some(error_msg(request_id, "CURSOR_FAILED", why)),
+            Some(CursorHandle::Failed(why)) => {
+                Some(error_msg(request_id, ErrorCode::CursorFailed, why))
+            }
             Some(CursorHandle::Open { jobs, .. }) => match jobs.try_send(job) {
                 Ok(()) => {
                     self.outstanding += 1;
@@ -1180,7 +1183,7 @@ impl Connection {
                 }),
                 Err(_) => Some(error_msg(
                     request_id,
-                    "CURSOR_NOT_FOUND",
+                    ErrorCode::CursorNotFound,
                     format!("cursor {cursor_id} is closed"),
                 )),
             },
@@ -1450,7 +1453,7 @@ async fn stream_task(
                         {
                             Ok(ran) => match ran.results.into_iter().next() {
                                 Some(result) => response_for(request_id, result),
-                                None => error_msg(request_id, "INTERNAL_ERROR", "no result"),
+                                None => error_msg(request_id, ErrorCode::Internal, "no result"),
                             },
                             Err(e) => ServerMsg::ResponseError {
                                 request_id,
@@ -1476,7 +1479,7 @@ async fn stream_task(
                             stream = stream_id,
                             "stream worker failed: {e}"
                         );
-                        let msg = error_msg(request_id, "INTERNAL_ERROR", "the request failed");
+                        let msg = error_msg(request_id, ErrorCode::Internal, "the request failed");
                         let _ = out.send(ctx.encode(msg)).await;
                         break;
                     }
@@ -1603,7 +1606,7 @@ async fn drain_failed(ctx: &Ctx, jobs: &mut mpsc::Receiver<Job>, out: &Outbox) {
             | StreamJob::OpenCursor { request_id, .. }
             | StreamJob::Close { request_id } => request_id,
         };
-        let msg = error_msg(request_id, "STREAM_FAILED", "the stream is closed");
+        let msg = error_msg(request_id, ErrorCode::StreamFailed, "the stream is closed");
         let _ = out.send(ctx.encode(msg)).await;
     }
 }
@@ -1679,7 +1682,11 @@ async fn cursor_task(
         let request_id = match job {
             CursorJob::Fetch { request_id, .. } | CursorJob::Close { request_id } => request_id,
         };
-        let msg = error_msg(request_id, "CURSOR_NOT_FOUND", "the cursor is closed");
+        let msg = error_msg(
+            request_id,
+            ErrorCode::CursorNotFound,
+            "the cursor is closed",
+        );
         if out.send(ctx.encode(msg)).await.is_err() {
             return;
         }
