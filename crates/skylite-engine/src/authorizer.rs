@@ -297,10 +297,10 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
         // The file itself refuses a read-only caller (stmt_readonly, query_only).
         PragmaRule::Write => Authorization::Allow,
         PragmaRule::ServerManaged => {
-            if name == "journal_mode" && value.trim_matches(['\'', '"']).eq_ignore_ascii_case("wal")
-            {
-                // Every skylite database is in WAL mode already: asking for it changes nothing
-                // (TypeORM and others send it on connect).
+            if is_server_value(&name, value) {
+                // Asking for what the server already set changes nothing (TypeORM, Rails and
+                // Django setups send `journal_mode = WAL` and `synchronous = NORMAL` on
+                // connect).
                 return Authorization::Allow;
             }
             flags.deny(format!(
@@ -322,6 +322,17 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
             flags.tainted.store(true, Ordering::Relaxed);
             Authorization::Allow
         }
+    }
+}
+
+/// True if `value` is what the server itself sets for the server-managed pragma `name` (keep in
+/// step with `open_sqlite` in database.rs: WAL, `synchronous = NORMAL`).
+fn is_server_value(name: &str, value: &str) -> bool {
+    let value = value.trim().trim_matches(['\'', '"']);
+    match name {
+        "journal_mode" => value.eq_ignore_ascii_case("wal"),
+        "synchronous" => value.eq_ignore_ascii_case("normal") || value == "1",
+        _ => false,
     }
 }
 

@@ -299,6 +299,8 @@ fn the_pragmas_orms_send_work_and_unknown_ones_are_refused() {
         "PRAGMA user_version",
         "PRAGMA journal_mode",
         "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA main.synchronous = 1",
         "PRAGMA busy_timeout",
         "PRAGMA cache_size",
         "SELECT name FROM pragma_table_info('t')",
