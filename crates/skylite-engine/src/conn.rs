@@ -182,6 +182,12 @@ pub trait RowSink {
     fn columns(&mut self, cols: Vec<Col>) -> Result<(), ExecError>;
     /// One row.
     fn row(&mut self, row: Vec<Value>) -> Result<(), ExecError>;
+    /// True if taking a row may wait for someone else (a cursor's reader): that time is then
+    /// measured and not counted against the statement timeout. Sinks that only collect rows
+    /// keep the default, and the engine reads no clock per row for them.
+    fn may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Everything about a finished statement except its rows.
@@ -544,11 +550,14 @@ impl Conn {
         stmt.reset_status(StatementStatus::RowsRead);
         stmt.reset_status(StatementStatus::RowsWritten);
         let clock = &self.clock;
+        let sink_waits = sink.may_wait();
         clock.start();
         let outcome = (|| {
-            let waiting = Instant::now();
+            let waiting = sink_waits.then(Instant::now);
             sink.columns(cols)?;
-            clock.pause(waiting.elapsed());
+            if let Some(waiting) = waiting {
+                clock.pause(waiting.elapsed());
+            }
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(ExecError::from)? {
                 if !input.want_rows {
@@ -559,9 +568,11 @@ impl Conn {
                     values.push(convert(row.get_ref(i).map_err(ExecError::from)?));
                 }
                 // The consumer's time (a slow cursor reader) is not the statement's.
-                let waiting = Instant::now();
+                let waiting = sink_waits.then(Instant::now);
                 sink.row(values)?;
-                clock.pause(waiting.elapsed());
+                if let Some(waiting) = waiting {
+                    clock.pause(waiting.elapsed());
+                }
             }
             Ok::<(), ExecError>(())
         })();
