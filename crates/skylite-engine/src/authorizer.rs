@@ -143,9 +143,9 @@ const PRAGMAS: &[(&str, PragmaRule)] = &[
 ];
 
 /// Pragmas that act on the whole server process (every database, every connection), or on
-/// what the server alone does (checkpoints), refused outright, with the reason the client sees. SQLite runs most of them while the statement is
-/// *prepared*, so even `describe` would apply them: the authorizer, which runs before that, is
-/// the place to refuse them.
+/// what the server alone does (checkpoints), refused outright, with the reason the client
+/// sees. SQLite runs most of them while the statement is *prepared*, so even `describe` would
+/// apply them: the authorizer, which runs before that, is the place to refuse them.
 const PROCESS_PRAGMAS: &[(&str, &str)] = &[
     (
         "hard_heap_limit",
