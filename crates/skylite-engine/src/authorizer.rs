@@ -5,7 +5,7 @@
 //! would take. Denied here:
 //! - `ATTACH` / `DETACH` (reach other files), `load_extension()` (runs foreign code),
 //! - virtual-table modules that read or write the file system,
-//! - every pragma that is not on the allowlist ([`PRAGMAS`]: introspection, checks and the
+//! - every pragma that is not on the allowlist (`PRAGMAS`: introspection, checks and the
 //!   connection settings ORMs send); among them the process-wide ones (`hard_heap_limit`,
 //!   `soft_heap_limit`, `threads`, the directory pragmas) with a message saying why, and
 //!   changes to the settings the server manages (`journal_mode`, `synchronous`, ...),
