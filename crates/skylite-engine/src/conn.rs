@@ -397,11 +397,19 @@ impl Conn {
             return Ok(());
         }
         self.flags.internal.store(true, Ordering::Relaxed);
-        let result = self.sqlite.execute_batch(if on {
-            "PRAGMA query_only = 1"
-        } else {
-            "PRAGMA query_only = 0"
-        });
+        // SQLite applies a flag pragma while it *prepares* it; running it would also expire
+        // every cached statement of the connection (its program ends in OP_Expire), which
+        // query_only does not need (it is checked when a statement starts to write). So the
+        // statement is prepared and dropped, never stepped. `read_only.rs` checks that the flag
+        // is really on for a read-only caller, in case a later SQLite changes this.
+        let result = self
+            .sqlite
+            .prepare(if on {
+                "PRAGMA query_only = 1"
+            } else {
+                "PRAGMA query_only = 0"
+            })
+            .map(drop);
         self.flags.internal.store(false, Ordering::Relaxed);
         result.map_err(ExecError::from)?;
         self.query_only = on;
