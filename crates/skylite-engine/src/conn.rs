@@ -485,6 +485,12 @@ impl Conn {
                 }
                 if self.clock.timed_out() {
                     let rolled_back = in_txn && self.sqlite.is_autocommit();
+                    tracing::info!(
+                        conn = self.id,
+                        timeout_s = self.clock.timeout().as_secs_f64(),
+                        rolled_back,
+                        "a statement ran past the statement timeout and was stopped"
+                    );
                     result = Err(self.clock.timeout_error(rolled_back));
                 }
             }
