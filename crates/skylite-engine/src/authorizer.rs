@@ -5,7 +5,7 @@
 //! would take. Denied here:
 //! - `ATTACH` / `DETACH` (reach other files), `load_extension()` (runs foreign code),
 //! - virtual-table modules that read or write the file system,
-//! - every pragma that is not on the allowlist ([`PRAGMAS`]: introspection, checks and the
+//! - every pragma that is not on the allowlist (`PRAGMAS`: introspection, checks and the
 //!   connection settings ORMs send); among them the process-wide ones (`hard_heap_limit`,
 //!   `soft_heap_limit`, `threads`, the directory pragmas) with a message saying why, and
 //!   changes to the settings the server manages (`journal_mode`, `synchronous`, ...),
@@ -144,9 +144,9 @@ const PRAGMAS: &[(&str, PragmaRule)] = &[
 ];
 
 /// Pragmas that act on the whole server process (every database, every connection), or on
-/// what the server alone does (checkpoints), refused outright, with the reason the client sees. SQLite runs most of them while the statement is
-/// *prepared*, so even `describe` would apply them: the authorizer, which runs before that, is
-/// the place to refuse them.
+/// what the server alone does (checkpoints), refused outright, with the reason the client
+/// sees. SQLite runs most of them while the statement is *prepared*, so even `describe` would
+/// apply them: the authorizer, which runs before that, is the place to refuse them.
 const PROCESS_PRAGMAS: &[(&str, &str)] = &[
     (
         "hard_heap_limit",
@@ -298,10 +298,10 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
         // The file itself refuses a read-only caller (stmt_readonly, query_only).
         PragmaRule::Write => Authorization::Allow,
         PragmaRule::ServerManaged => {
-            if name == "journal_mode" && value.trim_matches(['\'', '"']).eq_ignore_ascii_case("wal")
-            {
-                // Every skylite database is in WAL mode already: asking for it changes nothing
-                // (TypeORM and others send it on connect).
+            if is_server_value(&name, value) {
+                // Asking for what the server already set changes nothing (TypeORM, Rails and
+                // Django setups send `journal_mode = WAL` and `synchronous = NORMAL` on
+                // connect).
                 return Authorization::Allow;
             }
             flags.deny(format!(
@@ -323,6 +323,17 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
             flags.tainted.store(true, Ordering::Relaxed);
             Authorization::Allow
         }
+    }
+}
+
+/// True if `value` is what the server itself sets for the server-managed pragma `name` (keep in
+/// step with `open_sqlite` in database.rs: WAL, `synchronous = NORMAL`).
+fn is_server_value(name: &str, value: &str) -> bool {
+    let value = value.trim().trim_matches(['\'', '"']);
+    match name {
+        "journal_mode" => value.eq_ignore_ascii_case("wal"),
+        "synchronous" => value.eq_ignore_ascii_case("normal") || value == "1",
+        _ => false,
     }
 }
 

@@ -183,6 +183,12 @@ pub trait RowSink {
     fn columns(&mut self, cols: Vec<Col>) -> Result<(), ExecError>;
     /// One row.
     fn row(&mut self, row: Vec<Value>) -> Result<(), ExecError>;
+    /// True if taking a row may wait for someone else (a cursor's reader): that time is then
+    /// measured and not counted against the statement timeout. Sinks that only collect rows
+    /// keep the default, and the engine reads no clock per row for them.
+    fn may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Everything about a finished statement except its rows.
@@ -432,11 +438,19 @@ impl Conn {
             return Ok(());
         }
         self.flags.internal.store(true, Ordering::Relaxed);
-        let result = self.sqlite.execute_batch(if on {
-            "PRAGMA query_only = 1"
-        } else {
-            "PRAGMA query_only = 0"
-        });
+        // SQLite applies a flag pragma while it *prepares* it; running it would also expire
+        // every cached statement of the connection (its program ends in OP_Expire), which
+        // query_only does not need (it is checked when a statement starts to write). So the
+        // statement is prepared and dropped, never stepped. `read_only.rs` checks that the flag
+        // is really on for a read-only caller, in case a later SQLite changes this.
+        let result = self
+            .sqlite
+            .prepare(if on {
+                "PRAGMA query_only = 1"
+            } else {
+                "PRAGMA query_only = 0"
+            })
+            .map(drop);
         self.flags.internal.store(false, Ordering::Relaxed);
         result.map_err(ExecError::from)?;
         self.query_only = on;
@@ -524,6 +538,12 @@ impl Conn {
                     }
                     if self.clock.timed_out() {
                         let rolled_back = in_txn && self.sqlite.is_autocommit();
+                        tracing::info!(
+                            conn = self.id,
+                            timeout_s = self.clock.timeout().as_secs_f64(),
+                            rolled_back,
+                            "a statement ran past the statement timeout and was stopped"
+                        );
                         e = self.clock.timeout_error(rolled_back);
                     }
                 }
@@ -690,11 +710,14 @@ impl Conn {
         stmt.reset_status(StatementStatus::RowsRead);
         stmt.reset_status(StatementStatus::RowsWritten);
         let clock = &self.clock;
+        let sink_waits = sink.may_wait();
         clock.start();
         let outcome = (|| {
-            let waiting = Instant::now();
+            let waiting = sink_waits.then(Instant::now);
             sink.columns(cols)?;
-            clock.pause(waiting.elapsed());
+            if let Some(waiting) = waiting {
+                clock.pause(waiting.elapsed());
+            }
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(ExecError::from)? {
                 if !input.want_rows {
@@ -705,9 +728,11 @@ impl Conn {
                     values.push(convert(row.get_ref(i).map_err(ExecError::from)?));
                 }
                 // The consumer's time (a slow cursor reader) is not the statement's.
-                let waiting = Instant::now();
+                let waiting = sink_waits.then(Instant::now);
                 sink.row(values)?;
-                clock.pause(waiting.elapsed());
+                if let Some(waiting) = waiting {
+                    clock.pause(waiting.elapsed());
+                }
             }
             Ok::<(), ExecError>(())
         })();

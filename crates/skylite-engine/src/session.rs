@@ -764,4 +764,8 @@ impl RowSink for Stream<'_> {
         }
         Ok(())
     }
+    fn may_wait(&self) -> bool {
+        // The reader of the cursor sets the pace.
+        true
+    }
 }

@@ -161,6 +161,13 @@ pub fn is_vacuum_into(sql: &str) -> bool {
 /// One linear pass (see [`Scanner`]): the statement ends at the first semicolon after which
 /// SQLite's `sqlite3_complete` would call the text complete.
 pub fn first_statement(sql: &str) -> (usize, bool) {
+    // Fast path for the common case: without a semicolon before the trailing whitespace,
+    // nothing can follow the statement.
+    match sql.bytes().position(|b| b == b';') {
+        None => return (sql.len(), false),
+        Some(i) if i + 1 == sql.trim_end().len() => return (sql.len(), false),
+        Some(_) => {}
+    }
     let mut scanner = Scanner::new();
     match scanner.next_statement_end(sql) {
         Some(end) => {

@@ -299,6 +299,8 @@ fn the_pragmas_orms_send_work_and_unknown_ones_are_refused() {
         "PRAGMA user_version",
         "PRAGMA journal_mode",
         "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA main.synchronous = 1",
         "PRAGMA busy_timeout",
         "PRAGMA cache_size",
         "SELECT name FROM pragma_table_info('t')",
@@ -379,4 +381,32 @@ fn a_read_only_caller_cannot_switch_query_only_off() {
     // A writer after it on the same pooled connection writes again.
     let mut w = Session::new(db);
     ok(&mut w, "INSERT INTO t VALUES (1)");
+}
+
+#[test]
+fn a_runaway_writer_past_the_transaction_timeout_gets_transaction_timeout() {
+    // The statement deadline is far; the transaction timeout is what stops a statement that
+    // holds the write lock while another writer waits, and the client can tell which.
+    let (_dir, db) = open(EngineConfig {
+        statement_timeout: Duration::from_secs(30),
+        txn_timeout: Duration::from_secs(1),
+        ..EngineConfig::default()
+    });
+    ok(&mut Session::new(db.clone()), "CREATE TABLE t(a)");
+    let holder_db = db.clone();
+    let holder = std::thread::spawn(move || {
+        let mut s = Session::new(holder_db);
+        ok(&mut s, "BEGIN IMMEDIATE");
+        ok(&mut s, "INSERT INTO t VALUES (1)");
+        exec(&mut s, RUNAWAY)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut writer = Session::new(db.clone());
+    ok(&mut writer, "INSERT INTO t VALUES (2)");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let err = holder.join().unwrap().unwrap_err();
+    assert_eq!(err.code, "TRANSACTION_TIMEOUT", "{err}");
+    let mut s = Session::new(db);
+    assert_eq!(int(&ok(&mut s, "SELECT count(*) FROM t")), 1);
 }

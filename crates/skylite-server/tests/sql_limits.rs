@@ -1,11 +1,14 @@
 //! What SQL may do to the server, as a client sees it: runaway statements stop at the statement
 //! timeout and never keep others from being answered, huge values fail with SQLITE_TOOBIG
-//! before they are built, and a process-wide pragma cannot be set, not even through `describe`.
+//! before they are built, a process-wide pragma cannot be set, not even through `describe`, and
+//! a read-only token cannot write through maintenance statements or full-text commands.
 
+mod auth_common;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use auth_common::*;
 use common::*;
 use serde_json::json;
 
@@ -124,4 +127,65 @@ async fn describe_cannot_set_a_process_wide_pragma() {
         scalar_i64(server.addr, "SELECT count(*) FROM t").await,
         2000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_cannot_write_through_maintenance_or_full_text_commands() {
+    let s = AuthServer::start().await;
+    let rw = bearer(&s.token(&["app"], false));
+    let ro = bearer(&s.token(&["app"], true));
+    for sql in [
+        "CREATE INDEX t_x ON t(x)",
+        "CREATE VIRTUAL TABLE f3 USING fts3(body)",
+        "CREATE VIRTUAL TABLE f5 USING fts5(body)",
+        "INSERT INTO f3(body) VALUES ('one'), ('two')",
+        "INSERT INTO f3(body) VALUES ('three')",
+        "INSERT INTO f5(body) VALUES ('one'), ('two')",
+        "INSERT INTO f5(body) VALUES ('three')",
+        // Warms the pooled connections' internal FTS statements.
+        "SELECT optimize(f3) FROM f3 LIMIT 1",
+        "INSERT INTO f3(body) VALUES ('four')",
+    ] {
+        let o = run_sql(s.addr(), Ep::V3, Some("app"), Some(&rw), sql).await;
+        assert!(matches!(o, Outcome::Rows(_)), "{sql}: {o:?}");
+    }
+    let path = s.data_dir().join("app").join("data.db");
+    let observer = rusqlite::Connection::open(&path).unwrap();
+    let version = || -> i64 {
+        observer
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = version();
+    for ep in [Ep::V3, Ep::V2, Ep::Cursor, Ep::V1Execute] {
+        for sql in [
+            "REINDEX",
+            "REINDEX t",
+            "ANALYZE",
+            "PRAGMA optimize(0x10002)",
+            "PRAGMA incremental_vacuum",
+            "SELECT optimize(f3) FROM f3 LIMIT 1",
+            "INSERT INTO f3(f3) VALUES ('optimize')",
+            "INSERT INTO f5(f5) VALUES ('optimize')",
+            "INSERT INTO f5(f5) VALUES ('rebuild')",
+            "INSERT INTO f5(f5, rank) VALUES ('merge', 1)",
+        ] {
+            let o = run_sql(s.addr(), ep, Some("app"), Some(&ro), sql).await;
+            assert!(
+                matches!(o, Outcome::SqlError { .. }),
+                "{ep:?} {sql} ran with a read-only token: {o:?}"
+            );
+            assert_eq!(version(), before, "{ep:?} {sql} changed the database");
+        }
+    }
+    let o = run_sql(
+        s.addr(),
+        Ep::V3,
+        Some("app"),
+        Some(&ro),
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+    )
+    .await;
+    assert_eq!(o.rows(), &vec![vec![json!(0)]]);
+    assert_eq!(server_panics(), 0);
 }
