@@ -909,8 +909,8 @@ mod tests {
     use super::*;
     use crate::{Database, EngineConfig};
 
-    struct Drop_;
-    impl RowSink for Drop_ {
+    struct NoRows;
+    impl RowSink for NoRows {
         fn columns(&mut self, _: Vec<Col>) -> Result<(), ExecError> {
             Ok(())
         }
@@ -927,7 +927,7 @@ mod tests {
             want_rows: true,
             read_only: false,
         };
-        conn.run(input, &mut Drop_)
+        conn.run(input, &mut NoRows)
     }
 
     #[test]

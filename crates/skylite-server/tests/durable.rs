@@ -43,6 +43,16 @@ async fn failed_fsync_is_a_500_on_legacy_endpoints_and_poisons_writes() {
     .await;
     assert_eq!(r.status, 500, "{}", r.text());
     assert_eq!(r.json()["code"], "DATABASE_POISONED");
+    // Hrana pipelines too: `[execute, close]` is a 500, never a 200 with a result.
+    let (status, body) = pipeline_at(
+        addr,
+        "/v2/pipeline",
+        None,
+        json!([execute("INSERT INTO t VALUES (6)"), close()]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(err_at(&body, 0)["code"], "DATABASE_POISONED", "{body}");
     // Reads still work; a client error is still a 400.
     let r = post_json(
         addr,
@@ -57,6 +67,38 @@ async fn failed_fsync_is_a_500_on_legacy_endpoints_and_poisons_writes() {
     );
     let r = post_json(addr, "/v1/execute", &v1("SELECT * FROM nope")).await;
     assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(server_panics(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_fails_a_hrana_pipeline_that_closes_its_stream() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (status, body) = pipeline_at(
+        addr,
+        "/v2/pipeline",
+        None,
+        json!([execute("CREATE TABLE t(x)"), close()]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .app
+        .databases
+        .default_db()
+        .unwrap()
+        .database()
+        .inject_fsync_failure();
+    // The most common pipeline: the write, then `close`. Not acknowledged.
+    let (status, body) = pipeline_at(
+        addr,
+        "/v2/pipeline",
+        None,
+        json!([execute("INSERT INTO t VALUES (1)"), close()]),
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], "SQLITE_IOERR_FSYNC", "{body}");
     assert_eq!(server_panics(), 0);
 }
 
