@@ -492,3 +492,90 @@ async fn closing_a_cursor_early_keeps_the_transaction() {
     assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
     assert_eq!(server_panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_stops_reading_when_queued_requests_reach_their_byte_budget() {
+    use futures_util::StreamExt;
+    // Queued requests may hold 2 × the body limit: 128 KiB here.
+    let server = server_with(|c| {
+        c.max_body_bytes = 64 * 1024;
+        c.engine.txn_timeout = Duration::from_secs(8);
+    })
+    .await;
+    // Another client holds the write lock, so the socket's stream waits and its queue fills.
+    let (status, body) = pipeline(server.addr, None, json!([execute("BEGIN IMMEDIATE")])).await;
+    assert_eq!(status, 200, "{body}");
+    let holder = baton_of(&body);
+
+    let mut req = format!("ws://{}/", server.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("hrana3"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let text = |msg: ClientMsg| Message::Text(serde_json::to_string(&msg).unwrap().into());
+    let request = |request_id: i32, request: Request| {
+        text(ClientMsg::Request {
+            request_id,
+            request,
+        })
+    };
+    let exec = |id: i32, sql: &str| {
+        request(
+            id,
+            Request::Execute {
+                stream_id: 1,
+                stmt: Stmt::new(sql),
+            },
+        )
+    };
+    ws.send(text(ClientMsg::Hello { jwt: None })).await.unwrap();
+    ws.send(request(1, Request::OpenStream { stream_id: 1 }))
+        .await
+        .unwrap();
+    ws.send(exec(2, "INSERT INTO t VALUES (1)")).await.unwrap();
+    let filler = format!("SELECT '{}'", "f".repeat(60 * 1024));
+    for id in 3..13 {
+        ws.send(exec(id, &filler)).await.unwrap();
+    }
+    // A connection-level request after them: answered at once if the socket were still read.
+    ws.send(request(
+        100,
+        Request::StoreSql {
+            sql_id: 1,
+            sql: "SELECT 1".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    let mut answered = Vec::new();
+    let quiet = Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(quiet.into(), ws.next()).await {
+        if let Message::Text(t) = frame.unwrap() {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            answered.push(v["request_id"].clone());
+        }
+    }
+    assert!(
+        !answered.contains(&json!(100)),
+        "the socket must not be read past the queued-bytes budget: {answered:?}"
+    );
+    // The lock holder commits: the queue drains, the socket is read again, all are answered.
+    let (status, body) = pipeline(server.addr, Some(&holder), json!([execute("COMMIT")])).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !answered.contains(&json!(100)) {
+        let frame = tokio::time::timeout_at(deadline.into(), ws.next())
+            .await
+            .expect("every request is answered once the lock is free")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = frame {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], "response_error", "{v}");
+            answered.push(v["request_id"].clone());
+        }
+    }
+    assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
+    assert_eq!(server_panics(), 0);
+}
