@@ -77,6 +77,10 @@ const FETCH_MAX_ENTRIES: usize = 4096;
 const FETCH_SOFT_BYTES: usize = 4 * 1024 * 1024;
 /// How often an idle stream in a transaction checks whether waiting writers revoked its lock.
 const REVOCATION_CHECK: Duration = Duration::from_millis(200);
+/// Requests of one socket that run at once (each on its own stream); a finished one keeps its
+/// slot until its response is in the response queue, so a socket that is not read holds at
+/// most this many responses besides the queue.
+pub const MAX_RUNNING: usize = 16;
 /// Bytes of a cursor's entries produced ahead of the client's fetches.
 pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
 /// Bytes of responses queued for the connection task (beyond them, tasks wait to hand theirs
@@ -385,6 +389,9 @@ struct Ctx {
     max_response_bytes: usize,
     /// How long a send to a client that does not read may wait (`ServerConfig::send_timeout`).
     send_timeout: Duration,
+    /// Requests of this socket running or holding a response not yet handed over
+    /// ([`MAX_RUNNING`] permits).
+    runners: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -453,7 +460,7 @@ enum StreamJob {
 }
 
 /// A job in a stream's queue with its share of the socket's queued-request bytes, given back
-/// when the stream takes it.
+/// when the job is done (for a cursor: when its batch is over).
 struct Job {
     job: StreamJob,
     _charge: Option<OwnedSemaphorePermit>,
@@ -525,6 +532,7 @@ impl Connection {
             workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
             send_timeout: app.config.send_timeout,
+            runners: Arc::new(Semaphore::new(MAX_RUNNING)),
         };
         let queued_cap = app
             .config
@@ -1314,10 +1322,32 @@ async fn stream_task(
         } else {
             jobs.recv().await
         };
-        // Taking the job gives its bytes back to the socket's request budget.
-        let Some(Job { job, .. }) = job else { break };
+        // The job's bytes stay charged to the socket until it is done.
+        let Some(Job {
+            job,
+            _charge: charge,
+        }) = job
+        else {
+            break;
+        };
         if out.is_closed() {
             // The socket is gone: nobody waits for the remaining answers.
+            break;
+        }
+        // A runner slot of the socket, held until the response is handed over: it bounds the
+        // responses a socket's streams hold while the client is slow to read.
+        let runner = loop {
+            tokio::select! {
+                permit = ctx.runners.clone().acquire_owned() => break permit.ok(),
+                _ = tokio::time::sleep(REVOCATION_CHECK), if in_txn => {
+                    if !apply_revocation(&ctx, stream_id, &mut session).await {
+                        break None;
+                    }
+                    in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                }
+            }
+        };
+        if runner.is_none() {
             break;
         }
         let Some(mut s) = session.take() else { break };
@@ -1429,6 +1459,9 @@ async fn stream_task(
                         break;
                     }
                 }
+                // The batch is over; an open cursor holds no runner slot and no request bytes.
+                drop(runner);
+                drop(charge);
                 // Later requests of this stream wait until the cursor is closed; meanwhile a
                 // transaction the cursor left open stays revocable.
                 tokio::pin!(closed);
