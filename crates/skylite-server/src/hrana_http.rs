@@ -7,10 +7,15 @@
 //! `{"message", "code"}` for both encodings.
 //!
 //! Every handler takes the [`TargetDb`] the request was routed to; streams and batons belong to
-//! that database (a baton of one database is refused on another).
+//! that database (a baton of one database is refused on another) and to the token the request
+//! carries ([`principal_id`]: a baton works only with the token that opened its stream). One
+//! token may hold at most `max_streams_per_principal` live streams per database (429
+//! `STREAMS_EXHAUSTED`). Requests and cursors run through [`crate::exec`], the execution layer
+//! shared with the WebSocket transport.
 //!
-//! The path of a pipeline request: parse the body; find the stream its baton names (or open a
-//! new one, or resume a stateless one the server no longer knows); lock it; on a blocking
+//! The path of a pipeline request: parse the body; claim the baton's sequence number (exactly
+//! one request per baton gets past this) and find the stream it names (or open a new one, or
+//! resume a stateless one the server no longer knows); lock it; on a blocking
 //! thread run every request through the [`skylite_engine::Session`], wait for durability, bump
 //! the stream's sequence number, sign the next baton and serialize the response; register or
 //! forget the stream; answer.

@@ -27,10 +27,21 @@
 //! ([`crate::routing`]); if that database is deleted, the next request closes the socket
 //! (1001).
 //!
-//! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
-//! connection task stops reading the socket (TCP flow control reaches the client). It also
-//! stops reading while it writes, so a client that does not read cannot make the server buffer
-//! more than the outstanding responses.
+//! The governor (the same rules as over HTTP, through [`crate::exec`]):
+//! - **Requests**: at most [`MAX_OUTSTANDING`] outstanding requests per socket, and the bytes of
+//!   queued requests at most 2 × `--max-body-size`; at either limit the connection task stops
+//!   reading the socket (TCP flow control reaches the client) until a stream finishes a job.
+//!   Stored SQL a queued request refers to is pinned (shared, not copied) when it is queued.
+//! - **Responses**: at most [`MAX_RUNNING`] requests of a socket run (or hold a finished
+//!   response) at once, and the response queue holds at most [`RESPONSE_QUEUE_BYTES`]. Every
+//!   socket write has a deadline (`send_timeout`): a client that reads nothing for that long is
+//!   closed, and its streams roll back. A stream task waiting to hand over a response while its
+//!   transaction holds the write lock gives the lock up as soon as a waiting writer revokes it
+//!   (after `--txn-timeout`), so a client that stops reading never blocks other writers longer.
+//! - **Cursors**: entries go through a pipe of [`CURSOR_BUFFER_BYTES`]; a batch blocked on a
+//!   client that does not fetch gives up after `send_timeout`, or at once on revocation, and
+//!   rolls back (`TRANSACTION_TIMEOUT`).
+//! - **`hello`**: a socket that does not send it within `ws_hello_timeout` is closed (1008).
 //!
 //! When the socket ends (closed, dropped, or a violation), the stream queues close; each stream
 //! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
