@@ -429,6 +429,15 @@ async fn live_http_streams_are_capped_per_token() {
         (429, "STREAMS_EXHAUSTED"),
         "{message}"
     );
+    // A one-shot pipeline (it closes its stream) leaves nothing behind, so it is not refused.
+    let r = pipeline_as(
+        s.addr(),
+        &alice,
+        None,
+        json!([execute("SELECT 5"), close()]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // Other tokens are not affected.
     let r = pipeline_as(s.addr(), &bob, None, json!([execute("SELECT 2")])).await;
     assert_eq!(r.status, 200, "{}", r.text());
