@@ -232,10 +232,13 @@ struct TimedSocket {
 }
 
 impl TimedSocket {
-    /// Writes a message; a client that takes none of it for the send timeout is an error
-    /// (the connection then ends).
+    /// Writes a message; a client that does not take it within the send timeout (plus time
+    /// for a large message at [`MIN_DRAIN_RATE`], so a slow but reading client is not cut off)
+    /// is an error, and the connection then ends.
     async fn send(&mut self, msg: Message) -> Result<(), axum::Error> {
-        match tokio::time::timeout(self.send_timeout, self.inner.send(msg)).await {
+        let transfer = Duration::from_secs_f64(message_len(&msg) as f64 / MIN_DRAIN_RATE);
+        let deadline = self.send_timeout.saturating_add(transfer);
+        match tokio::time::timeout(deadline, self.inner.send(msg)).await {
             Ok(result) => result,
             Err(_) => Err(axum::Error::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -252,6 +255,9 @@ impl TimedSocket {
         self.inner.recv().await
     }
 }
+
+/// The slowest reading (bytes per second) a socket write allows for beyond the send timeout.
+const MIN_DRAIN_RATE: f64 = 256.0 * 1024.0;
 
 /// How long the server waits for the client's answering Close frame.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -190,12 +190,14 @@ async fn websocket_that_stops_reading_is_closed_after_the_send_timeout() {
     }))
     .await
     .unwrap();
-    for i in 0..40 {
+    // About 35 MB of answers in messages of 340 KB (each may take the send timeout plus the
+    // time to drain it at the slowest rate allowed).
+    for i in 0..100 {
         ws.send(text(ClientMsg::Request {
             request_id: 2 + i,
             request: Request::Execute {
                 stream_id: 1,
-                stmt: Stmt::new("SELECT randomblob(2000000)"),
+                stmt: Stmt::new("SELECT randomblob(250000)"),
             },
         }))
         .await
