@@ -602,7 +602,7 @@ impl Connection {
         tokio::pin!(hello_deadline);
         let end = loop {
             // Reading stops while the queued requests hold their byte budget (or their count);
-            // it resumes when a stream takes a job and gives its bytes back.
+            // it resumes when a stream finishes a job and gives its bytes back.
             let bytes_left = self.request_bytes.available_permits() > 0;
             let incoming = tokio::select! {
                 biased;

@@ -590,3 +590,78 @@ async fn websocket_stops_reading_when_queued_requests_reach_their_byte_budget() 
     assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
     assert_eq!(server_panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_cursor_never_fetched_loses_the_write_lock() {
+    let server = server_with(|_| {}).await;
+    let mut c = WsClient::connect(server.addr, "/", "hrana3").await;
+    c.hello(None).await;
+    c.ok(1, Request::OpenStream { stream_id: 1 }).await;
+    let batch = skylite_proto::Batch {
+        steps: vec![
+            skylite_proto::BatchStep {
+                condition: None,
+                stmt: Stmt::new("BEGIN IMMEDIATE"),
+            },
+            skylite_proto::BatchStep {
+                condition: None,
+                stmt: Stmt::new(BIG_SELECT),
+            },
+        ],
+    };
+    c.ok(
+        2,
+        Request::OpenCursor {
+            stream_id: 1,
+            cursor_id: 1,
+            batch,
+        },
+    )
+    .await;
+    // The client never fetches; the batch fills the cursor's buffer and waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writer_gets_through(server.addr).await;
+    // The cursor ends with the reason, and the stream reports the lost transaction.
+    let mut entries = Vec::new();
+    for i in 0..1000 {
+        match c
+            .ok(
+                10 + i,
+                Request::FetchCursor {
+                    cursor_id: 1,
+                    max_count: 4096,
+                },
+            )
+            .await
+        {
+            skylite_proto::ws::Response::FetchCursor { entries: got, done } => {
+                entries.extend(got);
+                if done {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match entries.last() {
+        Some(skylite_proto::CursorEntry::Error { error }) => {
+            assert_eq!(
+                error.code.as_deref(),
+                Some("TRANSACTION_TIMEOUT"),
+                "{error:?}"
+            )
+        }
+        other => panic!("the cursor must end with TRANSACTION_TIMEOUT: {other:?}"),
+    }
+    c.ok(2000, Request::CloseCursor { cursor_id: 1 }).await;
+    let err = c.err(2001, ws_exec_req(1, "SELECT 1")).await;
+    assert_eq!(err.code.as_deref(), Some("TRANSACTION_TIMEOUT"), "{err:?}");
+    assert_eq!(server_panics(), 0);
+}
+
+fn ws_exec_req(stream_id: i32, sql: &str) -> Request {
+    Request::Execute {
+        stream_id,
+        stmt: Stmt::new(sql),
+    }
+}
