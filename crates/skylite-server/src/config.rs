@@ -28,7 +28,9 @@ pub struct ServerConfig {
     /// up sooner, as soon as a writer has waited `--txn-timeout`.
     pub send_timeout: Duration,
     /// Most live Hrana-over-HTTP streams one principal (token) may hold on one database;
-    /// beyond it a new stream is refused with 429 `STREAMS_EXHAUSTED`.
+    /// beyond it a new stream is refused with 429 `STREAMS_EXHAUSTED`. A one-shot pipeline
+    /// (ending in `close`) opens no live stream and is never refused. With auth off every
+    /// client is the same principal, so this caps the live streams of a database.
     pub max_streams_per_principal: usize,
     /// Largest database file the import endpoint accepts (streamed to disk, so not bound by
     /// `max_body_bytes`).

@@ -7,10 +7,15 @@
 //! `{"message", "code"}` for both encodings.
 //!
 //! Every handler takes the [`Authorized`] the request was routed to; streams and batons belong to
-//! that database (a baton of one database is refused on another).
+//! that database (a baton of one database is refused on another) and to the token the request
+//! carries ([`principal_id`]: a baton works only with the token that opened its stream). One
+//! token may hold at most `max_streams_per_principal` live streams per database (429
+//! `STREAMS_EXHAUSTED`). Requests and cursors run through [`crate::exec`], the execution layer
+//! shared with the WebSocket transport.
 //!
-//! The path of a pipeline request: parse the body; find the stream its baton names (or open a
-//! new one, or resume a stateless one the server no longer knows); lock it; on a blocking
+//! The path of a pipeline request: parse the body; claim the baton's sequence number (exactly
+//! one request per baton gets past this) and find the stream it names (or open a new one, or
+//! resume a stateless one the server no longer knows); lock it; on a blocking
 //! thread run every request through the [`skylite_engine::Session`], wait for durability, bump
 //! the stream's sequence number, sign the next baton and serialize the response; register or
 //! forget the stream; answer.
@@ -28,7 +33,7 @@ use sha2::{Digest, Sha256};
 use skylite_engine::{ExecError, PinnedSql};
 use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
-    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody,
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
 };
 use tokio::sync::OwnedMutexGuard;
 
@@ -187,12 +192,17 @@ impl App {
     /// transaction was lost (expired, or the server restarted) then comes back in the *lost*
     /// state, where that `ROLLBACK` succeeds (the transaction is indeed rolled back) and the
     /// stream works again, instead of failing forever with `STREAM_EXPIRED`.
+    ///
+    /// `closes` says that the request ends with `close`: a new stream that lives only for this
+    /// request is then not registered at all, and does not count toward the token's cap on
+    /// live streams (many concurrent one-shot pipelines are not lingering streams).
     pub async fn checkout(
         &self,
         db: &DbHandle,
         principal: &PrincipalId,
         baton: Option<&str>,
         acknowledges_loss: bool,
+        closes: bool,
     ) -> Result<Checkout, ApiError> {
         let streams = db.streams();
         let cap = self.config.max_streams_per_principal;
@@ -234,6 +244,18 @@ impl App {
                 Ok(checkout)
             };
         let Some(baton) = baton else {
+            if closes {
+                let shared: SharedStream =
+                    std::sync::Arc::new(tokio::sync::Mutex::new(streams.new_entry(0)));
+                let guard = shared
+                    .try_lock_owned()
+                    .map_err(|_| ApiError::internal("a new stream was already locked"))?;
+                return Ok(Checkout {
+                    id: streams.new_id(),
+                    guard,
+                    fresh: true,
+                });
+            }
             return register(streams.new_id(), streams.new_entry(0), true);
         };
         let claims = self
@@ -381,8 +403,15 @@ pub async fn run_pipeline(
         .requests
         .first()
         .is_some_and(skylite_engine::session::starts_with_rollback);
+    let closes = matches!(req.requests.last(), Some(StreamRequest::Close));
     let checkout = app
-        .checkout(&db, &principal, req.baton.as_deref(), acknowledges_loss)
+        .checkout(
+            &db,
+            &principal,
+            req.baton.as_deref(),
+            acknowledges_loss,
+            closes,
+        )
         .await?;
     let id = checkout.id;
     let fresh = checkout.fresh;
@@ -527,7 +556,7 @@ pub async fn run_cursor(
 ) -> Result<Response, ApiError> {
     let req: CursorReqBody = encoding.decode(body)?;
     let checkout = app
-        .checkout(&db, &principal, req.baton.as_deref(), false)
+        .checkout(&db, &principal, req.baton.as_deref(), false, false)
         .await?;
     let id = checkout.id;
     let mut guard = checkout.guard;

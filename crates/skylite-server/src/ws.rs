@@ -28,10 +28,21 @@
 //! brings one ([`bind_on_hello`]), so before that nothing is looked up or opened. If the
 //! database is deleted, the next request closes the socket (1001).
 //!
-//! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
-//! connection task stops reading the socket (TCP flow control reaches the client). It also
-//! stops reading while it writes, so a client that does not read cannot make the server buffer
-//! more than the outstanding responses.
+//! The governor (the same rules as over HTTP, through [`crate::exec`]):
+//! - **Requests**: at most [`MAX_OUTSTANDING`] outstanding requests per socket, and the bytes of
+//!   queued requests at most 2 × `--max-body-size`; at either limit the connection task stops
+//!   reading the socket (TCP flow control reaches the client) until a stream finishes a job.
+//!   Stored SQL a queued request refers to is pinned (shared, not copied) when it is queued.
+//! - **Responses**: at most [`MAX_RUNNING`] requests of a socket run (or hold a finished
+//!   response) at once, and the response queue holds at most [`RESPONSE_QUEUE_BYTES`]. Every
+//!   socket write has a deadline (`send_timeout`): a client that reads nothing for that long is
+//!   closed, and its streams roll back. A stream task waiting to hand over a response while its
+//!   transaction holds the write lock gives the lock up as soon as a waiting writer revokes it
+//!   (after `--txn-timeout`), so a client that stops reading never blocks other writers longer.
+//! - **Cursors**: entries go through a pipe of [`CURSOR_BUFFER_BYTES`]; a batch blocked on a
+//!   client that does not fetch gives up after `send_timeout`, or at once on revocation, and
+//!   rolls back (`TRANSACTION_TIMEOUT`).
+//! - **`hello`**: a socket that does not send it within `ws_hello_timeout` is closed (1008).
 //!
 //! When the socket ends (closed, dropped, or a violation), the stream queues close; each stream
 //! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
@@ -79,6 +90,10 @@ const FETCH_MAX_ENTRIES: usize = 4096;
 const FETCH_SOFT_BYTES: usize = 4 * 1024 * 1024;
 /// How often an idle stream in a transaction checks whether waiting writers revoked its lock.
 const REVOCATION_CHECK: Duration = Duration::from_millis(200);
+/// Requests of one socket that run at once (each on its own stream); a finished one keeps its
+/// slot until its response is in the response queue, so a socket that is not read holds at
+/// most this many responses besides the queue.
+pub const MAX_RUNNING: usize = 16;
 /// Bytes of a cursor's entries produced ahead of the client's fetches.
 pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
 /// Bytes of responses queued for the connection task (beyond them, tasks wait to hand theirs
@@ -219,10 +234,13 @@ struct TimedSocket {
 }
 
 impl TimedSocket {
-    /// Writes a message; a client that takes none of it for the send timeout is an error
-    /// (the connection then ends).
+    /// Writes a message; a client that does not take it within the send timeout (plus time
+    /// for a large message at [`MIN_DRAIN_RATE`], so a slow but reading client is not cut off)
+    /// is an error, and the connection then ends.
     async fn send(&mut self, msg: Message) -> Result<(), axum::Error> {
-        match tokio::time::timeout(self.send_timeout, self.inner.send(msg)).await {
+        let transfer = Duration::from_secs_f64(message_len(&msg) as f64 / MIN_DRAIN_RATE);
+        let deadline = self.send_timeout.saturating_add(transfer);
+        match tokio::time::timeout(deadline, self.inner.send(msg)).await {
             Ok(result) => result,
             Err(_) => Err(axum::Error::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -239,6 +257,9 @@ impl TimedSocket {
         self.inner.recv().await
     }
 }
+
+/// The slowest reading (bytes per second) a socket write allows for beyond the send timeout.
+const MIN_DRAIN_RATE: f64 = 256.0 * 1024.0;
 
 /// How long the server waits for the client's answering Close frame.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -505,6 +526,9 @@ struct Ctx {
     max_response_bytes: usize,
     /// How long a send to a client that does not read may wait (`ServerConfig::send_timeout`).
     send_timeout: Duration,
+    /// Requests of this socket running or holding a response not yet handed over
+    /// ([`MAX_RUNNING`] permits).
+    runners: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -573,7 +597,7 @@ enum StreamJob {
 }
 
 /// A job in a stream's queue with its share of the socket's queued-request bytes, given back
-/// when the stream takes it.
+/// when the job is done (for a cursor: when its batch is over).
 struct Job {
     job: StreamJob,
     _charge: Option<OwnedSemaphorePermit>,
@@ -645,6 +669,7 @@ impl Connection {
             workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
             send_timeout: app.config.send_timeout,
+            runners: Arc::new(Semaphore::new(MAX_RUNNING)),
         };
         let queued_cap = app
             .config
@@ -691,7 +716,7 @@ impl Connection {
         tokio::pin!(hello_deadline);
         let end = loop {
             // Reading stops while the queued requests hold their byte budget (or their count);
-            // it resumes when a stream takes a job and gives its bytes back.
+            // it resumes when a stream finishes a job and gives its bytes back.
             let bytes_left = self.request_bytes.available_permits() > 0;
             let incoming = tokio::select! {
                 biased;
@@ -1430,10 +1455,32 @@ async fn stream_task(
         } else {
             jobs.recv().await
         };
-        // Taking the job gives its bytes back to the socket's request budget.
-        let Some(Job { job, .. }) = job else { break };
+        // The job's bytes stay charged to the socket until it is done.
+        let Some(Job {
+            job,
+            _charge: charge,
+        }) = job
+        else {
+            break;
+        };
         if out.is_closed() {
             // The socket is gone: nobody waits for the remaining answers.
+            break;
+        }
+        // A runner slot of the socket, held until the response is handed over: it bounds the
+        // responses a socket's streams hold while the client is slow to read.
+        let runner = loop {
+            tokio::select! {
+                permit = ctx.runners.clone().acquire_owned() => break permit.ok(),
+                _ = tokio::time::sleep(REVOCATION_CHECK), if in_txn => {
+                    if !apply_revocation(&ctx, stream_id, &mut session).await {
+                        break None;
+                    }
+                    in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                }
+            }
+        };
+        if runner.is_none() {
             break;
         }
         let Some(mut s) = session.take() else { break };
@@ -1545,6 +1592,9 @@ async fn stream_task(
                         break;
                     }
                 }
+                // The batch is over; an open cursor holds no runner slot and no request bytes.
+                drop(runner);
+                drop(charge);
                 // Later requests of this stream wait until the cursor is closed; meanwhile a
                 // transaction the cursor left open stays revocable.
                 tokio::pin!(closed);

@@ -190,12 +190,14 @@ async fn websocket_that_stops_reading_is_closed_after_the_send_timeout() {
     }))
     .await
     .unwrap();
-    for i in 0..40 {
+    // About 35 MB of answers in messages of 340 KB (each may take the send timeout plus the
+    // time to drain it at the slowest rate allowed).
+    for i in 0..100 {
         ws.send(text(ClientMsg::Request {
             request_id: 2 + i,
             request: Request::Execute {
                 stream_id: 1,
-                stmt: Stmt::new("SELECT randomblob(2000000)"),
+                stmt: Stmt::new("SELECT randomblob(250000)"),
             },
         }))
         .await
@@ -429,6 +431,15 @@ async fn live_http_streams_are_capped_per_token() {
         (429, "STREAMS_EXHAUSTED"),
         "{message}"
     );
+    // A one-shot pipeline (it closes its stream) leaves nothing behind, so it is not refused.
+    let r = pipeline_as(
+        s.addr(),
+        &alice,
+        None,
+        json!([execute("SELECT 5"), close()]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // Other tokens are not affected.
     let r = pipeline_as(s.addr(), &bob, None, json!([execute("SELECT 2")])).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -491,4 +502,166 @@ async fn closing_a_cursor_early_keeps_the_transaction() {
     c.query(7, 1, "COMMIT").await;
     assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
     assert_eq!(server_panics(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_stops_reading_when_queued_requests_reach_their_byte_budget() {
+    use futures_util::StreamExt;
+    // Queued requests may hold 2 × the body limit: 128 KiB here.
+    let server = server_with(|c| {
+        c.max_body_bytes = 64 * 1024;
+        c.engine.txn_timeout = Duration::from_secs(8);
+    })
+    .await;
+    // Another client holds the write lock, so the socket's stream waits and its queue fills.
+    let (status, body) = pipeline(server.addr, None, json!([execute("BEGIN IMMEDIATE")])).await;
+    assert_eq!(status, 200, "{body}");
+    let holder = baton_of(&body);
+
+    let mut req = format!("ws://{}/", server.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("hrana3"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let text = |msg: ClientMsg| Message::Text(serde_json::to_string(&msg).unwrap().into());
+    let request = |request_id: i32, request: Request| {
+        text(ClientMsg::Request {
+            request_id,
+            request,
+        })
+    };
+    let exec = |id: i32, sql: &str| {
+        request(
+            id,
+            Request::Execute {
+                stream_id: 1,
+                stmt: Stmt::new(sql),
+            },
+        )
+    };
+    ws.send(text(ClientMsg::Hello { jwt: None })).await.unwrap();
+    ws.send(request(1, Request::OpenStream { stream_id: 1 }))
+        .await
+        .unwrap();
+    ws.send(exec(2, "INSERT INTO t VALUES (1)")).await.unwrap();
+    let filler = format!("SELECT '{}'", "f".repeat(60 * 1024));
+    for id in 3..13 {
+        ws.send(exec(id, &filler)).await.unwrap();
+    }
+    // A connection-level request after them: answered at once if the socket were still read.
+    ws.send(request(
+        100,
+        Request::StoreSql {
+            sql_id: 1,
+            sql: "SELECT 1".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    let mut answered = Vec::new();
+    let quiet = Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(quiet.into(), ws.next()).await {
+        if let Message::Text(t) = frame.unwrap() {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            answered.push(v["request_id"].clone());
+        }
+    }
+    assert!(
+        !answered.contains(&json!(100)),
+        "the socket must not be read past the queued-bytes budget: {answered:?}"
+    );
+    // The lock holder commits: the queue drains, the socket is read again, all are answered.
+    let (status, body) = pipeline(server.addr, Some(&holder), json!([execute("COMMIT")])).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !answered.contains(&json!(100)) {
+        let frame = tokio::time::timeout_at(deadline.into(), ws.next())
+            .await
+            .expect("every request is answered once the lock is free")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = frame {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], "response_error", "{v}");
+            answered.push(v["request_id"].clone());
+        }
+    }
+    assert_eq!(scalar_i64(server.addr, "SELECT count(*) FROM t").await, 1);
+    assert_eq!(server_panics(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_cursor_never_fetched_loses_the_write_lock() {
+    let server = server_with(|_| {}).await;
+    let mut c = WsClient::connect(server.addr, "/", "hrana3").await;
+    c.hello(None).await;
+    c.ok(1, Request::OpenStream { stream_id: 1 }).await;
+    let batch = skylite_proto::Batch {
+        steps: vec![
+            skylite_proto::BatchStep {
+                condition: None,
+                stmt: Stmt::new("BEGIN IMMEDIATE"),
+            },
+            skylite_proto::BatchStep {
+                condition: None,
+                stmt: Stmt::new(BIG_SELECT),
+            },
+        ],
+    };
+    c.ok(
+        2,
+        Request::OpenCursor {
+            stream_id: 1,
+            cursor_id: 1,
+            batch,
+        },
+    )
+    .await;
+    // The client never fetches; the batch fills the cursor's buffer and waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writer_gets_through(server.addr).await;
+    // The cursor ends with the reason, and the stream reports the lost transaction.
+    let mut entries = Vec::new();
+    for i in 0..1000 {
+        match c
+            .ok(
+                10 + i,
+                Request::FetchCursor {
+                    cursor_id: 1,
+                    max_count: 4096,
+                },
+            )
+            .await
+        {
+            skylite_proto::ws::Response::FetchCursor { entries: got, done } => {
+                entries.extend(got);
+                if done {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match entries.last() {
+        Some(skylite_proto::CursorEntry::Error { error }) => {
+            assert_eq!(
+                error.code.as_deref(),
+                Some("TRANSACTION_TIMEOUT"),
+                "{error:?}"
+            )
+        }
+        other => panic!("the cursor must end with TRANSACTION_TIMEOUT: {other:?}"),
+    }
+    c.ok(2000, Request::CloseCursor { cursor_id: 1 }).await;
+    let err = c.err(2001, ws_exec_req(1, "SELECT 1")).await;
+    assert_eq!(err.code.as_deref(), Some("TRANSACTION_TIMEOUT"), "{err:?}");
+    assert_eq!(server_panics(), 0);
+}
+
+fn ws_exec_req(stream_id: i32, sql: &str) -> Request {
+    Request::Execute {
+        stream_id,
+        stmt: Stmt::new(sql),
+    }
 }
