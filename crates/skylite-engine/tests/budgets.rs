@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use skylite_engine::session::{referenced_sql_ids, MAX_STORED_SQL_BYTES};
-use skylite_engine::{Budget, Database, EngineConfig, ExecError, Session, SqlStore};
+use skylite_engine::{Budget, Database, EngineConfig, ErrorCode, ExecError, Session, SqlStore};
 use skylite_proto::{Batch, BatchStep, Stmt, StreamRequest, StreamResult, Value};
 
 fn open(config: EngineConfig) -> (tempfile::TempDir, Database) {
@@ -136,7 +136,7 @@ fn a_stalled_session_gives_up_its_transaction_when_revoked() {
         );
         thread::sleep(Duration::from_millis(10));
     }
-    assert!(a.abandon(ExecError::new("TRANSACTION_TIMEOUT", "stalled")));
+    assert!(a.abandon(ExecError::new(ErrorCode::TransactionTimeout, "stalled")));
     writer.join().unwrap();
     assert_eq!(
         exec(&mut a, "SELECT 1").unwrap_err().code,
@@ -156,10 +156,13 @@ fn abandoning_a_transaction_releases_the_lock_at_once() {
     let mut a = Session::new(db.clone());
     ok(&mut a, "CREATE TABLE t(x)");
     // Nothing to give up outside a transaction.
-    assert!(!a.abandon(ExecError::new("TRANSACTION_TIMEOUT", "stalled")));
+    assert!(!a.abandon(ExecError::new(ErrorCode::TransactionTimeout, "stalled")));
     ok(&mut a, "BEGIN IMMEDIATE");
     ok(&mut a, "INSERT INTO t VALUES (1)");
-    assert!(a.abandon(ExecError::new("TRANSACTION_TIMEOUT", "the client stalled")));
+    assert!(a.abandon(ExecError::new(
+        ErrorCode::TransactionTimeout,
+        "the client stalled"
+    )));
     // Another writer gets the lock without waiting for the (long) transaction timeout.
     let mut b = Session::new(db.clone());
     ok(&mut b, "INSERT INTO t VALUES (2)");

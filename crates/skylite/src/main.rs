@@ -116,6 +116,17 @@ struct ServeArgs {
     /// waiting are used up (0: no rate rule).
     #[arg(long, env = "SKYLITE_BODY_MIN_RATE", default_value_t = 1024)]
     body_min_rate: u64,
+    /// Seconds a WebSocket has after the upgrade to send `hello`; then it is closed (1008).
+    #[arg(long, env = "SKYLITE_WS_HELLO_TIMEOUT", default_value_t = 10)]
+    ws_hello_timeout: u64,
+    /// Seconds a client may take nothing of what the server sends (cursor entries, WebSocket
+    /// responses) before its cursor or socket is ended; a transaction it holds rolls back.
+    #[arg(long, env = "SKYLITE_SEND_TIMEOUT", default_value_t = 30)]
+    send_timeout: u64,
+    /// Most live Hrana-over-HTTP streams one token may hold on one database (beyond: HTTP 429
+    /// STREAMS_EXHAUSTED).
+    #[arg(long, env = "SKYLITE_MAX_STREAMS_PER_TOKEN", default_value_t = 128)]
+    max_streams_per_token: usize,
     /// Serve HTTPS and WSS with this PEM certificate chain (server certificate first, then
     /// intermediates); needs --tls-key. Without both, the server speaks plain HTTP.
     #[arg(
@@ -181,6 +192,9 @@ impl ServeArgs {
         config.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
         config.body_timeout = Duration::from_secs(self.body_timeout.max(1));
         config.body_min_rate = self.body_min_rate;
+        config.ws_hello_timeout = Duration::from_secs(self.ws_hello_timeout.max(1));
+        config.send_timeout = Duration::from_secs(self.send_timeout.max(1));
+        config.max_streams_per_principal = self.max_streams_per_token.max(1);
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),
