@@ -15,7 +15,7 @@
 #   ABUSE_RSS_LIMIT_MIB=N  memory bound for the server (default 512)
 #   ABUSE_GROUPS / ABUSE_SKIP   comma lists of abuse groups to run / leave out (see abuse.py)
 #   ABUSE_SCALE=N          multiply the number of abusive sockets (default 1)
-#   ABUSE_HYGIENE_LIMIT=S  also fail if idle/slowloris/no-hello sockets stay open longer than S s
+#   ABUSE_HYGIENE_LIMIT=S  fail if idle/slowloris/no-hello sockets stay open longer than S s (default 8)
 #   ABUSE_KEEP=1           keep the data folder and server log
 set -euo pipefail
 
@@ -29,7 +29,15 @@ SERVER_FLAGS=(
   --stream-idle-timeout 10
   --max-body-size "$MAX_BODY_SIZE"
   --max-response-size $((8 * 1024 * 1024))
+  --header-timeout 3
+  --idle-timeout 5
+  --body-timeout 3
+  --ws-hello-timeout 3
+  --send-timeout 5
 )
+# Idle, slowloris and no-hello sockets must be cut within this many seconds (the timeouts
+# above plus slack for a busy machine).
+export ABUSE_HYGIENE_LIMIT="${ABUSE_HYGIENE_LIMIT:-8}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

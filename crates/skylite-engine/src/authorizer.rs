@@ -289,6 +289,19 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
              busy_timeout or cache_size; see the documentation)"
         ));
     };
+    // Maintenance pragmas write even without an argument, and may find nothing to do (then
+    // SQLite reports them as reading): refused to a read-only caller either way, as sqld does.
+    let writes = rule == PragmaRule::Write
+        && (value.is_some() || name == "optimize" || name == "incremental_vacuum");
+    if writes && flags.read_only_caller.load(Ordering::Relaxed) {
+        return flags.deny_with(
+            ErrorCode::SQLITE_READONLY,
+            format!(
+                "attempt to write with read-only access: PRAGMA {name} writes the database, \
+                 and this token may only read it"
+            ),
+        );
+    }
     let Some(value) = value else {
         return Authorization::Allow;
     };

@@ -503,7 +503,9 @@ impl Conn {
             ));
         }
         let keyword = sql_text::txn_keyword(sql);
-        if input.read_only && keyword == TxnKeyword::BeginImmediate {
+        if input.read_only
+            && (keyword == TxnKeyword::BeginImmediate || is_maintenance(sql_text::first_word(sql)))
+        {
             return Err(read_only_error());
         }
         // Three locks against a read-only caller's writes: SQLite's `query_only` (which also
@@ -825,6 +827,14 @@ unsafe extern "C" fn record_wal_pages(
     let counter = unsafe { &*(arg as *const AtomicU32) };
     counter.store(pages.max(0) as u32, Ordering::Release);
     rusqlite::ffi::SQLITE_OK
+}
+
+/// True for the maintenance statements that rebuild stored data (`REINDEX`, `ANALYZE`). They
+/// are refused to read-only callers by name, as sqld does: with nothing to rebuild SQLite
+/// reports them as reading and they would succeed as no-ops, which tells a read-only token that
+/// it may run them.
+fn is_maintenance(first_word: &str) -> bool {
+    first_word.eq_ignore_ascii_case("REINDEX") || first_word.eq_ignore_ascii_case("ANALYZE")
 }
 
 /// The error for a write attempted with read-only access.

@@ -227,14 +227,12 @@ fn read_only_sessions_cannot_write_through_maintenance_statements_or_extensions(
         "INSERT INTO f5(f5, rank) VALUES ('automerge', 2)",
         "PRAGMA query_only = 0",
     ] {
-        // Each trick may be refused or do nothing; whatever it answers, nothing may change.
-        let outcome = exec(&mut reader, sql);
-        if let Ok(r) = &outcome {
-            assert!(
-                sql.starts_with("PRAGMA optimize"),
-                "{sql} ran for a read-only caller: {r:?}"
-            );
-        }
+        // Each trick is refused, and nothing changed.
+        let err = exec(&mut reader, sql).expect_err(sql);
+        assert!(
+            err.code == "SQLITE_READONLY" || err.code == "SQLITE_AUTH",
+            "{sql}: {err}"
+        );
         assert_eq!(observer.snapshot(), before, "{sql} changed the database");
     }
     // Reads, full-text queries and vector searches still work.
@@ -270,4 +268,30 @@ fn read_only_sessions_cannot_write_through_maintenance_statements_or_extensions(
         Value::Integer(0),
         "ANALYZE left statistics"
     );
+}
+
+/// With nothing to rebuild, SQLite reports REINDEX, ANALYZE and `PRAGMA optimize` as reading
+/// and runs them as no-ops; a read-only caller is refused them anyway (as sqld does), so the
+/// answer never depends on what the database holds.
+#[test]
+fn maintenance_is_refused_to_a_read_only_caller_even_with_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&dir.path().join("data.db"), EngineConfig::default()).unwrap();
+    let mut reader = Session::new(db.clone());
+    reader.set_read_only(true);
+    for sql in [
+        "REINDEX",
+        "reindex nocase",
+        "ANALYZE",
+        "/* c */ analyze main",
+        "PRAGMA optimize",
+        "PRAGMA main.optimize",
+        "PRAGMA incremental_vacuum",
+        "PRAGMA user_version = 3",
+    ] {
+        let err = exec(&mut reader, sql).expect_err(sql);
+        assert_eq!(err.code, "SQLITE_READONLY", "{sql}: {err}");
+    }
+    // Reading the same pragmas stays allowed.
+    exec(&mut reader, "PRAGMA user_version").unwrap();
 }
