@@ -13,7 +13,6 @@
 //!
 //! All of this is blocking code; callers run it on blocking threads, never on async workers.
 
-use crate::ErrorCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,7 @@ use crate::authorizer::{self, ConnFlags};
 use crate::database::Shared;
 use crate::sql_text::{self, TxnKeyword};
 use crate::write_lock::Revoker;
-use crate::{workers, ExecError};
+use crate::{workers, ErrorCode, ExecError};
 
 /// SQLite calls the progress handler every this many virtual-machine instructions: often
 /// enough to stop a runaway statement within microseconds of its deadline, rarely enough that

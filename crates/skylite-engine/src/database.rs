@@ -15,7 +15,6 @@
 //! truncates the WAL file when SQLite restarts it, which it does only once no reader still
 //! needs its frames.
 
-use crate::ErrorCode;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::conn::Conn;
 use crate::durability::{Durability, Syncer};
 use crate::write_lock::WriteLock;
-use crate::{ExecError, OpenError};
+use crate::{ErrorCode, ExecError, OpenError};
 
 /// WAL pages after which the committing connection checkpoints (SQLite's own default
 /// autocheckpoint threshold).

@@ -30,7 +30,6 @@
 //! counting only time spent in SQLite, not time spent waiting for the reader), and schema text
 //! (client data: table names may be any Unicode) is only ever cut at character boundaries.
 
-use crate::ErrorCode;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -42,7 +41,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::StatementClock;
-use crate::{EngineConfig, ExecError};
+use crate::{EngineConfig, ErrorCode, ExecError};
 
 /// Why a dump stopped.
 #[derive(Debug, thiserror::Error)]

@@ -17,13 +17,12 @@
 //! With [`Durability::Normal`] the fsync is skipped: writes survive a crash of the server
 //! process (they are in the OS page cache) but not a power loss or kernel crash.
 
-use crate::ErrorCode;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// How hard the server works to keep acknowledged writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

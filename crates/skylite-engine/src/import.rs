@@ -7,14 +7,13 @@
 //! `SQLITE_DBCONFIG_DEFENSIVE` and `trusted_schema=OFF`, and nothing in its schema runs.
 //! Blocking: call it from a worker thread.
 
-use crate::ErrorCode;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// The first 16 bytes of every SQLite database file.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -6,13 +6,12 @@
 //! missing database file (only a copy's new target). All of it blocks: call it from a worker
 //! thread.
 
-use crate::ErrorCode;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// Opens a maintenance connection to an existing database file.
 fn open(path: &Path) -> Result<Connection, ExecError> {

@@ -11,7 +11,6 @@
 //! `ROLLBACK` (or closes the stream), every statement gets the error that explains the loss, so
 //! a client never goes on in autocommit mode believing it is inside its transaction.
 
-use crate::ErrorCode;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +22,7 @@ use skylite_proto::{
 
 use crate::conn::{Conn, RowSink, StmtInput, StmtSummary};
 use crate::write_lock::Revoker;
-use crate::{Database, ExecError};
+use crate::{Database, ErrorCode, ExecError};
 
 /// Most SQL texts one store (an HTTP stream, or a WebSocket connection) may hold.
 pub const MAX_STORED_SQL: usize = 1024;

@@ -9,7 +9,6 @@
 //! back at its next opportunity (see `Conn::enforce_revocation`), answering
 //! `TRANSACTION_TIMEOUT`.
 
-use crate::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::InterruptHandle;
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// The handle through which a waiting writer takes the lock back from a stalled holder.
 pub struct Revoker {

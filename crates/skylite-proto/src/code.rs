@@ -82,8 +82,6 @@ macro_rules! skylite_codes {
             /// An SQLite result code (primary or extended, e.g. 2067 = `SQLITE_CONSTRAINT_UNIQUE`).
             Sqlite(i32),
             $($(#[$doc])* $variant,)*
-            /// A code received from another server that this list does not know (clients only).
-            Other(&'static str),
         }
 
         impl ErrorCode {
@@ -92,7 +90,6 @@ macro_rules! skylite_codes {
                 match self {
                     ErrorCode::Sqlite(code) => sqlite_code_name(code),
                     $(ErrorCode::$variant => $wire,)*
-                    ErrorCode::Other(code) => code,
                 }
             }
 
@@ -234,16 +231,16 @@ impl ErrorCode {
     /// `SQLITE_CONSTRAINT_COMMITHOOK`: the commit hook turned a COMMIT into a rollback.
     pub const SQLITE_CONSTRAINT_COMMITHOOK: ErrorCode = ErrorCode::Sqlite(19 | (2 << 8));
 
-    /// Reads a code off the wire. Codes this list does not know are kept as
-    /// [`ErrorCode::Other`] (leaked once per distinct text: a client meets a handful).
-    pub fn from_wire(code: &str) -> ErrorCode {
+    /// Reads a code off the wire; `None` for a code this list does not know (another
+    /// server's, or a newer skylite's).
+    pub fn from_wire(code: &str) -> Option<ErrorCode> {
         if let Some(known) = ErrorCode::from_skylite_wire(code) {
-            return known;
+            return Some(known);
         }
-        if let Some((number, _)) = SQLITE_CODES.iter().find(|(_, name)| *name == code) {
-            return ErrorCode::Sqlite(*number);
-        }
-        ErrorCode::Other(intern(code))
+        SQLITE_CODES
+            .iter()
+            .find(|(_, name)| *name == code)
+            .map(|(number, _)| ErrorCode::Sqlite(*number))
     }
 
     /// The primary SQLite result code (the low byte), if this is an SQLite code.
@@ -283,25 +280,6 @@ impl ErrorCode {
     }
 }
 
-/// Keeps a code text from another server alive for the rest of the process. Bounded: past a
-/// few hundred distinct codes the rest share one placeholder, so a hostile server cannot make
-/// a client leak without bound.
-fn intern(code: &str) -> &'static str {
-    use std::sync::Mutex;
-    static SEEN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    const MAX_CODES: usize = 256;
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(known) = seen.iter().find(|c| **c == code) {
-        return known;
-    }
-    if seen.len() >= MAX_CODES || code.len() > 64 {
-        return "UNKNOWN";
-    }
-    let leaked: &'static str = Box::leak(code.to_owned().into_boxed_str());
-    seen.push(leaked);
-    leaked
-}
-
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -334,16 +312,13 @@ mod tests {
     #[test]
     fn every_code_reads_back_from_its_wire_form() {
         for code in ErrorCode::SKYLITE {
-            assert_eq!(ErrorCode::from_wire(code.as_str()), *code);
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(*code));
         }
         for (number, name) in SQLITE_CODES {
             assert_eq!(ErrorCode::Sqlite(*number).as_str(), *name);
-            assert_eq!(ErrorCode::from_wire(name), ErrorCode::Sqlite(*number));
+            assert_eq!(ErrorCode::from_wire(name), Some(ErrorCode::Sqlite(*number)));
         }
-        assert_eq!(
-            ErrorCode::from_wire("SOMETHING_NEW").as_str(),
-            "SOMETHING_NEW"
-        );
+        assert_eq!(ErrorCode::from_wire("SOMETHING_NEW"), None);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! database path prefixes (`/db/<name>/...`, `/dev/<name>/...`, see [`crate::routing`]), the
 //! stream reaper, graceful shutdown (the accept loop itself is [`crate::listener`]).
 
-use skylite_engine::ErrorCode;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use skylite_auth::{AuthConfig, Authenticator};
-use skylite_engine::{OpenError, Workers};
+use skylite_engine::{ErrorCode, OpenError, Workers};
 use tokio::net::TcpListener;
 
 use crate::baton::BatonKey;

@@ -23,7 +23,6 @@
 //! at once); the last connection to close checkpoints the WAL and removes it. The next request
 //! opens the database again. `default` is never evicted.
 
-use skylite_engine::ErrorCode;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use skylite_engine::{fs_durable, maintenance, Database, ExecError, OpenError};
+use skylite_engine::{fs_durable, maintenance, Database, ErrorCode, ExecError, OpenError};
 
 use crate::error::ApiError;
 use crate::streams::Streams;

@@ -9,11 +9,10 @@
 //! Everything here is blocking: callers run it on the SQL worker pool. Checking out a stream
 //! (batons, the registry) and encoding stay with each transport.
 
-use skylite_engine::ErrorCode;
 use std::cell::Cell;
 use std::time::Duration;
 
-use skylite_engine::{Budget, ExecError, PinnedSql, Session};
+use skylite_engine::{Budget, ErrorCode, ExecError, PinnedSql, Session};
 use skylite_proto::{Batch, CursorEntry, StreamRequest, StreamResult};
 
 use crate::blocking::{SendError, SendLimits};

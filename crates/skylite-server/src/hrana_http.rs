@@ -20,7 +20,6 @@
 //! the stream's sequence number, sign the next baton and serialize the response; register or
 //! forget the stream; answer.
 
-use skylite_engine::ErrorCode;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -30,7 +29,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use skylite_engine::{ExecError, PinnedSql};
+use skylite_engine::{ErrorCode, ExecError, PinnedSql};
 use skylite_proto::protobuf::{self, FromProto, IntoProto};
 use skylite_proto::{
     CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,

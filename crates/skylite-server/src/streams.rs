@@ -14,13 +14,12 @@
 //! client learns *why* with `STREAM_EXPIRED`), and it rolls back idle transactions whose write
 //! lock was revoked because they held it past the transaction timeout while others waited.
 
-use skylite_engine::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use skylite_engine::{Database, Session};
+use skylite_engine::{Database, ErrorCode, Session};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Most tombstones kept (oldest dropped first).

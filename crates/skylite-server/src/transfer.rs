@@ -30,7 +30,6 @@
 //!
 //! [`ServerConfig::max_import_bytes`]: crate::ServerConfig::max_import_bytes
 
-use skylite_engine::ErrorCode;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,7 +44,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use skylite_engine::dump::{Dump, DumpError};
 use skylite_engine::import::{check_and_prepare, ImportError};
-use skylite_engine::maintenance;
+use skylite_engine::{maintenance, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

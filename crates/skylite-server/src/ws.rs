@@ -48,7 +48,6 @@
 //! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
 //! so an abandoned transaction releases the write lock at once.
 
-use skylite_engine::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,7 +61,7 @@ use axum::response::{IntoResponse, Response};
 use prost::Message as _;
 use serde::Deserialize;
 use skylite_engine::session::{batch_sql_ids, referenced_sql_ids};
-use skylite_engine::{Database, LockWatch, PinnedSql, Session, SqlStore};
+use skylite_engine::{Database, ErrorCode, LockWatch, PinnedSql, Session, SqlStore};
 use skylite_proto::pb::hrana::ws as pbws;
 use skylite_proto::protobuf::{self, FromProto};
 use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
