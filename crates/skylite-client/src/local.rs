@@ -20,6 +20,18 @@ use crate::error::{Error, Result};
 /// One open local database.
 pub(crate) struct LocalDb {
     pub(crate) db: Database,
+    /// For `:memory:`: the private folder holding the file, removed after `db` closes (fields
+    /// drop in declaration order).
+    _private: Option<PrivateFolder>,
+}
+
+/// A folder that is removed when dropped.
+struct PrivateFolder(PathBuf);
+
+impl Drop for PrivateFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for LocalDb {
@@ -70,10 +82,42 @@ impl LocalDb {
             ..EngineConfig::default()
         };
         let db = Database::open(&absolute, config).map_err(|e| Error::Open(e.to_string()))?;
-        let local = Arc::new(LocalDb { db });
+        let local = Arc::new(LocalDb { db, _private: None });
         open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(key, Arc::downgrade(&local));
         Ok(local)
+    }
+}
+
+impl LocalDb {
+    /// Opens a new private database for `:memory:`. The engine runs in WAL mode, which needs a
+    /// file, so this is a file in a new folder of the system's temporary directory, never shared
+    /// with another client and removed when the last handle is dropped. Blocks.
+    pub(crate) fn open_private() -> Result<Arc<LocalDb>> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let folder = std::env::temp_dir().join(format!(
+            "skylite-memory-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&folder)
+            .map_err(|e| Error::Open(format!("{}: {e}", folder.display())))?;
+        let private = PrivateFolder(folder);
+        let config = EngineConfig {
+            max_response_bytes: usize::MAX / 4,
+            ..EngineConfig::default()
+        };
+        let db = Database::open(&private.0.join("memory.db"), config)
+            .map_err(|e| Error::Open(e.to_string()))?;
+        Ok(Arc::new(LocalDb {
+            db,
+            _private: Some(private),
+        }))
     }
 }
 
@@ -105,6 +149,11 @@ impl LocalStream {
         .await?;
         self.session = Some(session);
         results
+    }
+
+    /// Whether the session is still there (no call on it was cancelled).
+    pub(crate) fn is_usable(&self) -> bool {
+        self.session.is_some()
     }
 
     /// Whether the session is open and inside a transaction.

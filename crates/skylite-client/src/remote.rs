@@ -1,6 +1,15 @@
-//! Remote databases: Hrana v3 over HTTP (`POST <base>/v3/pipeline`) on hyper 1 HTTP/1.1
-//! connections, kept alive and reused from a small pool, over rustls for `https://`; and
-//! streams that carry their baton from one request to the next.
+//! Remote databases: Hrana v3 over HTTP (`POST <base>/v3-protobuf/pipeline`, or
+//! `<base>/v3/pipeline` with JSON bodies where the server has no Protobuf endpoint) on hyper 1
+//! HTTP/1.1 connections, kept alive and reused from a small pool, over rustls for `https://`;
+//! and streams that carry their baton from one request to the next.
+//!
+//! # Encoding
+//!
+//! Protobuf is preferred: it is smaller, faster to decode and carries every double exactly,
+//! including ±infinity, which JSON cannot represent (servers send `null` for them). The first
+//! pipeline goes to `/v3-protobuf/pipeline`; if the server answers 404, 405 or 415 there (an
+//! older sqld, a proxy) nothing ran, the client switches to JSON for good and sends the same
+//! request to `/v3/pipeline`. [`crate::Config::protobuf`] turns Protobuf off.
 //!
 //! # Retries
 //!
@@ -16,6 +25,7 @@
 //! are never repeated once sent: their error is returned. Retries wait 50 ms, 100 ms, 200 ms, ...
 //! and stop after [`crate::Config::max_retries`].
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +37,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use skylite_proto::protobuf;
 use skylite_proto::{PipelineReqBody, PipelineRespBody, StreamRequest, StreamResult};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -46,7 +57,18 @@ pub(crate) struct Remote {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_retries: u32,
+    /// [`ENC_UNKNOWN`], [`ENC_PROTOBUF`] or [`ENC_JSON`]: what the server speaks.
+    encoding: AtomicU8,
+    /// HTTP requests sent (attempts included), for tests and diagnostics.
+    requests_sent: std::sync::atomic::AtomicU64,
 }
+
+/// Protobuf not tried yet.
+const ENC_UNKNOWN: u8 = 0;
+/// The server answered on `/v3-protobuf`.
+const ENC_PROTOBUF: u8 = 1;
+/// JSON only (configured, or the server has no Protobuf endpoint).
+const ENC_JSON: u8 = 2;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +99,28 @@ impl Remote {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             max_retries: config.max_retries,
+            requests_sent: std::sync::atomic::AtomicU64::new(0),
+            encoding: AtomicU8::new(if config.protobuf {
+                ENC_UNKNOWN
+            } else {
+                ENC_JSON
+            }),
         })
+    }
+
+    /// HTTP requests sent so far.
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.requests_sent.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests go out as Protobuf (`Some(true)`), JSON (`Some(false)`), or that is
+    /// not known yet (`None`: no request sent).
+    pub(crate) fn uses_protobuf(&self) -> Option<bool> {
+        match self.encoding.load(Ordering::Relaxed) {
+            ENC_PROTOBUF => Some(true),
+            ENC_JSON => Some(false),
+            _ => None,
+        }
     }
 
     /// Sends one pipeline. `repeatable`: the request may be retried even after it was sent.
@@ -86,19 +129,33 @@ impl Remote {
         body: &PipelineReqBody,
         repeatable: bool,
     ) -> Result<PipelineRespBody> {
-        let json = serde_json::to_vec(body)
-            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let (status, bytes) = self
-            .post("/v3/pipeline", Bytes::from(json), repeatable)
-            .await?;
-        if !status.is_success() {
-            return Err(http_error(status, &bytes));
-        }
-        let resp: PipelineRespBody = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Protocol(format!(
-                "the server's pipeline response is not Hrana JSON: {e}"
-            ))
-        })?;
+        let resp = if self.encoding.load(Ordering::Relaxed) == ENC_JSON {
+            self.pipeline_json(body, repeatable).await?
+        } else {
+            let bytes = protobuf::encode(body.clone());
+            let (status, bytes) = self
+                .post(
+                    "/v3-protobuf/pipeline",
+                    PROTOBUF,
+                    Bytes::from(bytes),
+                    repeatable,
+                )
+                .await?;
+            if is_missing_endpoint(status, &bytes) {
+                // Nothing ran: the route does not exist there. JSON from now on.
+                self.encoding.store(ENC_JSON, Ordering::Relaxed);
+                self.pipeline_json(body, repeatable).await?
+            } else if !status.is_success() {
+                return Err(http_error(status, &bytes));
+            } else {
+                self.encoding.store(ENC_PROTOBUF, Ordering::Relaxed);
+                protobuf::decode::<PipelineRespBody>(&bytes).map_err(|e| {
+                    Error::Protocol(format!(
+                        "the server's pipeline response is not Hrana Protobuf: {e}"
+                    ))
+                })?
+            }
+        };
         if resp.results.len() != body.requests.len() {
             return Err(Error::Protocol(format!(
                 "the server answered {} results to {} requests",
@@ -109,16 +166,37 @@ impl Remote {
         Ok(resp)
     }
 
+    async fn pipeline_json(
+        &self,
+        body: &PipelineReqBody,
+        repeatable: bool,
+    ) -> Result<PipelineRespBody> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let (status, bytes) = self
+            .post("/v3/pipeline", JSON, Bytes::from(json), repeatable)
+            .await?;
+        if !status.is_success() {
+            return Err(http_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Protocol(format!(
+                "the server's pipeline response is not Hrana JSON: {e}"
+            ))
+        })
+    }
+
     /// POSTs `body` to `<base><endpoint>`, retrying as the module docs say.
     async fn post(
         &self,
         endpoint: &str,
+        content_type: &'static str,
         body: Bytes,
         repeatable: bool,
     ) -> Result<(StatusCode, Bytes)> {
         let mut attempt = 0u32;
         loop {
-            let outcome = self.post_once(endpoint, body.clone()).await;
+            let outcome = self.post_once(endpoint, content_type, body.clone()).await;
             let retry = match &outcome {
                 Ok((status, _)) => {
                     repeatable
@@ -140,12 +218,18 @@ impl Remote {
         }
     }
 
-    async fn post_once(&self, endpoint: &str, body: Bytes) -> Result<(StatusCode, Bytes), Attempt> {
+    async fn post_once(
+        &self,
+        endpoint: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Attempt> {
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(format!("{}{endpoint}", self.url.base_path))
             .header(HOST, &self.url.authority)
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, content_type)
             .header(
                 USER_AGENT,
                 concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
@@ -270,6 +354,26 @@ impl Remote {
             }),
         }
     }
+}
+
+const JSON: &str = "application/json";
+const PROTOBUF: &str = "application/x-protobuf";
+
+/// Whether an answer says the Protobuf endpoint does not exist on this server. A 404 with an
+/// error code in its body (an unknown database, say) is a real answer, not a missing route.
+fn is_missing_endpoint(status: StatusCode, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Coded {
+        code: Option<String>,
+    }
+    let coded = serde_json::from_slice::<Coded>(body).is_ok_and(|b| b.code.is_some());
+    !coded
+        && matches!(
+            status,
+            StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        )
 }
 
 /// The outcome of a failed attempt: whether the request may have reached the server.
@@ -418,6 +522,11 @@ impl RemoteStream {
         self.closed = resp.baton.is_none();
         self.baton = resp.baton;
         Ok(resp.results)
+    }
+
+    /// Whether requests can still go on this stream.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.broken && !self.closed
     }
 
     /// Whether the stream has server-side state worth closing.

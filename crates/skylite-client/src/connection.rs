@@ -1,0 +1,408 @@
+//! [`Connection`]: one persistent stream per connection, as a database driver needs it
+//! (PEP 249, JDBC-like APIs): statements run one after another on the same stream, so
+//! connection state (temp tables, pragmas, `last_insert_rowid`) lives on between them, and
+//! transactions are begun lazily.
+//!
+//! # Round trips
+//!
+//! - [`Connection::begin`] sends nothing: the `BEGIN` goes out with the first statement of the
+//!   transaction, in the same request (as a batch `BEGIN; stmt if BEGIN succeeded`), so a
+//!   failed `BEGIN` never lets the statement run in autocommit.
+//! - [`Connection::commit`] / [`Connection::rollback`] send one request, and none at all when
+//!   no transaction is open (nothing begun, or begun but never used).
+//! - So a write transaction costs two round trips: `BEGIN + INSERT ...`, then `COMMIT`.
+//! - Every request also asks the server whether the stream is in autocommit
+//!   (`get_autocommit`, no extra round trip), so [`Connection::in_transaction`] is exact even
+//!   after `BEGIN`/`COMMIT` written as SQL or a rollback SQLite did by itself.
+//!
+//! # Lost streams
+//!
+//! A server forgets an idle stream after a while (skylite: `--stream-idle-timeout`). If that
+//! happens outside a transaction, the request is sent again on a new stream (nothing ran on the
+//! old one; only its temp tables and pragmas are gone). Inside a transaction it is an
+//! [`Error::TransactionLost`]: the server rolled it back; the connection is usable again
+//! afterwards, in autocommit.
+//!
+//! # Cancellation
+//!
+//! Every operation runs in a task of its own on the tokio runtime the connection was opened on,
+//! so dropping the future of a call (a timeout, a cancelled task) does not interrupt the request:
+//! it completes in the background and the stream stays consistent for the next call, which
+//! waits for it.
+
+use std::sync::Arc;
+
+use skylite_proto::{Batch, BatchStep, Stmt, StreamRequest, StreamResponse, StreamResult};
+
+use crate::config::{Config, Target};
+use crate::error::{Error, Result};
+use crate::local::{on_worker, LocalDb};
+use crate::params::{IntoParams, Statement};
+use crate::remote::Remote;
+use crate::rows::Rows;
+use crate::stream::{
+    batch_rows, chained_batch, control_req, execute_req, expect_batch, expect_rows,
+    expect_sequence, sequence_req, Backend, Stream, TransactionBehavior,
+};
+
+/// A connection with its own persistent stream. Cheap to clone: clones share the stream (and
+/// take turns on it).
+#[derive(Clone)]
+pub struct Connection {
+    backend: Backend,
+    state: Arc<tokio::sync::Mutex<State>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+struct State {
+    /// `None` before the first request and after the stream was closed or lost.
+    stream: Option<Stream>,
+    /// A `BEGIN` to send with the next statement.
+    pending_begin: Option<TransactionBehavior>,
+    /// What the server said after the last request (true outside a transaction).
+    autocommit: bool,
+    closed: bool,
+}
+
+/// What one operation sends, besides the optional `BEGIN` and the trailing `get_autocommit`.
+enum Op {
+    Execute(Statement),
+    Batch(Vec<Statement>),
+    Sequence(String),
+    Control(&'static str),
+}
+
+/// What one operation returns.
+enum Outcome {
+    Rows(Rows),
+    Many(Vec<Rows>),
+    Done,
+}
+
+impl Connection {
+    /// Connects to `url` (see [`crate::config`]) with a token (`""`: none). Must be called
+    /// inside a tokio runtime; the connection runs its requests there.
+    pub async fn connect(url: &str, auth_token: &str) -> Result<Connection> {
+        Connection::open(Config::new(url).auth_token(auth_token)).await
+    }
+
+    /// Connects with a full configuration.
+    pub async fn open(config: Config) -> Result<Connection> {
+        let backend = match Target::parse(&config.url)? {
+            Target::Local(path) => Backend::Local(on_worker(move || LocalDb::open(&path)).await??),
+            Target::Memory => Backend::Local(on_worker(LocalDb::open_private).await??),
+            Target::Remote(url) => Backend::Remote(Arc::new(Remote::new(url, &config)?)),
+        };
+        Ok(Connection {
+            backend,
+            state: Arc::new(tokio::sync::Mutex::new(State {
+                stream: None,
+                pending_begin: None,
+                autocommit: true,
+                closed: false,
+            })),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// True for a server, false for a local file.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
+    }
+
+    /// HTTP requests this connection's server client has sent so far (0 for local files): what
+    /// the round-trip promises above are tested with.
+    pub fn round_trips(&self) -> u64 {
+        match &self.backend {
+            Backend::Remote(r) => r.requests_sent(),
+            Backend::Local(_) => 0,
+        }
+    }
+
+    /// For a server: whether requests go out as Protobuf (`Some(true)`) or JSON
+    /// (`Some(false)`); `None` before the first request and for local files.
+    pub fn uses_protobuf(&self) -> Option<bool> {
+        match &self.backend {
+            Backend::Remote(r) => r.uses_protobuf(),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Executes one statement and returns its rows.
+    pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<Rows> {
+        self.execute_statement(Statement::with_params(sql, params))
+            .await
+    }
+
+    /// Executes one prepared [`Statement`].
+    pub async fn execute_statement(&self, stmt: Statement) -> Result<Rows> {
+        match self.run(Op::Execute(stmt)).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            _ => Err(internal()),
+        }
+    }
+
+    /// Executes statements in order in one request, each only if the previous succeeded (no
+    /// transaction of its own: in autocommit each commits by itself). Returns the first error.
+    pub async fn execute_batch(&self, stmts: Vec<Statement>) -> Result<Vec<Rows>> {
+        if stmts.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.run(Op::Batch(stmts)).await? {
+            Outcome::Many(rows) => Ok(rows),
+            _ => Err(internal()),
+        }
+    }
+
+    /// Executes `;`-separated statements in order, stopping at the first error. A pending
+    /// `BEGIN` is sent first.
+    pub async fn execute_multiple(&self, sql: &str) -> Result<()> {
+        self.run(Op::Sequence(sql.to_owned())).await.map(|_| ())
+    }
+
+    /// Starts a transaction lazily: `BEGIN` travels with the next statement. An error if one
+    /// is already open or pending.
+    pub async fn begin(&self, behavior: TransactionBehavior) -> Result<()> {
+        let mut state = self.state.clone().lock_owned().await;
+        check_open(&state)?;
+        if state.pending_begin.is_some() || !state.autocommit {
+            return Err(Error::Sqlite {
+                code: "SQLITE_ERROR".into(),
+                message: "cannot start a transaction within a transaction".into(),
+            });
+        }
+        state.pending_begin = Some(behavior);
+        Ok(())
+    }
+
+    /// Commits the open transaction; does nothing (no round trip) if none is open.
+    pub async fn commit(&self) -> Result<()> {
+        self.finish("COMMIT").await
+    }
+
+    /// Rolls back the open transaction; does nothing (no round trip) if none is open.
+    pub async fn rollback(&self) -> Result<()> {
+        self.finish("ROLLBACK").await
+    }
+
+    async fn finish(&self, sql: &'static str) -> Result<()> {
+        {
+            let mut state = self.state.clone().lock_owned().await;
+            check_open(&state)?;
+            // A BEGIN that never went out: nothing to end.
+            state.pending_begin = None;
+            if state.autocommit {
+                return Ok(());
+            }
+        }
+        self.run(Op::Control(sql)).await.map(|_| ())
+    }
+
+    /// Whether a transaction is open or begun (pending).
+    pub async fn in_transaction(&self) -> bool {
+        let state = self.state.lock().await;
+        state.pending_begin.is_some() || !state.autocommit
+    }
+
+    /// Closes the stream (rolling back an open transaction). Later calls fail.
+    pub async fn close(&self) -> Result<()> {
+        let state = self.state.clone();
+        let task = self.runtime.spawn(async move {
+            let mut state = state.lock_owned().await;
+            state.closed = true;
+            state.pending_begin = None;
+            state.autocommit = true;
+            if let Some(mut stream) = state.stream.take() {
+                if stream.is_remote_open() {
+                    let _ = stream.run(vec![StreamRequest::Close]).await;
+                } else {
+                    stream.close_in_background(None);
+                }
+            }
+        });
+        task.await
+            .map_err(|e| Error::Protocol(format!("the close task failed: {e}")))
+    }
+
+    /// Runs `op` in its own task (see "Cancellation" in the module docs).
+    async fn run(&self, op: Op) -> Result<Outcome> {
+        let state = self.state.clone();
+        let backend = self.backend.clone();
+        let task = self.runtime.spawn(async move {
+            let mut state = state.lock_owned().await;
+            run_locked(&mut state, &backend, op).await
+        });
+        task.await
+            .map_err(|e| Error::Protocol(format!("the request task failed: {e}")))?
+    }
+}
+
+fn check_open(state: &State) -> Result<()> {
+    if state.closed {
+        return Err(Error::Config("the connection is closed".into()));
+    }
+    Ok(())
+}
+
+fn internal() -> Error {
+    Error::Protocol("unexpected result shape".into())
+}
+
+fn missing() -> Error {
+    Error::Protocol("the server sent fewer results than requests".into())
+}
+
+/// Whether an error says the server no longer knows the stream.
+fn is_stream_lost(e: &Error) -> bool {
+    matches!(e.code(), Some("STREAM_EXPIRED" | "STREAM_CLOSED"))
+        || matches!(e, Error::TransactionLost(_))
+}
+
+async fn run_locked(state: &mut State, backend: &Backend, op: Op) -> Result<Outcome> {
+    check_open(state)?;
+    let begin = state.pending_begin.take();
+    let (reqs, shape) = build(begin, &op);
+    let mut attempt = 0;
+    let results = loop {
+        let stream = state.stream.get_or_insert_with(|| Stream::new(backend));
+        match stream.run(reqs.clone()).await {
+            Ok(results) => break results,
+            Err(e) if is_stream_lost(&e) => {
+                state.stream = None;
+                let was_in_txn = !state.autocommit;
+                state.autocommit = true;
+                if was_in_txn || attempt > 0 {
+                    return Err(Error::TransactionLost(format!(
+                        "the server lost this connection's stream and rolled back its \
+                         transaction: {e}"
+                    )));
+                }
+                attempt += 1;
+            }
+            Err(e) => {
+                // In transit: the stream's state on the server is unknown; start over with a
+                // new one (the server rolls the old one back when it expires).
+                if let Some(mut s) = state.stream.take() {
+                    s.close_in_background(None);
+                }
+                state.autocommit = true;
+                return Err(e);
+            }
+        }
+    };
+    if let Some(mut s) = state.stream.take_if(|s| !s.is_usable()) {
+        s.close_in_background(None);
+    }
+    let mut results = results.into_iter();
+    let autocommit_result = results.next_back().ok_or_else(missing)?;
+    if let StreamResult::Ok {
+        response: StreamResponse::GetAutocommit { is_autocommit },
+    } = autocommit_result
+    {
+        state.autocommit = is_autocommit;
+    }
+    let main = results.next().ok_or_else(missing)?;
+    match shape {
+        Shape::Execute => expect_rows(main).map(Outcome::Rows),
+        Shape::BeginExecute => {
+            let mut rows = batch_rows(expect_batch(main)?, 1..2)?;
+            rows.pop().map(Outcome::Rows).ok_or_else(missing)
+        }
+        Shape::Batch { first, n } => {
+            batch_rows(expect_batch(main)?, first..first + n).map(Outcome::Many)
+        }
+        Shape::Sequence { begin } => {
+            if begin {
+                expect_rows(main)?;
+                expect_sequence(results.next().ok_or_else(missing)?)?;
+            } else {
+                expect_sequence(main)?;
+            }
+            Ok(Outcome::Done)
+        }
+        Shape::Control => expect_rows(main).map(|_| Outcome::Done),
+    }
+}
+
+/// How to read the results of what [`build`] made.
+enum Shape {
+    Execute,
+    BeginExecute,
+    Batch { first: usize, n: usize },
+    Sequence { begin: bool },
+    Control,
+}
+
+fn begin_step(behavior: TransactionBehavior) -> BatchStep {
+    BatchStep {
+        condition: None,
+        stmt: Stmt {
+            want_rows: Some(false),
+            ..Stmt::new(behavior.begin_sql())
+        },
+    }
+}
+
+fn build(begin: Option<TransactionBehavior>, op: &Op) -> (Vec<StreamRequest>, Shape) {
+    let (mut reqs, shape) = match (begin, op) {
+        (None, Op::Execute(stmt)) => (vec![execute_req(stmt.clone())], Shape::Execute),
+        (Some(b), Op::Execute(stmt)) => {
+            let batch = Batch {
+                steps: vec![
+                    begin_step(b),
+                    BatchStep {
+                        condition: Some(skylite_proto::BatchCond::Ok { step: 0 }),
+                        stmt: stmt.clone().into_stmt(),
+                    },
+                ],
+            };
+            (vec![StreamRequest::Batch { batch }], Shape::BeginExecute)
+        }
+        (begin, Op::Batch(stmts)) => {
+            let mut all = Vec::with_capacity(stmts.len() + 1);
+            let first = usize::from(begin.is_some());
+            let mut batch = chained_batch(stmts.clone());
+            if let Some(b) = begin {
+                // Shift every condition by one: step i now depends on step i (was i - 1).
+                for (i, step) in batch.steps.iter_mut().enumerate() {
+                    step.condition = Some(skylite_proto::BatchCond::Ok { step: i as u32 });
+                }
+                all.push(begin_step(b));
+            }
+            all.append(&mut batch.steps);
+            (
+                vec![StreamRequest::Batch {
+                    batch: Batch { steps: all },
+                }],
+                Shape::Batch {
+                    first,
+                    n: stmts.len(),
+                },
+            )
+        }
+        (begin, Op::Sequence(sql)) => {
+            let mut reqs = Vec::new();
+            if let Some(b) = begin {
+                reqs.push(control_req(b.begin_sql()));
+            }
+            reqs.push(sequence_req(sql));
+            (
+                reqs,
+                Shape::Sequence {
+                    begin: begin.is_some(),
+                },
+            )
+        }
+        (_, Op::Control(sql)) => (vec![control_req(sql)], Shape::Control),
+    };
+    reqs.push(StreamRequest::GetAutocommit);
+    (reqs, shape)
+}

@@ -1,0 +1,185 @@
+//! [`Connection`]: the persistent stream (state lives between statements), lazy `BEGIN`
+//! (a write transaction is two round trips, a rollback of nothing is none), exact
+//! `in_transaction`, ±infinity through Protobuf, the JSON fallback, `:memory:` and a cancelled
+//! call that leaves the connection usable.
+
+mod common;
+
+use std::time::Duration;
+
+use skylite_client::{Config, Connection, Error, Statement, TransactionBehavior, Value};
+
+async fn remote() -> Connection {
+    let s = common::server();
+    Connection::connect(&s.url, &s.token).await.unwrap()
+}
+
+async fn targets() -> Vec<(&'static str, Connection)> {
+    let mut out = Vec::new();
+    for (name, url, token) in common::targets() {
+        out.push((name, Connection::connect(&url, &token).await.unwrap()));
+    }
+    out.push(("memory", Connection::connect(":memory:", "").await.unwrap()));
+    out
+}
+
+#[tokio::test]
+async fn a_write_transaction_costs_two_round_trips_and_an_empty_rollback_none() {
+    let db = remote().await;
+    let t = common::table("rt");
+    db.execute(&format!("CREATE TABLE {t} (x)"), ())
+        .await
+        .unwrap();
+    let start = db.round_trips();
+    db.rollback().await.unwrap();
+    db.commit().await.unwrap();
+    assert_eq!(db.round_trips(), start, "nothing open: no request");
+    db.begin(TransactionBehavior::Deferred).await.unwrap();
+    assert!(db.in_transaction().await);
+    assert_eq!(
+        db.round_trips(),
+        start,
+        "BEGIN waits for the first statement"
+    );
+    db.execute(&format!("INSERT INTO {t} VALUES (1)"), ())
+        .await
+        .unwrap();
+    db.commit().await.unwrap();
+    assert_eq!(db.round_trips(), start + 2);
+    assert!(!db.in_transaction().await);
+    // Begun but never used: rollback sends nothing.
+    db.begin(TransactionBehavior::Immediate).await.unwrap();
+    db.rollback().await.unwrap();
+    assert_eq!(db.round_trips(), start + 2);
+    let rows = db
+        .execute(&format!("SELECT count(*) FROM {t}"), ())
+        .await
+        .unwrap();
+    assert_eq!(rows.first().unwrap().get::<i64>(0).unwrap(), 1);
+}
+
+#[tokio::test]
+async fn state_lives_between_statements_and_transactions_roll_back() {
+    for (name, db) in targets().await {
+        db.execute("CREATE TEMP TABLE scratch (x)", ())
+            .await
+            .unwrap();
+        db.execute("INSERT INTO scratch VALUES (1), (2)", ())
+            .await
+            .unwrap();
+        let r = db
+            .execute("SELECT count(*) FROM scratch", ())
+            .await
+            .unwrap();
+        assert_eq!(r.first().unwrap().get::<i64>(0).unwrap(), 2, "{name}");
+        db.begin(TransactionBehavior::Deferred).await.unwrap();
+        db.execute("INSERT INTO scratch VALUES (3)", ())
+            .await
+            .unwrap();
+        assert!(db.in_transaction().await, "{name}");
+        db.rollback().await.unwrap();
+        let r = db
+            .execute("SELECT count(*) FROM scratch", ())
+            .await
+            .unwrap();
+        assert_eq!(r.first().unwrap().get::<i64>(0).unwrap(), 2, "{name}");
+        // BEGIN written as SQL is seen too.
+        db.execute("BEGIN", ()).await.unwrap();
+        assert!(db.in_transaction().await, "{name}");
+        let e = db.begin(TransactionBehavior::Deferred).await.unwrap_err();
+        assert_eq!(e.sqlite_code(), Some("SQLITE_ERROR"), "{name}");
+        db.execute("COMMIT", ()).await.unwrap();
+        assert!(!db.in_transaction().await, "{name}");
+        // A batch inside a lazily begun transaction, with a failing step.
+        db.begin(TransactionBehavior::Deferred).await.unwrap();
+        let e = db
+            .execute_batch(vec![
+                Statement::with_params("INSERT INTO scratch VALUES (?)", [10]),
+                Statement::new("INSERT INTO nope VALUES (1)"),
+            ])
+            .await
+            .unwrap_err();
+        assert_eq!(e.sqlite_code(), Some("SQLITE_ERROR"), "{name}");
+        assert!(db.in_transaction().await, "{name}");
+        db.rollback().await.unwrap();
+        let rows = db
+            .execute_batch(vec![
+                Statement::with_params("INSERT INTO scratch VALUES (?)", [4]),
+                Statement::new("SELECT count(*) FROM scratch"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(rows[0].rows_affected(), 1, "{name}");
+        assert_eq!(rows[1].first().unwrap().get::<i64>(0).unwrap(), 3, "{name}");
+        db.close().await.unwrap();
+        assert!(db.execute("SELECT 1", ()).await.is_err(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn infinities_survive_in_results_and_parameters() {
+    for (name, db) in targets().await {
+        let r = db
+            .execute("SELECT 1e999, -1e999, ?", [f64::INFINITY])
+            .await
+            .unwrap();
+        let row = r.first().unwrap();
+        assert_eq!(row.get::<f64>(0).unwrap(), f64::INFINITY, "{name}");
+        assert_eq!(row.get::<f64>(1).unwrap(), f64::NEG_INFINITY, "{name}");
+        assert_eq!(row.get::<f64>(2).unwrap(), f64::INFINITY, "{name}");
+    }
+    let db = remote().await;
+    db.execute("SELECT 1", ()).await.unwrap();
+    assert_eq!(db.uses_protobuf(), Some(true));
+}
+
+#[tokio::test]
+async fn json_still_works_when_protobuf_is_off() {
+    let s = common::server();
+    let db = Connection::open(Config::new(&s.url).auth_token(&s.token).protobuf(false))
+        .await
+        .unwrap();
+    let r = db.execute("SELECT 1.5, 'x', x'00ff'", ()).await.unwrap();
+    let row = r.first().unwrap();
+    assert_eq!(row.get::<f64>(0).unwrap(), 1.5);
+    assert_eq!(row.get_value(2).unwrap(), &Value::Blob(vec![0, 255]));
+    assert_eq!(db.uses_protobuf(), Some(false));
+}
+
+#[tokio::test]
+async fn memory_databases_are_private() {
+    let a = Connection::connect(":memory:", "").await.unwrap();
+    let b = Connection::connect(":memory:", "").await.unwrap();
+    a.execute("CREATE TABLE t (x)", ()).await.unwrap();
+    let e = b.execute("SELECT * FROM t", ()).await.unwrap_err();
+    assert!(e.to_string().contains("no such table"), "{e}");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_leaves_the_connection_usable() {
+    for (name, db) in targets().await {
+        let t = common::table("cancel");
+        db.execute(&format!("CREATE TABLE {t} (x)"), ())
+            .await
+            .unwrap();
+        db.begin(TransactionBehavior::Deferred).await.unwrap();
+        // Cancel at once: the request still completes in the background.
+        let cancelled = tokio::time::timeout(
+            Duration::from_nanos(1),
+            db.execute(&format!("INSERT INTO {t} VALUES (1)"), ()),
+        )
+        .await;
+        if let Ok(r) = cancelled {
+            r.unwrap();
+        }
+        // The next call waits for it and sees its transaction.
+        let r = db
+            .execute(&format!("SELECT count(*) FROM {t}"), ())
+            .await
+            .unwrap();
+        assert_eq!(r.first().unwrap().get::<i64>(0).unwrap(), 1, "{name}");
+        db.commit().await.unwrap();
+        assert!(!db.in_transaction().await, "{name}");
+    }
+    let _ = Error::Config(String::new());
+}
