@@ -30,6 +30,7 @@
 //! it completes in the background and the stream stays consistent for the next call, which
 //! waits for it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use skylite_proto::{Batch, BatchStep, Stmt, StreamRequest, StreamResponse, StreamResult};
@@ -51,6 +52,8 @@ use crate::stream::{
 pub struct Connection {
     backend: Backend,
     state: Arc<tokio::sync::Mutex<State>>,
+    /// `in_transaction` as of the end of the last operation, readable without waiting.
+    txn_hint: Arc<AtomicBool>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -109,6 +112,7 @@ impl Connection {
                 autocommit: true,
                 closed: false,
             })),
+            txn_hint: Arc::new(AtomicBool::new(false)),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -180,6 +184,7 @@ impl Connection {
             });
         }
         state.pending_begin = Some(behavior);
+        self.txn_hint.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -200,6 +205,7 @@ impl Connection {
             // A BEGIN that never went out: nothing to end.
             state.pending_begin = None;
             if state.autocommit {
+                self.txn_hint.store(false, Ordering::Relaxed);
                 return Ok(());
             }
         }
@@ -212,8 +218,15 @@ impl Connection {
         state.pending_begin.is_some() || !state.autocommit
     }
 
+    /// Whether a transaction was open (or pending) when the last operation ended. Unlike
+    /// [`Connection::in_transaction`] it never waits for an operation in flight.
+    pub fn in_transaction_hint(&self) -> bool {
+        self.txn_hint.load(Ordering::Relaxed)
+    }
+
     /// Closes the stream (rolling back an open transaction). Later calls fail.
     pub async fn close(&self) -> Result<()> {
+        self.txn_hint.store(false, Ordering::Relaxed);
         let state = self.state.clone();
         let task = self.runtime.spawn(async move {
             let mut state = state.lock_owned().await;
@@ -236,9 +249,15 @@ impl Connection {
     async fn run(&self, op: Op) -> Result<Outcome> {
         let state = self.state.clone();
         let backend = self.backend.clone();
+        let hint = self.txn_hint.clone();
         let task = self.runtime.spawn(async move {
             let mut state = state.lock_owned().await;
-            run_locked(&mut state, &backend, op).await
+            let outcome = run_locked(&mut state, &backend, op).await;
+            hint.store(
+                state.pending_begin.is_some() || !state.autocommit,
+                Ordering::Relaxed,
+            );
+            outcome
         });
         task.await
             .map_err(|e| Error::Protocol(format!("the request task failed: {e}")))?
