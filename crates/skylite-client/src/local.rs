@@ -42,15 +42,29 @@ impl std::fmt::Debug for LocalDb {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<LocalDb>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<LocalDb>>>> = OnceLock::new();
-    OPEN.get_or_init(Default::default)
+/// The databases open in this process, with the id of the process that opened them: after a
+/// `fork` the child sees the parent's entries, whose engine threads do not exist there, so it
+/// must open its own.
+fn registry() -> &'static Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)> {
+    static OPEN: OnceLock<Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new((std::process::id(), HashMap::new())))
 }
 
-/// The worker threads that run local SQL for the async flavour.
+/// The worker threads that run local SQL for the async flavour (a new pool in a forked child,
+/// where the parent's threads do not exist; the parent's pool is then leaked, never joined).
 pub(crate) fn workers() -> &'static Workers {
-    static WORKERS: OnceLock<Workers> = OnceLock::new();
-    WORKERS.get_or_init(|| Workers::new("skylite-client", 4, 256))
+    static WORKERS: Mutex<Option<(u32, &'static Workers)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = WORKERS.lock().unwrap_or_else(|p| p.into_inner());
+    match *slot {
+        Some((owner, workers)) if owner == pid => workers,
+        _ => {
+            let workers: &'static Workers =
+                Box::leak(Box::new(Workers::new("skylite-client", 4, 256)));
+            *slot = Some((pid, workers));
+            workers
+        }
+    }
 }
 
 /// Runs `job` on the worker pool and waits for it without blocking the async runtime.
@@ -72,7 +86,13 @@ impl LocalDb {
         let absolute = std::path::absolute(path)
             .map_err(|e| Error::Open(format!("{}: {e}", path.display())))?;
         let key = absolute.canonicalize().unwrap_or_else(|_| absolute.clone());
-        let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let (owner, open) = &mut *guard;
+        if *owner != std::process::id() {
+            // A forked child: the parent's databases are not usable here (see `registry`).
+            std::mem::forget(std::mem::take(open));
+            *owner = std::process::id();
+        }
         if let Some(db) = open.get(&key).and_then(Weak::upgrade) {
             return Ok(db);
         }
