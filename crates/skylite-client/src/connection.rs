@@ -45,6 +45,7 @@ use crate::stream::{
     batch_rows, chained_batch, control_req, execute_req, expect_batch, expect_rows,
     expect_sequence, sequence_req, Backend, Stream, TransactionBehavior,
 };
+use crate::value::Value;
 
 /// A connection with its own persistent stream. Cheap to clone: clones share the stream (and
 /// take turns on it).
@@ -152,6 +153,51 @@ impl Connection {
             Outcome::Rows(rows) => Ok(rows),
             _ => Err(internal()),
         }
+    }
+
+    /// Executes a query and streams its rows (`/v3/cursor` on a server): memory stays flat
+    /// however many rows there are, and results larger than the server's response limit work.
+    /// Resolves once the columns are known (so SQL errors come from here); then read rows
+    /// with [`RowStream::next`].
+    ///
+    /// The connection is busy until the stream is read to its end or dropped; other calls
+    /// wait. Dropping it early inside a transaction reads (and discards) the rest in the
+    /// background so the transaction stays usable; outside one the cursor is abandoned and the
+    /// next call uses a new stream. For a local file the rows are produced whole, then handed
+    /// out (no response limit applies there).
+    pub async fn query_stream(&self, stmt: Statement) -> Result<RowStream> {
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let (row_tx, row_rx) = tokio::sync::mpsc::channel(ROW_BUFFER);
+        let state = self.state.clone();
+        let backend = self.backend.clone();
+        let hint = self.txn_hint.clone();
+        self.runtime.spawn(async move {
+            let mut state = state.lock_owned().await;
+            let mut head_tx = Some(head_tx);
+            let outcome = stream_locked(&mut state, &backend, stmt, &mut head_tx, &row_tx).await;
+            hint.store(
+                state.pending_begin.is_some() || !state.autocommit,
+                Ordering::Relaxed,
+            );
+            if let Err(e) = outcome {
+                match head_tx.take() {
+                    Some(h) => {
+                        let _ = h.send(Err(e));
+                    }
+                    None => {
+                        let _ = row_tx.send(Err(e)).await;
+                    }
+                }
+            }
+        });
+        let (columns, decltypes) = head_rx
+            .await
+            .map_err(|_| Error::Protocol("the cursor task ended without an answer".into()))??;
+        Ok(RowStream {
+            columns,
+            decltypes,
+            rows: row_rx,
+        })
     }
 
     /// Executes statements in order in one request, each only if the previous succeeded (no
@@ -262,6 +308,178 @@ impl Connection {
         task.await
             .map_err(|e| Error::Protocol(format!("the request task failed: {e}")))?
     }
+}
+
+/// Rows buffered between the network and the reader of a [`RowStream`].
+const ROW_BUFFER: usize = 256;
+
+/// Column names and declared types, sent once a cursor knows them.
+type Head = Result<(Vec<String>, Vec<Option<String>>)>;
+
+/// The rows of [`Connection::query_stream`], as they arrive.
+pub struct RowStream {
+    columns: Vec<String>,
+    decltypes: Vec<Option<String>>,
+    rows: tokio::sync::mpsc::Receiver<Result<Vec<Value>>>,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowStream {
+    /// Column names.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Declared column types (`None` for expressions).
+    pub fn column_types(&self) -> &[Option<String>] {
+        &self.decltypes
+    }
+
+    /// The next row's values, `None` at the end, or the error that ended the query.
+    pub async fn next(&mut self) -> Option<Result<Vec<Value>>> {
+        self.rows.recv().await
+    }
+
+    /// The next row without waiting: `Ok(None)` when none has arrived yet or at the end.
+    pub fn try_next(&mut self) -> Result<Option<Vec<Value>>> {
+        match self.rows.try_recv() {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+async fn stream_locked(
+    state: &mut State,
+    backend: &Backend,
+    stmt: Statement,
+    head_tx: &mut Option<tokio::sync::oneshot::Sender<Head>>,
+    row_tx: &tokio::sync::mpsc::Sender<Result<Vec<Value>>>,
+) -> Result<()> {
+    check_open(state)?;
+    if let Backend::Local(_) = backend {
+        let Outcome::Rows(rows) = run_locked(state, backend, Op::Execute(stmt)).await? else {
+            return Err(internal());
+        };
+        if let Some(h) = head_tx.take() {
+            let _ = h.send(Ok((rows.columns().to_vec(), rows.column_types().to_vec())));
+        }
+        for row in rows {
+            if row_tx.send(Ok(row.into_values())).await.is_err() {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let begin = state.pending_begin.take();
+    let mut steps = Vec::with_capacity(2);
+    if let Some(b) = begin {
+        steps.push(begin_step(b));
+    }
+    let target_step = steps.len() as u32;
+    steps.push(BatchStep {
+        condition: begin.map(|_| skylite_proto::BatchCond::Ok { step: 0 }),
+        stmt: stmt.into_stmt(),
+    });
+    let batch = Batch { steps };
+    let mut attempt = 0;
+    let (mut frames, remote) = loop {
+        let stream = state.stream.get_or_insert_with(|| Stream::new(backend));
+        let Stream::Remote(remote_stream) = stream else {
+            return Err(internal());
+        };
+        match remote_stream.open_cursor(batch.clone()).await {
+            Ok(frames) => break (frames, remote_stream.remote().clone()),
+            Err(e) if is_stream_lost(&e) && state.autocommit && attempt == 0 => {
+                state.stream = None;
+                attempt += 1;
+            }
+            Err(e) => {
+                if let Some(mut s) = state.stream.take() {
+                    s.close_in_background(None);
+                }
+                if is_stream_lost(&e) {
+                    state.autocommit = true;
+                }
+                return Err(e);
+            }
+        }
+    };
+    if begin.is_some() {
+        state.autocommit = false;
+    }
+    let mut reader_gone = false;
+    let mut failure = None;
+    loop {
+        let entry = match frames.next_entry(&remote).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(e) => {
+                // In transit: the stream is unusable now.
+                if let Some(mut s) = state.stream.take() {
+                    s.close_in_background(None);
+                }
+                state.autocommit = true;
+                return Err(e);
+            }
+        };
+        match entry {
+            skylite_proto::CursorEntry::StepBegin { step, cols } if step == target_step => {
+                if let Some(h) = head_tx.take() {
+                    let names = cols
+                        .iter()
+                        .map(|c| c.name.clone().unwrap_or_default())
+                        .collect();
+                    let types = cols.into_iter().map(|c| c.decltype).collect();
+                    let _ = h.send(Ok((names, types)));
+                }
+            }
+            skylite_proto::CursorEntry::Row { row } => {
+                if !reader_gone && row_tx.send(Ok(row)).await.is_err() {
+                    reader_gone = true;
+                    if state.autocommit {
+                        // Nothing to keep consistent: abandon the cursor and its stream.
+                        drop(frames);
+                        if let Some(mut s) = state.stream.take() {
+                            s.close_in_background(None);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            skylite_proto::CursorEntry::StepError { step, error } => {
+                if step == 0 && begin.is_some() {
+                    state.autocommit = true;
+                }
+                failure.get_or_insert(Error::from_proto(error));
+            }
+            skylite_proto::CursorEntry::Error { error } => {
+                failure.get_or_insert(Error::from_proto(error));
+            }
+            _ => {}
+        }
+    }
+    if let Some(Stream::Remote(s)) = state.stream.as_mut() {
+        s.cursor_done();
+    }
+    if let Some(mut s) = state.stream.take_if(|s| !s.is_usable()) {
+        s.close_in_background(None);
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(h) = head_tx.take() {
+        // A statement without a StepBegin (it failed before producing anything).
+        let _ = h.send(Ok((Vec::new(), Vec::new())));
+    }
+    Ok(())
 }
 
 fn check_open(state: &State) -> Result<()> {

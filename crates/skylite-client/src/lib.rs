@@ -118,7 +118,7 @@ mod value;
 
 pub use client::{Client, Transaction};
 pub use config::Config;
-pub use connection::Connection;
+pub use connection::{Connection, RowStream};
 pub use error::{Error, Result};
 pub use params::{IntoParams, Params, Statement};
 pub use rows::{ColumnIndex, Row, Rows};

@@ -38,7 +38,10 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use skylite_proto::protobuf;
-use skylite_proto::{PipelineReqBody, PipelineRespBody, StreamRequest, StreamResult};
+use skylite_proto::{
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
+    StreamResult,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -224,63 +227,9 @@ impl Remote {
         content_type: &'static str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), Attempt> {
-        self.requests_sent.fetch_add(1, Ordering::Relaxed);
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{endpoint}", self.url.base_path))
-            .header(HOST, &self.url.authority)
-            .header(CONTENT_TYPE, content_type)
-            .header(
-                USER_AGENT,
-                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(auth) = &self.auth_header {
-            builder = builder.header(AUTHORIZATION, auth);
-        }
-        let mut request = builder
-            .body(Full::new(body))
-            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
         let timeout = self.request_timeout;
         let work = async {
-            // A pooled connection first; if the server closed it, hyper gives the request back
-            // unsent and we go on with the next one (or a new connection).
-            let response = loop {
-                let (mut sender, fresh) = match self.take_idle() {
-                    Some(s) => (s, false),
-                    None => (self.connect().await.map_err(Attempt::NotSent)?, true),
-                };
-                if let Err(e) = sender.ready().await {
-                    if fresh {
-                        return Err(Attempt::NotSent(Error::Connect(format!(
-                            "the new connection to {} closed at once: {e}",
-                            self.url.authority
-                        ))));
-                    }
-                    continue;
-                }
-                match sender.try_send_request(request).await {
-                    Ok(resp) => break (resp, sender),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) if !fresh => {
-                            request = unsent;
-                            continue;
-                        }
-                        Some(_) => {
-                            return Err(Attempt::NotSent(Error::Connect(format!(
-                                "the connection closed before the request was sent: {}",
-                                e.error()
-                            ))))
-                        }
-                        None => {
-                            return Err(Attempt::Sent(Error::Connect(format!(
-                                "the connection broke during the request: {}",
-                                e.error()
-                            ))))
-                        }
-                    },
-                }
-            };
-            let (resp, sender) = response;
+            let (resp, sender) = self.send(endpoint, content_type, body).await?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -301,6 +250,145 @@ impl Remote {
                 what: format!("waiting for {} to answer", self.url.authority),
                 after: timeout,
             })),
+        }
+    }
+
+    /// Sends one request and returns the response head (the body still to be read) with the
+    /// connection it came on, which goes back to the pool only once the body is read.
+    async fn send(
+        &self,
+        endpoint: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            SendRequest<Full<Bytes>>,
+        ),
+        Attempt,
+    > {
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{endpoint}", self.url.base_path))
+            .header(HOST, &self.url.authority)
+            .header(CONTENT_TYPE, content_type)
+            .header(
+                USER_AGENT,
+                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(auth) = &self.auth_header {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        let mut request = builder
+            .body(Full::new(body))
+            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
+        // A pooled connection first; if the server closed it, hyper gives the request back
+        // unsent and we go on with the next one (or a new connection).
+        loop {
+            let (mut sender, fresh) = match self.take_idle() {
+                Some(s) => (s, false),
+                None => (self.connect().await.map_err(Attempt::NotSent)?, true),
+            };
+            if let Err(e) = sender.ready().await {
+                if fresh {
+                    return Err(Attempt::NotSent(Error::Connect(format!(
+                        "the new connection to {} closed at once: {e}",
+                        self.url.authority
+                    ))));
+                }
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => {
+                        request = unsent;
+                        continue;
+                    }
+                    Some(_) => {
+                        return Err(Attempt::NotSent(Error::Connect(format!(
+                            "the connection closed before the request was sent: {}",
+                            e.error()
+                        ))))
+                    }
+                    None => {
+                        return Err(Attempt::Sent(Error::Connect(format!(
+                            "the connection broke during the request: {}",
+                            e.error()
+                        ))))
+                    }
+                },
+            }
+        }
+    }
+
+    /// Opens a cursor (`/v3-protobuf/cursor`, or `/v3/cursor` where the server speaks JSON
+    /// only): the response head (`baton`) and the entries still to be read.
+    pub(crate) async fn cursor(
+        &self,
+        body: &CursorReqBody,
+    ) -> Result<(CursorRespBody, CursorFrames)> {
+        let timeout = self.request_timeout;
+        let mut protobuf = self.encoding.load(Ordering::Relaxed) != ENC_JSON;
+        loop {
+            let (endpoint, content_type, bytes) = if protobuf {
+                (
+                    "/v3-protobuf/cursor",
+                    PROTOBUF,
+                    Bytes::from(protobuf::encode(body.clone())),
+                )
+            } else {
+                let json = serde_json::to_vec(body)
+                    .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+                ("/v3/cursor", JSON, Bytes::from(json))
+            };
+            let sent = tokio::time::timeout(timeout, self.send(endpoint, content_type, bytes))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("waiting for {} to answer", self.url.authority),
+                    after: timeout,
+                })?
+                .map_err(Attempt::into_error)?;
+            let (resp, sender) = sent;
+            let status = resp.status();
+            if !status.is_success() {
+                let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                self.put_idle(sender);
+                if protobuf && is_missing_endpoint(status, &bytes) {
+                    self.encoding.store(ENC_JSON, Ordering::Relaxed);
+                    protobuf = false;
+                    continue;
+                }
+                return Err(http_error(status, &bytes));
+            }
+            if protobuf {
+                self.encoding.store(ENC_PROTOBUF, Ordering::Relaxed);
+            }
+            let mut frames = CursorFrames {
+                body: resp.into_body(),
+                sender: Some(sender),
+                buf: Vec::new(),
+                protobuf,
+                timeout,
+            };
+            let head = frames.next_frame(self).await?.ok_or_else(|| {
+                Error::Protocol("the cursor response ended before its first line".into())
+            })?;
+            let head: CursorRespBody = if protobuf {
+                protobuf::decode(&head).map_err(|e| {
+                    Error::Protocol(format!("invalid Protobuf cursor response: {e}"))
+                })?
+            } else {
+                serde_json::from_slice(&head)
+                    .map_err(|e| Error::Protocol(format!("invalid JSON cursor response: {e}")))?
+            };
+            return Ok((head, frames));
         }
     }
 
@@ -358,6 +446,115 @@ impl Remote {
 
 const JSON: &str = "application/json";
 const PROTOBUF: &str = "application/x-protobuf";
+
+/// The entries of a cursor response, read as they arrive: newline-delimited JSON, or
+/// length-delimited Protobuf messages. Each read waits at most the request timeout.
+pub(crate) struct CursorFrames {
+    body: hyper::body::Incoming,
+    /// The connection, returned to the pool when the body has been read to its end.
+    sender: Option<SendRequest<Full<Bytes>>>,
+    buf: Vec<u8>,
+    protobuf: bool,
+    timeout: Duration,
+}
+
+impl CursorFrames {
+    /// The bytes of the next message, or `None` at the end of the body.
+    async fn next_frame(&mut self, remote: &Remote) -> Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(frame) = self.split_frame()? {
+                return Ok(Some(frame));
+            }
+            let next = tokio::time::timeout(self.timeout, self.body.frame())
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: "waiting for the next cursor entry".into(),
+                    after: self.timeout,
+                })?;
+            match next {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(Error::Connect(format!(
+                        "the connection broke while reading a cursor: {e}"
+                    )))
+                }
+                None => {
+                    if let Some(sender) = self.sender.take() {
+                        remote.put_idle(sender);
+                    }
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(None);
+                    }
+                    if self.protobuf {
+                        return Err(Error::Protocol(
+                            "the cursor response ended inside a message".into(),
+                        ));
+                    }
+                    return Ok(Some(std::mem::take(&mut self.buf)));
+                }
+            }
+        }
+    }
+
+    /// Takes one complete message off the front of the buffer, if there is one.
+    fn split_frame(&mut self) -> Result<Option<Vec<u8>>> {
+        if !self.protobuf {
+            return Ok(self.buf.iter().position(|&b| b == b'\n').map(|i| {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                line
+            }));
+        }
+        // A varint length, then that many bytes.
+        let mut len: u64 = 0;
+        for (i, byte) in self.buf.iter().enumerate().take(10) {
+            len |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                let start = i + 1;
+                let len = usize::try_from(len)
+                    .map_err(|_| Error::Protocol("a cursor message is too large".into()))?;
+                let Some(end) = start.checked_add(len) else {
+                    return Err(Error::Protocol("a cursor message is too large".into()));
+                };
+                if self.buf.len() < end {
+                    return Ok(None);
+                }
+                let frame = self
+                    .buf
+                    .get(start..end)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                self.buf.drain(..end);
+                return Ok(Some(frame));
+            }
+        }
+        if self.buf.len() >= 10 {
+            return Err(Error::Protocol(
+                "invalid length prefix in a cursor response".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The next cursor entry, or `None` at the end.
+    pub(crate) async fn next_entry(&mut self, remote: &Remote) -> Result<Option<CursorEntry>> {
+        let Some(frame) = self.next_frame(remote).await? else {
+            return Ok(None);
+        };
+        let entry = if self.protobuf {
+            protobuf::decode::<CursorEntry>(&frame)
+                .map_err(|e| Error::Protocol(format!("invalid Protobuf cursor entry: {e}")))?
+        } else {
+            serde_json::from_slice(&frame)
+                .map_err(|e| Error::Protocol(format!("invalid JSON cursor entry: {e}")))?
+        };
+        Ok(Some(entry))
+    }
+}
 
 /// Whether an answer says the Protobuf endpoint does not exist on this server. A 404 with an
 /// error code in its body (an unknown database, say) is a real answer, not a missing route.
@@ -522,6 +719,38 @@ impl RemoteStream {
         self.closed = resp.baton.is_none();
         self.baton = resp.baton;
         Ok(resp.results)
+    }
+
+    /// Opens a cursor on this stream. The stream counts as broken until
+    /// [`RemoteStream::cursor_done`] says the whole response was read.
+    pub(crate) async fn open_cursor(
+        &mut self,
+        batch: skylite_proto::Batch,
+    ) -> Result<CursorFrames> {
+        if self.broken || self.closed {
+            return Err(Error::TransactionLost(
+                "an earlier request on this stream was cancelled or failed in transit".into(),
+            ));
+        }
+        let body = CursorReqBody {
+            baton: self.baton.clone(),
+            batch,
+        };
+        self.broken = true;
+        let (head, frames) = self.remote.cursor(&body).await?;
+        self.closed = head.baton.is_none();
+        self.baton = head.baton;
+        Ok(frames)
+    }
+
+    /// The cursor's response was read to its end: the stream is usable again.
+    pub(crate) fn cursor_done(&mut self) {
+        self.broken = false;
+    }
+
+    /// The server this stream is on.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
     }
 
     /// Whether requests can still go on this stream.

@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use skylite_client::{Config, Connection, Error, Statement, TransactionBehavior, Value};
 
+/// A server whose responses may not exceed 64 KiB, shared by the streaming tests.
+fn small_limit_server() -> &'static common::Server {
+    static SERVER: std::sync::OnceLock<common::Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        common::start_with(None, |config| config.engine.max_response_bytes = 64 * 1024)
+    })
+}
+
 async fn remote() -> Connection {
     let s = common::server();
     Connection::connect(&s.url, &s.token).await.unwrap()
@@ -182,4 +190,87 @@ async fn a_cancelled_call_leaves_the_connection_usable() {
         assert!(!db.in_transaction().await, "{name}");
     }
     let _ = Error::Config(String::new());
+}
+
+#[tokio::test]
+async fn query_stream_reads_results_larger_than_the_response_limit() {
+    let s = small_limit_server();
+    for protobuf in [true, false] {
+        let db = Connection::open(Config::new(&s.url).auth_token(&s.token).protobuf(protobuf))
+            .await
+            .unwrap();
+        let big =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+                   SELECT i, printf('%0100d', i) AS pad FROM n";
+        // The whole result does not fit one response.
+        let e = db.execute(big, ()).await.unwrap_err();
+        assert_eq!(e.code(), Some("RESPONSE_TOO_LARGE"), "{e}");
+        let mut rows = db.query_stream(Statement::new(big)).await.unwrap();
+        assert_eq!(rows.columns(), ["i", "pad"]);
+        let mut n = 0i64;
+        while let Some(row) = rows.next().await {
+            let row = row.unwrap();
+            n += 1;
+            assert_eq!(row[0], Value::Integer(n));
+        }
+        assert_eq!(n, 20000, "protobuf={protobuf}");
+        // The connection goes on; a SQL error comes back from query_stream itself.
+        let e = db
+            .query_stream(Statement::new("SELECT * FROM no_such_table"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.sqlite_code(), Some("SQLITE_ERROR"));
+        db.execute("SELECT 1", ()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn query_stream_inside_a_transaction_and_dropped_early() {
+    let s = small_limit_server();
+    let db = Connection::connect(&s.url, &s.token).await.unwrap();
+    let t = common::table("stream");
+    db.execute(&format!("CREATE TABLE {t} (x)"), ())
+        .await
+        .unwrap();
+    db.begin(TransactionBehavior::Deferred).await.unwrap();
+    db.execute(
+        &format!(
+            "INSERT INTO {t} WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+             WHERE i < 5000) SELECT i FROM n"
+        ),
+        (),
+    )
+    .await
+    .unwrap();
+    let mut rows = db
+        .query_stream(Statement::new(format!("SELECT x FROM {t}")))
+        .await
+        .unwrap();
+    rows.next().await.unwrap().unwrap();
+    drop(rows);
+    // The transaction is still there: the rest was read in the background.
+    assert!(db.in_transaction().await);
+    let r = db
+        .execute(&format!("SELECT count(*) FROM {t}"), ())
+        .await
+        .unwrap();
+    assert_eq!(r.first().unwrap().get::<i64>(0).unwrap(), 5000);
+    db.rollback().await.unwrap();
+    // Outside a transaction an abandoned cursor costs only its stream.
+    let mut rows = db
+        .query_stream(Statement::new(format!("SELECT count(*) FROM {t}")))
+        .await
+        .unwrap();
+    assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(0)]);
+    drop(rows);
+    db.execute("SELECT 1", ()).await.unwrap();
+    // A local file streams too (produced whole).
+    let local = Connection::connect(":memory:", "").await.unwrap();
+    let mut rows = local
+        .query_stream(Statement::new("VALUES (1), (2)"))
+        .await
+        .unwrap();
+    assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(1)]);
+    assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(2)]);
+    assert!(rows.next().await.is_none());
 }
