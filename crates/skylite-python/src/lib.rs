@@ -352,7 +352,115 @@ impl ResultSet {
 /// What an operation returns before it becomes a Python object.
 enum Done {
     Result(ResultSet),
+    Stream(RowCursor),
+    Rows(Vec<Vec<Value>>),
     Unit,
+}
+
+impl Done {
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Done::Result(r) => Py::new(py, r)?.into_any(),
+            Done::Stream(c) => Py::new(py, c)?.into_any(),
+            Done::Rows(rows) => {
+                let rows = rows
+                    .into_iter()
+                    .map(|r| row_to_py(py, r))
+                    .collect::<PyResult<Vec<_>>>()?;
+                PyList::new(py, rows)?.into_any().unbind()
+            }
+            Done::Unit => py.None(),
+        })
+    }
+}
+
+/// The rows of a streamed query (`/v3/cursor`), pulled as they are fetched: memory stays flat
+/// however large the result.
+#[pyclass(module = "skylite._skylite")]
+struct RowCursor {
+    columns: Vec<String>,
+    decltypes: Vec<Option<String>>,
+    rows: Arc<tokio::sync::Mutex<skylite_client::RowStream>>,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+/// Up to `n` rows (fewer only at the end).
+async fn take_rows(
+    rows: Arc<tokio::sync::Mutex<skylite_client::RowStream>>,
+    n: usize,
+) -> Result<Vec<Vec<Value>>, Error> {
+    let mut rows = rows.lock().await;
+    let mut out = Vec::with_capacity(n.min(4096));
+    while out.len() < n {
+        match rows.next().await {
+            Some(row) => out.push(row?),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl RowCursor {
+    #[getter]
+    fn columns(&self) -> Vec<String> {
+        self.columns.clone()
+    }
+
+    #[getter]
+    fn decltypes(&self) -> Vec<Option<String>> {
+        self.decltypes.clone()
+    }
+
+    /// Up to `n` rows as tuples (blocking, without the GIL while waiting).
+    fn fetchmany(&self, py: Python<'_>, n: usize) -> PyResult<Py<PyAny>> {
+        let rows = self.rows.clone();
+        let rt = self.rt.clone();
+        let got = py.detach(move || rt.block_on(take_rows(rows, n)));
+        match got {
+            Ok(rows) => Done::Rows(rows).into_py(py),
+            Err(e) => Err(to_pyerr(py, e)),
+        }
+    }
+
+    /// [`RowCursor::fetchmany`] for asyncio.
+    fn fetchmany_async(&self, loop_: Py<PyAny>, future: Py<PyAny>, n: usize) -> PyResult<()> {
+        let rows = self.rows.clone();
+        submit_on(&self.rt, loop_, future, async move {
+            take_rows(rows, n).await.map(Done::Rows)
+        })
+    }
+}
+
+/// Spawns `work` on `rt`; when it is done, `complete(future, result, error)` runs on `loop_`.
+fn submit_on<F>(
+    rt: &tokio::runtime::Runtime,
+    loop_: Py<PyAny>,
+    future: Py<PyAny>,
+    work: F,
+) -> PyResult<()>
+where
+    F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
+{
+    let complete = hooks()?;
+    rt.spawn(async move {
+        let outcome = work.await;
+        Python::attach(|py| {
+            let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
+                Ok(done) => match done.into_py(py) {
+                    Ok(o) => (o, py.None()),
+                    Err(e) => (py.None(), e.into_value(py).into_any()),
+                },
+                Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
+            };
+            let args = (complete.complete.clone_ref(py), future, result, error);
+            if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
+                // The loop is closed: nobody waits any more.
+                e.write_unraisable(py, None);
+            }
+        });
+    });
+    Ok(())
 }
 
 /// One connection: a persistent stream on a server, or a session on a local file.
@@ -397,32 +505,17 @@ impl Conn {
         F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
     {
         self.check_pid()?;
-        let complete = hooks()?;
-        self.rt.spawn(async move {
-            let outcome = work.await;
-            Python::attach(|py| {
-                let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
-                    Ok(done) => {
-                        let obj = match done {
-                            Done::Result(r) => Py::new(py, r).map(Py::into_any),
-                            Done::Unit => Ok(py.None()),
-                        };
-                        match obj {
-                            Ok(o) => (o, py.None()),
-                            Err(e) => (py.None(), e.into_value(py).into_any()),
-                        }
-                    }
-                    Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
-                };
-                let args = (complete.complete.clone_ref(py), future, result, error);
-                if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
-                    // The loop is closed: nobody waits any more.
-                    e.write_unraisable(py, None);
-                }
-            });
-        });
-        Ok(())
+        submit_on(&self.rt, loop_, future, work)
     }
+}
+
+fn stream_done(stream: skylite_client::RowStream, rt: Arc<tokio::runtime::Runtime>) -> Done {
+    Done::Stream(RowCursor {
+        columns: stream.columns().to_vec(),
+        decltypes: stream.column_types().to_vec(),
+        rows: Arc::new(tokio::sync::Mutex::new(stream)),
+        rt,
+    })
 }
 
 fn done_result(rows: Rows) -> Done {
@@ -447,13 +540,11 @@ impl Conn {
         };
         let begin = begin.map(behavior).transpose()?;
         let conn = self.inner.clone();
-        match self.block(py, async move {
+        self.block(py, async move {
             begin_unless_open(&conn, begin).await?;
             conn.execute_statement(stmt).await.map(done_result)
-        })? {
-            Done::Result(r) => Ok(Py::new(py, r)?.into_any()),
-            Done::Unit => Ok(py.None()),
-        }
+        })?
+        .into_py(py)
     }
 
     /// Executes one statement; completes `future` on `loop_`.
@@ -478,6 +569,52 @@ impl Conn {
         })
     }
 
+    /// Executes a query and streams its rows (blocking until the columns are known).
+    #[pyo3(signature = (sql, params=None, begin=None))]
+    fn query_stream(
+        &self,
+        py: Python<'_>,
+        sql: String,
+        params: Option<&Bound<'_, PyAny>>,
+        begin: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let stmt = Statement {
+            sql,
+            params: to_params(params)?,
+        };
+        let begin = begin.map(behavior).transpose()?;
+        let conn = self.inner.clone();
+        let rt = self.rt.clone();
+        self.block(py, async move {
+            begin_unless_open(&conn, begin).await?;
+            conn.query_stream(stmt).await.map(|s| stream_done(s, rt))
+        })?
+        .into_py(py)
+    }
+
+    /// [`Conn::query_stream`] for asyncio.
+    #[pyo3(signature = (loop_, future, sql, params=None, begin=None))]
+    fn query_stream_async(
+        &self,
+        loop_: Py<PyAny>,
+        future: Py<PyAny>,
+        sql: String,
+        params: Option<&Bound<'_, PyAny>>,
+        begin: Option<&str>,
+    ) -> PyResult<()> {
+        let stmt = Statement {
+            sql,
+            params: to_params(params)?,
+        };
+        let begin = begin.map(behavior).transpose()?;
+        let conn = self.inner.clone();
+        let rt = self.rt.clone();
+        self.submit(loop_, future, async move {
+            begin_unless_open(&conn, begin).await?;
+            conn.query_stream(stmt).await.map(|s| stream_done(s, rt))
+        })
+    }
+
     /// Executes `sql` once per parameter set in one request (blocking); returns a result with
     /// the total changed rows and the last rowid.
     #[pyo3(signature = (sql, seq, begin=None))]
@@ -491,15 +628,13 @@ impl Conn {
         let stmts = many(&sql, seq)?;
         let begin = begin.map(behavior).transpose()?;
         let conn = self.inner.clone();
-        match self.block(py, async move {
+        self.block(py, async move {
             begin_unless_open(&conn, begin).await?;
             conn.execute_batch(stmts)
                 .await
                 .map(|r| Done::Result(ResultSet::summary(r)))
-        })? {
-            Done::Result(r) => Ok(Py::new(py, r)?.into_any()),
-            Done::Unit => Ok(py.None()),
-        }
+        })?
+        .into_py(py)
     }
 
     /// [`Conn::execute_many`] for asyncio.
@@ -746,5 +881,6 @@ fn _skylite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_hooks, m)?)?;
     m.add_class::<Conn>()?;
     m.add_class::<ResultSet>()?;
+    m.add_class::<RowCursor>()?;
     Ok(())
 }

@@ -40,6 +40,7 @@ from ._common import (  # noqa: F401 - the PEP 249 surface
     OperationalError,
     PrepareProtocol,
     ProgrammingError,
+    Streamed,
     Time,
     TimeFromTicks,
     Timestamp,
@@ -129,9 +130,15 @@ class Row:
 class Cursor:
     """A PEP 249 cursor. Results are read whole by ``execute`` and handed out by the fetch
     methods; ``rowcount`` is the number of changed rows for INSERT/UPDATE/DELETE/REPLACE and -1
-    otherwise, ``lastrowid`` the rowid of the last row inserted by this cursor."""
+    otherwise, ``lastrowid`` the rowid of the last row inserted by this cursor.
 
-    def __init__(self, connection):
+    ``connection.cursor(stream=True)`` streams instead (``/v3/cursor`` on a server): rows are
+    pulled in chunks as they are fetched, so memory stays flat and results larger than the
+    server's response limit work. Another call on the connection while such a result is
+    unread first reads the rest into memory."""
+
+    def __init__(self, connection, stream=False):
+        self.stream = stream
         self.connection = connection
         self.arraysize = 1
         self.row_factory = None
@@ -160,8 +167,13 @@ class Cursor:
         con = self.connection
         begin = implicit_begin(con._autocommit, con._isolation_level, sql)
         with con._lock:
+            con._settle_stream()
             try:
-                result = con._core.execute(sql, parameters, begin)
+                if self.stream:
+                    result = Streamed(con._core.query_stream(sql, parameters, begin))
+                    con._open_stream = result
+                else:
+                    result = con._core.execute(sql, parameters, begin)
             except TypeError as e:
                 raise ProgrammingError(str(e)) from e
         self._took(result, sql)
@@ -176,6 +188,7 @@ class Cursor:
         if not isinstance(seq_of_parameters, (list, tuple)):
             seq_of_parameters = list(seq_of_parameters)
         with con._lock:
+            con._settle_stream()
             try:
                 result = con._core.execute_many(sql, seq_of_parameters, begin)
             except TypeError as e:
@@ -190,6 +203,7 @@ class Cursor:
         self._check()
         con = self.connection
         with con._lock:
+            con._settle_stream()
             if con._autocommit == LEGACY_TRANSACTION_CONTROL:
                 con._core.commit()
             con._core.execute_script(sql_script)
@@ -264,6 +278,7 @@ class Connection:
         self._isolation_level = check_isolation_level(isolation_level)
         self._autocommit = check_autocommit(autocommit)
         self._closed = False
+        self._open_stream = None  # the streamed result still being read, if any
         self.row_factory = None
         self.text_factory = str
         for name in ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
@@ -274,6 +289,13 @@ class Connection:
     def _check(self):
         if self._closed:
             raise ProgrammingError("Cannot operate on a closed database.")
+
+    def _settle_stream(self):
+        """Reads the rest of a streamed result into memory: its query holds the connection's
+        stream, which the next call needs."""
+        streamed, self._open_stream = self._open_stream, None
+        if streamed is not None and not streamed.done:
+            streamed.buffer_all()
 
     @property
     def isolation_level(self):
@@ -302,10 +324,11 @@ class Connection:
         self._check()
         return self._core.in_transaction
 
-    def cursor(self, factory=None):
+    def cursor(self, factory=None, stream=False):
         self._check()
-        cur = (factory or Cursor)(self)
-        return cur
+        if factory is not None:
+            return factory(self)
+        return Cursor(self, stream=stream)
 
     def execute(self, sql, parameters=None):
         return self.cursor().execute(sql, parameters)
@@ -323,6 +346,7 @@ class Connection:
         if self._autocommit is True:
             return
         with self._lock:
+            self._settle_stream()
             self._core.commit()
 
     def rollback(self):
@@ -331,6 +355,7 @@ class Connection:
         if self._autocommit is True:
             return
         with self._lock:
+            self._settle_stream()
             self._core.rollback()
 
     def close(self):
@@ -339,6 +364,7 @@ class Connection:
             return
         with self._lock:
             self._closed = True
+            self._open_stream = None
             self._core.close()
 
     @property

@@ -7,6 +7,7 @@ hooks the Rust core calls back into.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import re
 import time
@@ -309,3 +310,98 @@ def description_of(result):
     if not cols:
         return None
     return tuple((name, None, None, None, None, None, None) for name in cols)
+
+
+class Streamed:
+    """The rows of a streamed query (``Connection.cursor(stream=True)``), pulled from the Rust
+    core in chunks as they are fetched; memory stays flat however large the result."""
+
+    CHUNK = 512
+    rows_affected = -1
+    last_insert_rowid = None
+
+    def __init__(self, row_cursor):
+        self._rc = row_cursor
+        self._buf = collections.deque()
+        self.done = False
+
+    @property
+    def columns(self):
+        return self._rc.columns
+
+    def _took(self, rows, n):
+        if len(rows) < n:
+            self.done = True
+            self._rc = _FINISHED
+        self._buf.extend(rows)
+
+    def _want(self, n):
+        return max(n - len(self._buf), self.CHUNK)
+
+    # Sync side.
+    def _fill(self, n):
+        n = self._want(n)
+        self._took(self._rc.fetchmany(n), n)
+
+    def fetchone(self):
+        if not self._buf and not self.done:
+            self._fill(1)
+        return self._buf.popleft() if self._buf else None
+
+    def fetchmany(self, n):
+        while len(self._buf) < n and not self.done:
+            self._fill(n)
+        return [self._buf.popleft() for _ in range(min(n, len(self._buf)))]
+
+    def fetchall(self):
+        while not self.done:
+            self._fill(4096)
+        rows = list(self._buf)
+        self._buf.clear()
+        return rows
+
+    def buffer_all(self):
+        """Reads the rest into memory (another call on the connection needs its stream)."""
+        while not self.done:
+            self._fill(4096)
+
+    # Asyncio side.
+    async def _afill(self, n):
+        import asyncio
+
+        n = self._want(n)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._rc.fetchmany_async(loop, future, n)
+        self._took(await future, n)
+
+    async def afetchone(self):
+        if not self._buf and not self.done:
+            await self._afill(1)
+        return self._buf.popleft() if self._buf else None
+
+    async def afetchmany(self, n):
+        while len(self._buf) < n and not self.done:
+            await self._afill(n)
+        return [self._buf.popleft() for _ in range(min(n, len(self._buf)))]
+
+    async def afetchall(self):
+        while not self.done:
+            await self._afill(4096)
+        rows = list(self._buf)
+        self._buf.clear()
+        return rows
+
+    async def abuffer_all(self):
+        while not self.done:
+            await self._afill(4096)
+
+
+class _Finished:
+    columns = ()
+
+    def fetchmany(self, n):
+        return []
+
+
+_FINISHED = _Finished()

@@ -58,6 +58,7 @@ from . import (  # noqa: F401 - the same PEP 249 surface as the sync face
 )
 from ._common import (
     DML,
+    Streamed,
     check_autocommit,
     check_isolation_level,
     description_of,
@@ -70,7 +71,8 @@ class Cursor:
     ``async for row in cur``. The fetch methods are awaitable for symmetry; they never wait
     for the network (rows arrive with ``execute``)."""
 
-    def __init__(self, connection):
+    def __init__(self, connection, stream=False):
+        self.stream = stream
         self.connection = connection
         self.arraysize = 1
         self.row_factory = None
@@ -97,7 +99,13 @@ class Cursor:
         self._check()
         con = self.connection
         begin = implicit_begin(con._autocommit, con._isolation_level, sql)
-        result = await con._run(con._core.execute_async, sql, parameters, begin, begins=begin)
+        if self.stream:
+            result = Streamed(await con._run(
+                con._core.query_stream_async, sql, parameters, begin, begins=begin))
+            con._open_stream = result
+        else:
+            result = await con._run(con._core.execute_async, sql, parameters, begin,
+                                    begins=begin)
         self._took(result, sql)
         return self
 
@@ -153,21 +161,28 @@ class Cursor:
 
     async def fetchone(self):
         self._check()
+        if isinstance(self._result, Streamed):
+            return self._row(await self._result.afetchone())
         return self.fetchone_now()
 
     async def fetchmany(self, size=None):
         self._check()
+        if isinstance(self._result, Streamed):
+            rows = await self._result.afetchmany(self.arraysize if size is None else max(size, 0))
+            return [self._row(r) for r in rows]
         return self.fetchmany_now(size)
 
     async def fetchall(self):
         self._check()
+        if isinstance(self._result, Streamed):
+            return [self._row(r) for r in await self._result.afetchall()]
         return self.fetchall_now()
 
     def __aiter__(self):
         return self
 
     async def __anext__(self):
-        row = self.fetchone_now()
+        row = await self.fetchone()
         if row is None:
             raise StopAsyncIteration
         return row
@@ -204,6 +219,7 @@ class Connection:
         self._lost = None
         # The background rollback after a cancellation, awaited by the next call.
         self._cleanup = None
+        self._open_stream = None  # the streamed result still being read, if any
         self.row_factory = None
 
     def _check(self):
@@ -214,6 +230,10 @@ class Connection:
         """Runs one core request and awaits it. ``begins``: the call may open a transaction
         (relevant if it is cancelled)."""
         async with self._lock:
+            streamed, self._open_stream = self._open_stream, None
+            if streamed is not None and not streamed.done:
+                # Its query holds the stream this call needs: read the rest into memory.
+                await streamed.abuffer_all()
             if self._cleanup is not None:
                 cleanup, self._cleanup = self._cleanup, None
                 try:
@@ -268,9 +288,12 @@ class Connection:
         self._check()
         return self._core.in_transaction
 
-    def cursor(self, factory=None):
+    def cursor(self, factory=None, stream=False):
+        """A cursor; ``stream=True`` streams results (see :class:`skylite.Cursor`)."""
         self._check()
-        return (factory or Cursor)(self)
+        if factory is not None:
+            return factory(self)
+        return Cursor(self, stream=stream)
 
     async def execute(self, sql, parameters=None):
         return await self.cursor().execute(sql, parameters)

@@ -22,6 +22,7 @@ import asyncio
 import ipaddress
 
 from sqlalchemy import pool
+from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine.interfaces import AdaptedConnection
 from sqlalchemy.util import concurrency as _concurrency
@@ -69,11 +70,20 @@ def connect_args_for(url):
     return [database], kwargs
 
 
+class SkyliteExecutionContext(SQLiteExecutionContext):
+    def create_server_side_cursor(self):
+        # stream_results / yield_per: rows come through /v3/cursor as they are fetched.
+        return self._dbapi_connection.cursor(stream=True)
+
+
 class SkyliteDialect(SQLiteDialect_pysqlite):
-    """The sync dialect: ``sqlite+skylite://``."""
+    """The sync dialect: ``sqlite+skylite://``. ``stream_results=True`` (and ``yield_per``)
+    stream rows through the server's cursor endpoint with flat memory."""
 
     driver = "skylite"
     supports_statement_cache = True
+    supports_server_side_cursors = True
+    execution_ctx_cls = SkyliteExecutionContext
 
     @classmethod
     def import_dbapi(cls):
@@ -127,9 +137,9 @@ class _AsyncCursor:
 
     server_side = False
 
-    def __init__(self, adapt_connection):
+    def __init__(self, adapt_connection, stream=False):
         self._adapt_connection = adapt_connection
-        self._cursor = adapt_connection._connection.cursor()
+        self._cursor = adapt_connection._connection.cursor(stream=stream)
 
     @property
     def description(self):
@@ -198,6 +208,31 @@ class _AsyncCursor:
         self.close()
 
 
+class _AsyncStreamCursor(_AsyncCursor):
+    """A server-side (streaming) cursor: fetches wait for the network."""
+
+    server_side = True
+
+    def __init__(self, adapt_connection):
+        super().__init__(adapt_connection, stream=True)
+
+    def fetchone(self):
+        return _await(self._cursor.fetchone())
+
+    def fetchmany(self, size=None):
+        return _await(self._cursor.fetchmany(size))
+
+    def fetchall(self):
+        return _await(self._cursor.fetchall())
+
+    def __iter__(self):
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return
+            yield row
+
+
 class _AsyncConnection(AdaptedConnection):
     """A sync (greenlet-adapted) DB-API connection over a :class:`skylite.aio.Connection`."""
 
@@ -231,7 +266,9 @@ class _AsyncConnection(AdaptedConnection):
     def in_transaction(self):
         return self._connection.in_transaction
 
-    def cursor(self, server_side=False):
+    def cursor(self, server_side=False, stream=False):
+        if server_side or stream:
+            return _AsyncStreamCursor(self)
         return _AsyncCursor(self)
 
     def execute(self, operation, parameters=None):
@@ -284,7 +321,7 @@ class AsyncSkyliteDialect(SkyliteDialect):
     driver = "aioskylite"
     is_async = True
     supports_statement_cache = True
-    supports_server_side_cursors = False
+    supports_server_side_cursors = True
 
     @classmethod
     def import_dbapi(cls):
