@@ -442,7 +442,10 @@ async fn stream_locked(
                 }
             }
             skylite_proto::CursorEntry::Row { row } => {
-                if !reader_gone && row_tx.send(Ok(row)).await.is_err() {
+                if reader_gone {
+                    continue;
+                }
+                if row_tx.send(Ok(row)).await.is_err() {
                     reader_gone = true;
                     if state.autocommit {
                         // Nothing to keep consistent: abandon the cursor and its stream.

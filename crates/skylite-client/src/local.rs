@@ -45,8 +45,10 @@ impl std::fmt::Debug for LocalDb {
 /// The databases open in this process, with the id of the process that opened them: after a
 /// `fork` the child sees the parent's entries, whose engine threads do not exist there, so it
 /// must open its own.
-fn registry() -> &'static Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)> {
-    static OPEN: OnceLock<Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)>> = OnceLock::new();
+type Registry = Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)>;
+
+fn registry() -> &'static Registry {
+    static OPEN: OnceLock<Registry> = OnceLock::new();
     OPEN.get_or_init(|| Mutex::new((std::process::id(), HashMap::new())))
 }
 

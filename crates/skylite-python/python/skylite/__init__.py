@@ -387,13 +387,6 @@ class Connection:
             self.rollback()
         return False
 
-    def __del__(self):
-        try:
-            if not self._closed:
-                self._closed = True
-                self._core.close()
-        except Exception:
-            pass
 
 
 def connect(database=None, auth_token=None, *, timeout=None, isolation_level="",
