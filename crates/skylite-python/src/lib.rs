@@ -61,6 +61,42 @@ struct Hooks {
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
 
+/// Set by the package's `atexit` hook: from then on no I/O thread attaches to the interpreter
+/// (a thread attaching while Python finalizes aborts the process).
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// I/O threads inside the interpreter right now (completing an asyncio future).
+static IN_PYTHON: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The `atexit` hook: no I/O thread enters the interpreter from now on, and those inside are
+/// waited for (at most 2 s, without the GIL), because a thread still inside once Python
+/// finalizes (its `call_soon_threadsafe` releases the GIL while it writes to the loop's pipe)
+/// aborts the process.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    use std::sync::atomic::Ordering;
+    SHUTTING_DOWN.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// Runs `f` attached to the interpreter unless it is shutting down (then `None`).
+fn attach_unless_exiting<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> Option<T> {
+    use std::sync::atomic::Ordering;
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    let out = if SHUTTING_DOWN.load(Ordering::SeqCst) {
+        None
+    } else {
+        Some(Python::attach(f))
+    };
+    IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    out
+}
+
 #[pyfunction]
 fn _set_hooks(error_factory: Py<PyAny>, adapter: Py<PyAny>, complete: Py<PyAny>) {
     let _ = HOOKS.set(Hooks {
@@ -445,22 +481,58 @@ where
     let complete = hooks()?;
     rt.spawn(async move {
         let outcome = work.await;
-        Python::attach(|py| {
-            let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
-                Ok(done) => match done.into_py(py) {
-                    Ok(o) => (o, py.None()),
-                    Err(e) => (py.None(), e.into_value(py).into_any()),
-                },
-                Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
-            };
-            let args = (complete.complete.clone_ref(py), future, result, error);
-            if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
-                // The loop is closed: nobody waits any more.
-                e.write_unraisable(py, None);
-            }
-        });
+        complete_on_loop(complete, loop_, future, outcome);
     });
     Ok(())
+}
+
+/// Hands `outcome` to the event loop: `complete(future, result, error)` via
+/// `loop.call_soon_threadsafe`.
+fn complete_on_loop(
+    complete: &'static Hooks,
+    loop_: Py<PyAny>,
+    future: Py<PyAny>,
+    outcome: Result<Done, Error>,
+) {
+    let mut pending = Some((loop_, future, outcome));
+    let done = attach_unless_exiting(|py| {
+        let Some((loop_, future, outcome)) = pending.take() else {
+            return;
+        };
+        let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
+            Ok(done) => match done.into_py(py) {
+                Ok(o) => (o, py.None()),
+                Err(e) => (py.None(), e.into_value(py).into_any()),
+            },
+            Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
+        };
+        let args = (complete.complete.clone_ref(py), future, result, error);
+        if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
+            // The loop is closed: nobody waits any more.
+            e.write_unraisable(py, None);
+        }
+    });
+    if done.is_none() {
+        // The interpreter is exiting: nobody waits, and Python objects must not be touched.
+        std::mem::forget(pending);
+    }
+}
+
+/// One queued operation of a connection.
+type Job = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Starts the task that runs a connection's operations one at a time, in the order they were
+/// submitted. Order matters: after a cancelled await, the rollback the package sends must run
+/// after the cancelled request, and the caller's next call after both; separately spawned
+/// tasks could take the connection's lock in any order.
+fn start_queue(rt: &tokio::runtime::Runtime) -> tokio::sync::mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    rt.spawn(async move {
+        while let Some(job) = rx.recv().await {
+            job.await;
+        }
+    });
+    tx
 }
 
 /// One connection: a persistent stream on a server, or a session on a local file.
@@ -469,6 +541,8 @@ struct Conn {
     inner: Connection,
     rt: Arc<tokio::runtime::Runtime>,
     pid: u32,
+    /// Operations in submission order (see [`start_queue`]).
+    queue: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
 impl Conn {
@@ -494,9 +568,24 @@ impl Conn {
         F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
     {
         self.check_pid()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.enqueue(async move {
+            let _ = tx.send(work.await);
+        })?;
         let rt = self.rt.clone();
-        let outcome = py.detach(move || rt.block_on(work));
-        outcome.map_err(|e| to_pyerr(py, e))
+        let outcome = py.detach(move || rt.block_on(rx));
+        match outcome {
+            Ok(result) => result.map_err(|e| to_pyerr(py, e)),
+            Err(_) => Err(PyRuntimeError::new_err(
+                "the connection's operation queue stopped",
+            )),
+        }
+    }
+
+    fn enqueue(&self, job: impl std::future::Future<Output = ()> + Send + 'static) -> PyResult<()> {
+        self.queue
+            .send(Box::pin(job))
+            .map_err(|_| PyRuntimeError::new_err("the connection's operation queue stopped"))
     }
 
     /// Spawns `work`; when it is done, `complete(future, result, error)` runs on `loop_`.
@@ -505,7 +594,13 @@ impl Conn {
         F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
     {
         self.check_pid()?;
-        submit_on(&self.rt, loop_, future, work)
+        let complete = hooks()?;
+        let handle = self.rt.handle().clone();
+        self.enqueue(async move {
+            let outcome = work.await;
+            // Completing needs the GIL: not on the queue's time.
+            handle.spawn(async move { complete_on_loop(complete, loop_, future, outcome) });
+        })
     }
 }
 
@@ -516,9 +611,10 @@ impl Drop for Conn {
     fn drop(&mut self) {
         if self.pid == std::process::id() {
             let conn = self.inner.clone();
-            self.rt.spawn(async move {
+            // After whatever is still queued.
+            let _ = self.queue.send(Box::pin(async move {
                 let _ = conn.close().await;
-            });
+            }));
         }
     }
 }
@@ -840,6 +936,7 @@ fn connect(
     let inner = opened.map_err(|e| to_pyerr(py, e))?;
     Ok(Conn {
         inner,
+        queue: start_queue(&rt),
         rt,
         pid: std::process::id(),
     })
@@ -864,12 +961,17 @@ fn connect_async(
             Ok(c) => Connection::open(c).await,
             Err(e) => Err(e),
         };
-        Python::attach(|py| {
+        let mut pending = Some((loop_, future, opened));
+        let done = attach_unless_exiting(|py| {
+            let Some((loop_, future, opened)) = pending.take() else {
+                return;
+            };
             let (result, error): (Py<PyAny>, Py<PyAny>) = match opened {
                 Ok(inner) => match Py::new(
                     py,
                     Conn {
                         inner,
+                        queue: start_queue(&rt2),
                         rt: rt2,
                         pid: std::process::id(),
                     },
@@ -884,6 +986,9 @@ fn connect_async(
                 e.write_unraisable(py, None);
             }
         });
+        if done.is_none() {
+            std::mem::forget(pending);
+        }
     });
     Ok(())
 }
@@ -893,6 +998,7 @@ fn _skylite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(connect_async, m)?)?;
     m.add_function(wrap_pyfunction!(_set_hooks, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_class::<Conn>()?;
     m.add_class::<ResultSet>()?;
     m.add_class::<RowCursor>()?;

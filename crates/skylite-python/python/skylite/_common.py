@@ -7,6 +7,7 @@ hooks the Rust core calls back into.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import datetime
 import re
@@ -227,6 +228,8 @@ def _complete(future, result, error):
 
 
 _skylite._set_hooks(_make_error, _adapt, _complete)
+# Requests still in flight when Python exits must not call back into a finalizing interpreter.
+atexit.register(_skylite._shutdown)
 
 
 # PEP 249 type objects and constructors.
