@@ -189,7 +189,6 @@ async fn a_cancelled_call_leaves_the_connection_usable() {
         db.commit().await.unwrap();
         assert!(!db.in_transaction().await, "{name}");
     }
-    let _ = Error::Config(String::new());
 }
 
 #[tokio::test]
@@ -273,4 +272,46 @@ async fn query_stream_inside_a_transaction_and_dropped_early() {
     assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(1)]);
     assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(2)]);
     assert!(rows.next().await.is_none());
+}
+
+#[tokio::test]
+async fn an_expired_stream_loses_its_transaction_once_then_the_connection_goes_on() {
+    static SERVER: std::sync::OnceLock<common::Server> = std::sync::OnceLock::new();
+    let s = SERVER.get_or_init(|| {
+        common::start_with(None, |config| {
+            config.stream_idle_timeout = Duration::from_millis(300)
+        })
+    });
+    let db = Connection::connect(&s.url, &s.token).await.unwrap();
+    let t = common::table("expire");
+    db.execute(&format!("CREATE TABLE {t} (x)"), ())
+        .await
+        .unwrap();
+    // Outside a transaction an expired stream is invisible.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    db.execute(&format!("INSERT INTO {t} VALUES (1)"), ())
+        .await
+        .unwrap();
+    // Inside one, the loss is reported once.
+    db.begin(TransactionBehavior::Deferred).await.unwrap();
+    db.execute(&format!("INSERT INTO {t} VALUES (2)"), ())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let e = db
+        .execute(&format!("INSERT INTO {t} VALUES (3)"), ())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::TransactionLost(_)), "{e:?}");
+    assert!(!db.in_transaction().await);
+    let r = db
+        .execute(&format!("SELECT x FROM {t} ORDER BY x"), ())
+        .await
+        .unwrap();
+    let xs: Vec<i64> = r.iter().map(|row| row.get(0).unwrap()).collect();
+    assert_eq!(
+        xs,
+        [1],
+        "the lost transaction's row is gone, nothing ran twice"
+    );
 }
