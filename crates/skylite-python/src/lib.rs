@@ -390,6 +390,7 @@ enum Done {
     Result(ResultSet),
     Stream(RowCursor),
     Rows(Vec<Vec<Value>>),
+    Flag(bool),
     Unit,
 }
 
@@ -405,6 +406,10 @@ impl Done {
                     .collect::<PyResult<Vec<_>>>()?;
                 PyList::new(py, rows)?.into_any().unbind()
             }
+            Done::Flag(b) => pyo3::types::PyBool::new(py, b)
+                .to_owned()
+                .into_any()
+                .unbind(),
             Done::Unit => py.None(),
         })
     }
@@ -816,17 +821,23 @@ impl Conn {
         .map(|_| ())
     }
 
-    /// `"commit"` or `"rollback"` for asyncio.
+    /// `"commit"`, `"rollback"`, or `"rollback_if_open"` (completes with whether a
+    /// transaction was open and rolled back: the clean-up after a cancelled await) for asyncio.
     fn end_async(&self, loop_: Py<PyAny>, future: Py<PyAny>, how: &str) -> PyResult<()> {
         let conn = self.inner.clone();
-        let commit = how == "commit";
+        let how = how.to_owned();
         self.submit(loop_, future, async move {
-            if commit {
-                conn.commit().await
-            } else {
-                conn.rollback().await
+            match how.as_str() {
+                "commit" => conn.commit().await.map(|()| Done::Unit),
+                "rollback_if_open" => {
+                    if conn.in_transaction().await {
+                        conn.rollback().await.map(|()| Done::Flag(true))
+                    } else {
+                        Ok(Done::Flag(false))
+                    }
+                }
+                _ => conn.rollback().await.map(|()| Done::Unit),
             }
-            .map(|()| Done::Unit)
         })
     }
 

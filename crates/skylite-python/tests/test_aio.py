@@ -120,6 +120,16 @@ def test_a_cancelled_await_leaves_the_connection_usable(target, name):
         await con.commit()
         cur = await con.execute(f"SELECT x FROM {name}")
         assert await cur.fetchall() == [(5,)]
+        # A cancelled commit still commits (it runs in the background): nothing to report.
+        await con.execute(f"INSERT INTO {name} VALUES (6)")
+        task = asyncio.ensure_future(con.commit())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        cur = await con.execute(f"SELECT x FROM {name} ORDER BY x")
+        assert await cur.fetchall() == [(5,), (6,)]
+        assert not con.in_transaction
         # wait_for timeouts are cancellations too.
         try:
             await asyncio.wait_for(con.execute("SELECT 1"), 0.000001)

@@ -214,11 +214,9 @@ class Connection:
         self._isolation_level = check_isolation_level(isolation_level)
         self._autocommit = check_autocommit(autocommit)
         self._closed = False
-        # Set when a cancelled call left a transaction that was rolled back: the next call
-        # raises it once.
-        self._lost = None
-        # The background rollback after a cancellation, awaited by the next call.
-        self._cleanup = None
+        # The clean-ups after cancelled awaits (each completes with whether it rolled a
+        # transaction back), awaited by the next call, which then says so once.
+        self._cleanups = []
         self._open_stream = None  # the streamed result still being read, if any
         self.row_factory = None
 
@@ -227,43 +225,40 @@ class Connection:
             raise ProgrammingError("Cannot operate on a closed database.")
 
     async def _run(self, method, *args, begins=None, acknowledges_loss=False):
-        """Runs one core request and awaits it. ``begins``: the call may open a transaction
-        (relevant if it is cancelled)."""
+        """Runs one core request and awaits it (``begins`` is accepted for compatibility)."""
         async with self._lock:
             streamed, self._open_stream = self._open_stream, None
             if streamed is not None and not streamed.done:
                 # Its query holds the stream this call needs: read the rest into memory.
                 await streamed.abuffer_all()
-            if self._cleanup is not None:
-                cleanup, self._cleanup = self._cleanup, None
-                try:
-                    await asyncio.shield(cleanup)
-                except Exception:
-                    pass
-            if self._lost is not None:
-                lost, self._lost = self._lost, None
-                if not acknowledges_loss:
-                    raise lost
+            if self._cleanups:
+                cleanups, self._cleanups = self._cleanups, []
+                rolled_back = False
+                for cleanup in cleanups:
+                    try:
+                        rolled_back |= bool(await asyncio.shield(cleanup))
+                    except Exception:
+                        rolled_back = True
+                if rolled_back and not acknowledges_loss:
+                    raise OperationalError(
+                        "an earlier call on this connection was cancelled inside a "
+                        "transaction; the transaction was rolled back"
+                    )
             loop = asyncio.get_running_loop()
             future = loop.create_future()
-            was_in_txn = self._core.in_transaction
-            method(loop, future, *args)
+            try:
+                method(loop, future, *args)
+            except TypeError as e:
+                raise ProgrammingError(str(e)) from e
             try:
                 return await future
             except asyncio.CancelledError:
-                if was_in_txn or begins is not None:
-                    self._schedule_rollback(loop)
+                # The request goes on in the background; after it (requests of a connection
+                # run in order) roll back whatever transaction it leaves open.
+                cleanup = loop.create_future()
+                self._core.end_async(loop, cleanup, "rollback_if_open")
+                self._cleanups.append(cleanup)
                 raise
-
-    def _schedule_rollback(self, loop):
-        future = loop.create_future()
-        # Queued behind the cancelled request on the same stream, so it runs after it.
-        self._core.end_async(loop, future, "rollback")
-        self._cleanup = future
-        self._lost = OperationalError(
-            "an earlier call on this connection was cancelled inside a transaction; "
-            "the transaction was rolled back"
-        )
 
     @property
     def isolation_level(self):
