@@ -281,12 +281,39 @@ fn behavior(name: &str) -> PyResult<TransactionBehavior> {
 struct ResultSet {
     columns: Vec<String>,
     decltypes: Vec<Option<String>>,
+    /// Rows already turned into tuples (asyncio: off the event loop, see
+    /// [`ResultSet::convert_in_chunks`]); handed out before `rows`.
+    converted: std::collections::VecDeque<Py<PyTuple>>,
     rows: std::vec::IntoIter<Vec<Value>>,
     rows_affected: u64,
     last_insert_rowid: Option<i64>,
 }
 
+/// Rows converted per attach by [`ResultSet::convert_in_chunks`].
+const CONVERT_CHUNK: usize = 512;
+
 impl ResultSet {
+    /// Turns the rows into tuples on this (I/O) thread, a chunk per attach, so the event loop
+    /// can run between chunks instead of converting a large result in one go. Returns false if
+    /// the interpreter is exiting.
+    fn convert_in_chunks(&mut self) -> bool {
+        while self.rows.len() > 0 {
+            let converted = attach_unless_exiting(|py| -> PyResult<()> {
+                for r in self.rows.by_ref().take(CONVERT_CHUNK) {
+                    self.converted.push_back(row_to_py(py, r)?.unbind());
+                }
+                Ok(())
+            });
+            match converted {
+                None => return false,
+                // A conversion error surfaces again (and is raised) at fetch time.
+                Some(Err(_)) => return true,
+                Some(Ok(())) => {}
+            }
+        }
+        true
+    }
+
     fn from_rows(rows: Rows) -> ResultSet {
         let columns = rows.columns().to_vec();
         let decltypes = rows.column_types().to_vec();
@@ -296,6 +323,7 @@ impl ResultSet {
         ResultSet {
             columns,
             decltypes,
+            converted: Default::default(),
             rows: values.into_iter(),
             rows_affected,
             last_insert_rowid,
@@ -308,6 +336,7 @@ impl ResultSet {
         ResultSet {
             columns: Vec::new(),
             decltypes: Vec::new(),
+            converted: Default::default(),
             rows: Vec::new().into_iter(),
             rows_affected,
             last_insert_rowid,
@@ -359,28 +388,34 @@ impl ResultSet {
 
     /// Rows not fetched yet.
     fn remaining(&self) -> usize {
-        self.rows.len()
+        self.converted.len() + self.rows.len()
     }
 
     /// The next row as a tuple, or `None`.
     fn fetchone<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        if let Some(t) = self.converted.pop_front() {
+            return Ok(Some(t.into_bound(py)));
+        }
         self.rows.next().map(|r| row_to_py(py, r)).transpose()
     }
 
     /// Up to `n` rows as a list of tuples.
     fn fetchmany<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        let rows = self
-            .rows
-            .by_ref()
-            .take(n)
-            .map(|r| row_to_py(py, r))
-            .collect::<PyResult<Vec<_>>>()?;
+        let ready = n.min(self.converted.len());
+        let mut rows: Vec<Bound<'py, PyTuple>> = self
+            .converted
+            .drain(..ready)
+            .map(|t| t.into_bound(py))
+            .collect();
+        for r in self.rows.by_ref().take(n - ready) {
+            rows.push(row_to_py(py, r)?);
+        }
         PyList::new(py, rows)
     }
 
     /// Every remaining row.
     fn fetchall<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let n = self.rows.len();
+        let n = self.remaining();
         self.fetchmany(py, n)
     }
 }
@@ -499,6 +534,13 @@ fn complete_on_loop(
     future: Py<PyAny>,
     outcome: Result<Done, Error>,
 ) {
+    let mut outcome = outcome;
+    if let Ok(Done::Result(rs)) = &mut outcome {
+        if rs.rows.len() > CONVERT_CHUNK && !rs.convert_in_chunks() {
+            std::mem::forget((loop_, future, outcome));
+            return;
+        }
+    }
     let mut pending = Some((loop_, future, outcome));
     let done = attach_unless_exiting(|py| {
         let Some((loop_, future, outcome)) = pending.take() else {

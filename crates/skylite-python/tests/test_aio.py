@@ -33,6 +33,13 @@ def test_basic_semantics(target, name):
         assert await cur.fetchone() == (1,)
         assert [r async for r in cur] == [(2.5,), ("x",)]
         assert (await (await con.execute("SELECT -1e999")).fetchone())[0] == -math.inf
+        # A larger result is turned into tuples off the event loop, in chunks; order kept.
+        cur = await con.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                "FROM n WHERE i < 3000) SELECT i, 'x' || i FROM n")
+        assert await cur.fetchone() == (1, "x1")
+        assert [r[0] for r in await cur.fetchmany(9)] == list(range(2, 11))
+        rest = await cur.fetchall()
+        assert [r[0] for r in rest] == list(range(11, 3001)) and rest[-1] == (3000, "x3000")
         with pytest.raises(skylite.IntegrityError) as e:
             await con.execute(f"INSERT INTO {name} (id) VALUES (1)")
         assert e.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
