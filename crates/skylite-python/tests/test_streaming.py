@@ -51,9 +51,15 @@ def small_server(tmp_path_factory):
 def test_sync_stream(small_server):
     url, token = small_server
     con = skylite.connect(url, auth_token=token)
+    # A read larger than one response falls back to streaming by itself.
+    rows = con.execute(BIG).fetchall()
+    assert len(rows) == 20000 and rows[-1][0] == 20000
+    # A write's result that does not fit is an error, never re-run.
+    con.execute("CREATE TABLE IF NOT EXISTS big_w (i, pad)")
     with pytest.raises(skylite.OperationalError) as e:
-        con.execute(BIG)
+        con.execute(f"INSERT INTO big_w {BIG} RETURNING *")
     assert e.value.sqlite_errorname == "RESPONSE_TOO_LARGE"
+    con.rollback()
     cur = con.cursor(stream=True)
     cur.execute(BIG)
     assert [d[0] for d in cur.description] == ["i", "pad"]
@@ -77,6 +83,7 @@ def test_aio_stream(small_server):
 
     async def main():
         con = await skylite.aio.connect(url, auth_token=token)
+        assert len(await (await con.execute(BIG)).fetchall()) == 20000
         cur = con.cursor(stream=True)
         await cur.execute(BIG)
         n = 0

@@ -41,6 +41,7 @@ from ._common import (  # noqa: F401 - the PEP 249 surface
     PrepareProtocol,
     ProgrammingError,
     Streamed,
+    too_large,
     Time,
     TimeFromTicks,
     Timestamp,
@@ -173,7 +174,14 @@ class Cursor:
                     result = Streamed(con._core.query_stream(sql, parameters, begin))
                     con._open_stream = result
                 else:
-                    result = con._core.execute(sql, parameters, begin)
+                    try:
+                        result = con._core.execute(sql, parameters, begin)
+                    except OperationalError as e:
+                        if not too_large(e, sql):
+                            raise
+                        # Larger than one response: stream it instead.
+                        result = Streamed(con._core.query_stream(sql, parameters, begin))
+                        con._open_stream = result
             except TypeError as e:
                 raise ProgrammingError(str(e)) from e
         self._took(result, sql)

@@ -408,3 +408,23 @@ class _Finished:
 
 
 _FINISHED = _Finished()
+
+
+# Statements that only read: re-running one through a cursor when its whole result did not fit
+# one response is harmless.
+READ_ONLY = frozenset({"SELECT", "VALUES", "EXPLAIN"})
+
+
+_WRITE_WORD = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
+
+
+def is_read_only(sql):
+    """A conservative test: SELECT/VALUES/EXPLAIN, or WITH without a write keyword anywhere."""
+    keyword = first_keyword(sql)
+    return keyword in READ_ONLY or (keyword == "WITH" and not _WRITE_WORD.search(sql))
+
+
+def too_large(error, sql):
+    """Whether ``error`` is a read's result that exceeded the server's response limit."""
+    return (getattr(error, "sqlite_errorname", None) == "RESPONSE_TOO_LARGE"
+            and is_read_only(sql))

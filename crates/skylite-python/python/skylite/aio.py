@@ -59,6 +59,7 @@ from . import (  # noqa: F401 - the same PEP 249 surface as the sync face
 from ._common import (
     DML,
     Streamed,
+    too_large,
     check_autocommit,
     check_isolation_level,
     description_of,
@@ -104,8 +105,16 @@ class Cursor:
                 con._core.query_stream_async, sql, parameters, begin, begins=begin))
             con._open_stream = result
         else:
-            result = await con._run(con._core.execute_async, sql, parameters, begin,
-                                    begins=begin)
+            try:
+                result = await con._run(con._core.execute_async, sql, parameters, begin,
+                                        begins=begin)
+            except OperationalError as e:
+                if not too_large(e, sql):
+                    raise
+                # Larger than one response: stream it instead.
+                result = Streamed(await con._run(
+                    con._core.query_stream_async, sql, parameters, begin, begins=begin))
+                con._open_stream = result
         self._took(result, sql)
         return self
 
