@@ -11,6 +11,8 @@
 #   SKYLITE_BIN=...  use this server binary instead of target/release/skylite (skips the build)
 #   SKIP_PYTHON=1 / SKIP_NODE=1   skip one client suite (SKIP_PYTHON also skips the skylite
 #                    Python driver: its build with maturin and its pytest suite)
+#   SKIP_ABUSE=1     skip the short abuse run (scripts/abuse.sh --short, ~20 s of misbehaving
+#                    clients against a release server with auth on; ABUSE_SECONDS changes it)
 #   PYTEST_ARGS / NODE_TEST_ARGS  extra arguments for the runners (e.g. "-k vector")
 #   CI=true          makes the Protobuf drift check mandatory (SKYLITE_REQUIRE_PROTOC=1);
 #                    protoc is installed with apt-get when missing and running as root
@@ -57,6 +59,9 @@ count_results() {
         END { n = split(line, a, " "); for (i = 1; i < n; i++) { w = a[i+1]; gsub(/[,;]/, "", w);
           if (w == "passed") p += a[i]; if (w == "failed" || w == "error" || w == "errors") f += a[i] }
           print p+0, f+0 }' "$out") ;;
+    plain) # a line "NAME: 1 passed, 0 failed" (scripts/abuse.sh)
+      read -r p f < <(awk 'match($0, /[0-9]+ passed, [0-9]+ failed/) { split(substr($0, RSTART), a, " ");
+          p = a[1]; f = a[3] } END { print p+0, f+0 }' "$out") ;;
     node) # spec reporter: "ℹ pass 10" / "ℹ fail 0"
       read -r p f < <(awk '$2 == "pass" && $3 ~ /^[0-9]+$/ { p = $3 } $2 == "fail" && $3 ~ /^[0-9]+$/ { f = $3 }
         END { print p+0, f+0 }' "$out") ;;
@@ -205,6 +210,15 @@ if [[ "${SKIP_RUST:-0}" != "1" ]]; then
   run_step "cargo test --workspace" cargo cargo test --workspace
 else
   log "SKIP_RUST=1: skipping cargo build and cargo test"
+fi
+
+# ---- 1b. abuse (release binary, auth on, bounded) ---------------------------
+if [[ "${SKIP_ABUSE:-0}" != "1" ]]; then
+  if [[ -x "$BIN" ]]; then
+    run_step "abuse test (scripts/abuse.sh --short)" plain env SKYLITE_BIN="$BIN" "$ROOT/scripts/abuse.sh" --short
+  else
+    FAILED_STEPS+=("abuse test: server binary missing: $BIN")
+  fi
 fi
 
 # ---- 2. client installs ----------------------------------------------------

@@ -1,6 +1,7 @@
 //! Errors: why a request is refused (`AuthError`, each with its HTTP status and a stable code) and
 //! why keys or the revocation list could not be loaded (`KeyError`).
 
+use skylite_proto::ErrorCode;
 use std::path::PathBuf;
 
 use crate::time::format_unix;
@@ -87,22 +88,22 @@ impl AuthError {
     }
 
     /// A stable machine-readable code (sqld's code where sqld has the same error).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing => "AUTH_JWT_MISSING",
-            AuthError::UnsupportedScheme(_) => "AUTH_HTTP_HEADER_UNSUPPORTED_SCHEME",
-            AuthError::Malformed(_) => "AUTH_JWT_INVALID",
-            AuthError::UnsupportedAlgorithm(_) => "AUTH_JWT_ALGORITHM",
-            AuthError::BadSignature => "AUTH_JWT_INVALID",
-            AuthError::Expired(_) => "AUTH_JWT_EXPIRED",
-            AuthError::NotYetValid(_) => "AUTH_JWT_IMMATURE",
-            AuthError::Revoked(_) => "AUTH_JWT_REVOKED",
+            AuthError::Missing => ErrorCode::AuthJwtMissing,
+            AuthError::UnsupportedScheme(_) => ErrorCode::AuthHttpHeaderUnsupportedScheme,
+            AuthError::Malformed(_) => ErrorCode::AuthJwtInvalid,
+            AuthError::UnsupportedAlgorithm(_) => ErrorCode::AuthJwtAlgorithm,
+            AuthError::BadSignature => ErrorCode::AuthJwtInvalid,
+            AuthError::Expired(_) => ErrorCode::AuthJwtExpired,
+            AuthError::NotYetValid(_) => ErrorCode::AuthJwtImmature,
+            AuthError::Revoked(_) => ErrorCode::AuthJwtRevoked,
             AuthError::WrongDatabase { .. } | AuthError::DatabaseNotGranted { .. } => {
-                "AUTH_DATABASE_FORBIDDEN"
+                ErrorCode::AuthDatabaseForbidden
             }
-            AuthError::ReadOnly(_) => "AUTH_READ_ONLY",
-            AuthError::NotAdmin | AuthError::ReadOnlyAdmin => "AUTH_ADMIN_FORBIDDEN",
-            AuthError::Unscoped => "AUTH_JWT_UNSCOPED",
+            AuthError::ReadOnly(_) => ErrorCode::AuthReadOnly,
+            AuthError::NotAdmin | AuthError::ReadOnlyAdmin => ErrorCode::AuthAdminForbidden,
+            AuthError::Unscoped => ErrorCode::AuthJwtUnscoped,
         }
     }
 }

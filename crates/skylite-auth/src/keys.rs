@@ -3,7 +3,6 @@
 //! as sqld's `--auth-jwt-key-file` takes them: PEM `PUBLIC KEY` blocks and/or raw base64url
 //! 32-byte keys, one per line, as many as wanted.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
@@ -76,34 +75,10 @@ fn random_signing_key() -> Result<SigningKey, KeyError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// Writes `bytes` to `path` only if `path` does not exist yet, atomically: a temporary file is
-/// filled and fsynced, then hard-linked into place (which fails if another process won the race).
-/// Returns `Ok(false)` when the file already existed.
+/// Writes `bytes` to `path` only if `path` does not exist yet, atomically and durably (the
+/// folder is fsynced too). Returns `Ok(false)` when the file already existed.
 fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, KeyError> {
-    let mut suffix = [0u8; 8];
-    getrandom::getrandom(&mut suffix).map_err(|e| KeyError::Random(e.to_string()))?;
-    let tmp = path.with_extension(format!("tmp-{}", hex(&suffix)));
-    let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(mode);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result.map_err(|e| KeyError::io(path, e))
+    crate::fs_durable::write_new_file(path, bytes, mode).map_err(|e| KeyError::io(path, e))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -132,7 +107,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
 /// Also writes `jwt.pub` if it is missing.
 pub fn load_or_create_keypair(data_dir: &Path) -> Result<KeyPair, KeyError> {
     let dir = secrets_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| KeyError::io(&dir, e))?;
+    crate::fs_durable::create_dir_all(&dir).map_err(|e| KeyError::io(&dir, e))?;
     let private_path = dir.join(PRIVATE_KEY_FILE);
     let public_path = dir.join(PUBLIC_KEY_FILE);
     let mut created = false;
@@ -167,7 +142,7 @@ pub fn load_or_create_keypair(data_dir: &Path) -> Result<KeyPair, KeyError> {
 /// Makes a new key pair in `out_dir` (`jwt.key` mode 0600, `jwt.pub`); refuses to replace an
 /// existing `jwt.key`.
 pub fn generate_keypair(out_dir: &Path) -> Result<KeyPair, KeyError> {
-    std::fs::create_dir_all(out_dir).map_err(|e| KeyError::io(out_dir, e))?;
+    crate::fs_durable::create_dir_all(out_dir).map_err(|e| KeyError::io(out_dir, e))?;
     let private_path = out_dir.join(PRIVATE_KEY_FILE);
     let public_path = out_dir.join(PUBLIC_KEY_FILE);
     let signing = random_signing_key()?;
@@ -182,7 +157,8 @@ pub fn generate_keypair(out_dir: &Path) -> Result<KeyPair, KeyError> {
         ));
     }
     let public_pem = public_key_pem(&signing.verifying_key());
-    std::fs::write(&public_path, public_pem).map_err(|e| KeyError::io(&public_path, e))?;
+    crate::fs_durable::write_file(&public_path, public_pem.as_bytes(), 0o644)
+        .map_err(|e| KeyError::io(&public_path, e))?;
     Ok(KeyPair {
         signing,
         private_path,

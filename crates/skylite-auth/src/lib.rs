@@ -59,6 +59,10 @@
 pub mod authenticator;
 pub mod claims;
 pub mod error;
+// The data folder's durable-write helper lives in the engine; this crate depends on no other
+// skylite crate, so it compiles the same (std-only) source.
+#[path = "../../skylite-engine/src/fs_durable.rs"]
+pub(crate) mod fs_durable;
 pub mod jwt;
 pub mod keys;
 pub mod mint;

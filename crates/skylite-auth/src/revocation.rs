@@ -7,7 +7,6 @@
 //! (`exp`, when known, lets entries be dropped once the token has expired anyway).
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::KeyError;
-use crate::keys::{hex, secrets_dir};
+use crate::keys::secrets_dir;
 use crate::time::now_unix;
 
 /// File name in `<data-dir>/.skylite/`.
@@ -214,29 +213,14 @@ impl RevocationList {
     fn write_file(&self, file: &RevokedFile) -> Result<Stamp, KeyError> {
         let path = &self.path;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| KeyError::io(dir, e))?;
+            crate::fs_durable::create_dir_all(dir).map_err(|e| KeyError::io(dir, e))?;
         }
-        let mut suffix = [0u8; 8];
-        getrandom::getrandom(&mut suffix).map_err(|e| KeyError::Random(e.to_string()))?;
-        let tmp = path.with_extension(format!("tmp-{}", hex(&suffix)));
         let mut json = serde_json::to_vec_pretty(file).expect("the list always serializes");
         json.push(b'\n');
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                // Make the rename itself durable (best effort: not every OS opens folders).
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            std::fs::metadata(path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        // Atomic and durable: readers see the old list or the new one, and the new one
+        // survives a power loss once this returns.
+        let result = crate::fs_durable::write_file(path, &json, 0o644)
+            .and_then(|()| std::fs::metadata(path));
         result
             .map(|m| Stamp::of(&m))
             .map_err(|e| KeyError::io(path, e))

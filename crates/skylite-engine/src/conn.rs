@@ -2,9 +2,18 @@
 //! taking the write lock for writing statements, enforcing `BEGIN ... READONLY`, streaming rows
 //! into a [`RowSink`], and recording commits for group commit.
 //!
+//! Every statement runs under a deadline ([`StatementClock`], checked by SQLite's progress
+//! handler every [`PROGRESS_OPS`] virtual-machine steps): past `statement_timeout` of time spent
+//! in SQLite it stops with `STATEMENT_TIMEOUT`, and after a short while it leaves the core
+//! worker pool ([`crate::workers::mark_long_running`]) so that runaway statements never occupy
+//! every worker. Values are limited to `SQLITE_LIMIT_LENGTH` (tied to the response limit), so
+//! `zeroblob(1e9)` fails before it allocates. A read-only caller runs on the connection with
+//! `PRAGMA query_only` on, so SQLite itself refuses every write, including the ones made by
+//! statements that extensions (FTS, `PRAGMA optimize`) prepare and run internally.
+//!
 //! All of this is blocking code; callers run it on blocking threads, never on async workers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +25,156 @@ use crate::authorizer::{self, ConnFlags};
 use crate::database::Shared;
 use crate::sql_text::{self, TxnKeyword};
 use crate::write_lock::Revoker;
-use crate::ExecError;
+use crate::{workers, ErrorCode, ExecError};
+
+/// SQLite calls the progress handler every this many virtual-machine instructions: often
+/// enough to stop a runaway statement within microseconds of its deadline, rarely enough that
+/// reading the clock costs nothing measurable.
+pub const PROGRESS_OPS: i32 = 1000;
+
+/// The smallest `SQLITE_LIMIT_LENGTH` the engine sets, whatever the response limit (a tiny
+/// response limit still gets a clear `RESPONSE_TOO_LARGE`, not `SQLITE_TOOBIG`).
+const MIN_VALUE_LIMIT: usize = 1 << 20;
+
+/// SQLite's own ceiling for `SQLITE_LIMIT_LENGTH` (its default `SQLITE_MAX_LENGTH`).
+const MAX_VALUE_LIMIT: usize = 1_000_000_000;
+
+/// The largest string or blob (and SQL text) a connection of this configuration accepts: the
+/// response limit, so that no value is built that could never be sent.
+pub fn value_limit(max_response_bytes: usize) -> usize {
+    max_response_bytes.clamp(MIN_VALUE_LIMIT, MAX_VALUE_LIMIT)
+}
+
+/// The deadline of the statement running on one connection, read by SQLite's progress handler
+/// on the thread that runs the statement.
+///
+/// Only time spent inside SQLite counts: time the row consumer takes (a cursor whose client
+/// reads slowly, a dump written to a slow reader) is added back with [`StatementClock::pause`].
+pub struct StatementClock {
+    base: Instant,
+    /// Nanoseconds after `base` at which the current statement started; 0 while none runs.
+    started: AtomicU64,
+    /// Nanoseconds after `base` past which the statement is stopped.
+    deadline: AtomicU64,
+    /// Nanoseconds of the current statement spent waiting for its consumer.
+    paused: AtomicU64,
+    /// The progress handler stopped the statement because of the deadline.
+    timed_out: AtomicBool,
+    /// The statement has been handed out of the core workers (see `workers`).
+    long_running: AtomicBool,
+    timeout: Duration,
+}
+
+impl StatementClock {
+    /// A clock for statements limited to `timeout` each (zero: no limit).
+    pub fn new(timeout: Duration) -> Arc<Self> {
+        Arc::new(StatementClock {
+            base: Instant::now(),
+            started: AtomicU64::new(0),
+            deadline: AtomicU64::new(u64::MAX),
+            paused: AtomicU64::new(0),
+            timed_out: AtomicBool::new(false),
+            long_running: AtomicBool::new(false),
+            timeout,
+        })
+    }
+
+    /// Installs the progress handler that enforces this clock on `conn`.
+    pub fn install(self: &Arc<Self>, conn: &Connection) {
+        let clock = self.clone();
+        conn.progress_handler(PROGRESS_OPS, Some(move || clock.should_stop()));
+    }
+
+    /// The limit per statement.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn now(&self) -> u64 {
+        // +1: zero means "no statement running".
+        u64::try_from(self.base.elapsed().as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Starts the clock for one statement.
+    pub fn start(&self) {
+        let now = self.now();
+        let deadline = if self.timeout.is_zero() {
+            u64::MAX
+        } else {
+            let limit = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
+            now.saturating_add(limit)
+        };
+        self.timed_out.store(false, Ordering::Relaxed);
+        self.long_running.store(false, Ordering::Relaxed);
+        self.deadline.store(deadline, Ordering::Relaxed);
+        self.paused.store(0, Ordering::Relaxed);
+        self.started.store(now, Ordering::Relaxed);
+    }
+
+    /// Stops the clock (the statement is done) and gives the worker back to the core if the
+    /// statement had left it.
+    pub fn stop(&self) {
+        self.started.store(0, Ordering::Relaxed);
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        if self.long_running.swap(false, Ordering::Relaxed) {
+            workers::end_long_running();
+        }
+    }
+
+    /// Moves the deadline by `waited`: time spent outside SQLite, waiting for the consumer.
+    pub fn pause(&self, waited: Duration) {
+        let add = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.paused.fetch_add(add, Ordering::Relaxed);
+        let _ = self
+            .deadline
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(add))
+            });
+    }
+
+    /// Whether the last statement was stopped by its deadline.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// The progress handler: true stops the statement (`SQLITE_INTERRUPT`).
+    fn should_stop(&self) -> bool {
+        let started = self.started.load(Ordering::Relaxed);
+        if started == 0 {
+            return false;
+        }
+        let now = self.now();
+        if now >= self.deadline.load(Ordering::Relaxed) {
+            self.timed_out.store(true, Ordering::Relaxed);
+            return true;
+        }
+        // Time in SQLite only: a cursor waiting for its reader is already out of the core (in a
+        // blocking section) while it waits.
+        let in_sqlite = now
+            .saturating_sub(started)
+            .saturating_sub(self.paused.load(Ordering::Relaxed));
+        let long_after = u64::try_from(workers::LONG_RUNNING_AFTER.as_nanos()).unwrap_or(0);
+        if in_sqlite >= long_after && !self.long_running.swap(true, Ordering::Relaxed) {
+            workers::mark_long_running();
+        }
+        false
+    }
+
+    /// The error a client sees for a statement stopped by the deadline.
+    pub fn timeout_error(&self, rolled_back: bool) -> ExecError {
+        let secs = self.timeout.as_secs_f64();
+        let mut message = format!(
+            "the statement ran for more than {secs} s and was stopped \
+             (the server's statement timeout, --statement-timeout)"
+        );
+        if rolled_back {
+            message.push_str("; the open transaction was rolled back");
+        }
+        ExecError::new(ErrorCode::StatementTimeout, message)
+    }
+}
 
 /// Receives the output of a statement as it runs.
 pub trait RowSink {
@@ -24,6 +182,12 @@ pub trait RowSink {
     fn columns(&mut self, cols: Vec<Col>) -> Result<(), ExecError>;
     /// One row.
     fn row(&mut self, row: Vec<Value>) -> Result<(), ExecError>;
+    /// True if taking a row may wait for someone else (a cursor's reader): that time is then
+    /// measured and not counted against the statement timeout. Sinks that only collect rows
+    /// keep the default, and the engine reads no clock per row for them.
+    fn may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Everything about a finished statement except its rows.
@@ -64,23 +228,67 @@ pub struct Conn {
     flags: Arc<ConnFlags>,
     committed: Arc<AtomicBool>,
     revoker: Arc<Revoker>,
+    clock: Arc<StatementClock>,
     holds_lock: bool,
     readonly_txn: bool,
+    /// `PRAGMA query_only` is on because the engine switched it on for a read-only caller.
+    query_only: bool,
     pending_ticket: Option<u64>,
+    /// Test hook: the next commit is revoked just after the commit hook let it through (the
+    /// race a test cannot time from outside).
+    #[cfg(test)]
+    revoke_after_commit_hook: Arc<AtomicBool>,
 }
 
 impl Conn {
     pub(crate) fn new(id: u64, sqlite: Connection, shared: Arc<Shared>) -> Result<Conn, ExecError> {
         sqlite.set_prepared_statement_cache_capacity(shared.config.statement_cache);
+        // No string or blob (zeroblob(1e9), randomblob, printf('%.*c'), replace()) is built
+        // larger than a response could carry: SQLite fails with SQLITE_TOOBIG before it
+        // allocates. SQL texts get the same bound.
+        let limit =
+            i32::try_from(value_limit(shared.config.max_response_bytes)).unwrap_or(i32::MAX);
+        sqlite.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, limit);
+        sqlite.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_SQL_LENGTH, limit);
         let flags = Arc::new(ConnFlags::default());
         authorizer::install(&sqlite, flags.clone());
         let committed = Arc::new(AtomicBool::new(false));
+        let revoker = Arc::new(Revoker::new(sqlite.get_interrupt_handle()));
+        // SAFETY: the hook's argument points into `shared`, which this `Conn` keeps alive
+        // (`shared` is declared after `sqlite`, so the connection closes first); the hook
+        // only stores an integer.
+        unsafe {
+            rusqlite::ffi::sqlite3_wal_hook(
+                sqlite.handle(),
+                Some(record_wal_pages),
+                &shared.wal_pages as *const AtomicU32 as *mut std::ffi::c_void,
+            );
+        }
         let hook_flag = committed.clone();
+        let hook_revoker = revoker.clone();
+        let poisoned = shared.syncer.poisoned_flag();
+        #[cfg(test)]
+        let revoke_after_commit_hook = Arc::new(AtomicBool::new(false));
+        #[cfg(test)]
+        let race = revoke_after_commit_hook.clone();
         sqlite.commit_hook(Some(move || {
+            // The last word on a commit, decided at the moment SQLite commits: a transaction
+            // whose lock was revoked, or a write to a poisoned database, rolls back instead
+            // (returning true turns the COMMIT into a ROLLBACK). A revocation that lands after
+            // this point loses the race: the commit stands and the flag is cleared once the
+            // lock is released (`after_statement`).
+            if hook_revoker.is_revoked() || poisoned.load(Ordering::Acquire) {
+                return true;
+            }
             hook_flag.store(true, Ordering::Release);
+            #[cfg(test)]
+            if race.swap(false, Ordering::AcqRel) {
+                hook_revoker.revoke_flag_only();
+            }
             false
         }));
-        let revoker = Arc::new(Revoker::new(sqlite.get_interrupt_handle()));
+        let clock = StatementClock::new(shared.config.statement_timeout);
+        clock.install(&sqlite);
         Ok(Conn {
             id,
             sqlite,
@@ -88,9 +296,13 @@ impl Conn {
             flags,
             committed,
             revoker,
+            clock,
             holds_lock: false,
             readonly_txn: false,
+            query_only: false,
             pending_ticket: None,
+            #[cfg(test)]
+            revoke_after_commit_hook,
         })
     }
 
@@ -118,6 +330,12 @@ impl Conn {
         unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.sqlite.handle(), 0) };
     }
 
+    /// The handle through which waiting writers revoke this connection's hold on the write
+    /// lock (watched by code that waits on a slow client while the connection holds it).
+    pub(crate) fn revoker(&self) -> Arc<Revoker> {
+        self.revoker.clone()
+    }
+
     /// If a waiting writer revoked this connection's hold on the write lock, rolls the
     /// transaction back, releases the lock and returns the `TRANSACTION_TIMEOUT` error the
     /// client should see. Otherwise returns `None`.
@@ -135,7 +353,7 @@ impl Conn {
         self.revoker.clear();
         let secs = self.shared.config.txn_timeout.as_secs_f64();
         Some(ExecError::new(
-            "TRANSACTION_TIMEOUT",
+            ErrorCode::TransactionTimeout,
             format!(
                 "the transaction was rolled back: it held the write lock for more than {secs} s \
                  while other writers waited"
@@ -189,14 +407,53 @@ impl Conn {
     }
 
     fn prepare_error(&self, err: rusqlite::Error) -> ExecError {
-        let mut e = ExecError::from_sqlite(&err);
-        // SQLite reports a denied action as SQLITE_AUTH, or as a plain SQLITE_ERROR for
-        // functions; either way the authorizer recorded the real reason.
+        self.explain_error(ExecError::from_sqlite(&err))
+    }
+
+    /// Replaces SQLite's bare message where the engine knows better: the reason the authorizer
+    /// recorded for a denial (SQLite reports it as SQLITE_AUTH, or as a plain SQLITE_ERROR for
+    /// functions; also at run time, for pragma functions such as `pragma_table_info`), and the
+    /// value limit behind SQLITE_TOOBIG.
+    fn explain_error(&self, mut e: ExecError) -> ExecError {
         if let Some((code, reason)) = self.flags.take_denial() {
-            e.code = code.to_owned();
+            e.code = code;
             e.message = reason;
+        } else if e.code == ErrorCode::SQLITE_TOOBIG {
+            e.message = format!(
+                "{}: strings, blobs and SQL texts are limited to {} bytes on this server \
+                 (the response limit, --max-response-size)",
+                e.message,
+                value_limit(self.shared.config.max_response_bytes)
+            );
         }
         e
+    }
+
+    /// Switches `PRAGMA query_only` to match the caller, so that SQLite itself refuses every
+    /// write of a read-only caller. Only switched when it changes (a pooled connection serves
+    /// both kinds of caller); a writer's own `query_only` setting is left alone.
+    fn set_query_only(&mut self, on: bool) -> Result<(), ExecError> {
+        if self.query_only == on {
+            return Ok(());
+        }
+        self.flags.internal.store(true, Ordering::Relaxed);
+        // SQLite applies a flag pragma while it *prepares* it; running it would also expire
+        // every cached statement of the connection (its program ends in OP_Expire), which
+        // query_only does not need (it is checked when a statement starts to write). So the
+        // statement is prepared and dropped, never stepped. `read_only.rs` checks that the flag
+        // is really on for a read-only caller, in case a later SQLite changes this.
+        let result = self
+            .sqlite
+            .prepare(if on {
+                "PRAGMA query_only = 1"
+            } else {
+                "PRAGMA query_only = 0"
+            })
+            .map(drop);
+        self.flags.internal.store(false, Ordering::Relaxed);
+        result.map_err(ExecError::from)?;
+        self.query_only = on;
+        Ok(())
     }
 
     /// Runs one statement, sending its columns and rows to `sink`.
@@ -208,26 +465,28 @@ impl Conn {
         if let Some(err) = self.enforce_revocation() {
             return Err(err);
         }
+        // A stale reason must not explain this statement's error.
+        self.flags.take_denial();
         let (len, more) = sql_text::first_statement(input.sql);
         if more {
             return Err(ExecError::new(
-                "SQLITE_ERROR",
+                ErrorCode::SQLITE_ERROR,
                 "the SQL text contains more than one statement; \
                  use `sequence` (executeMultiple) or a batch",
             ));
         }
-        let sql = &input.sql[..len];
-        if is_blank(sql) {
+        let sql = input.sql.get(..len).unwrap_or(input.sql);
+        if sql_text::is_blank(sql) {
             // SQLite prepares no statement at all for such text; running it would touch a null
             // statement handle.
             return Err(ExecError::new(
-                "SQL_NO_STATEMENT",
+                ErrorCode::SqlNoStatement,
                 "the SQL text contains no statement",
             ));
         }
         if sql_text::is_vacuum_into(sql) {
             return Err(ExecError::new(
-                "SQLITE_AUTH",
+                ErrorCode::SQLITE_AUTH,
                 "VACUUM INTO is not allowed: a skylite database cannot write other files",
             ));
         }
@@ -237,28 +496,67 @@ impl Conn {
             // authorizer refuses), and libSQL's VACUUM duplicates vector-index metadata, which
             // corrupts databases that have a vector index. Freed pages are reused anyway.
             return Err(ExecError::new(
-                "SQLITE_AUTH",
+                ErrorCode::SQLITE_AUTH,
                 "VACUUM is not available on a skylite server: freed pages are reused by later \
                  writes (and libSQL's VACUUM corrupts vector indexes)",
             ));
         }
         let keyword = sql_text::txn_keyword(sql);
-        if input.read_only && keyword == TxnKeyword::BeginImmediate {
+        if input.read_only
+            && (keyword == TxnKeyword::BeginImmediate || is_maintenance(sql_text::first_word(sql)))
+        {
             return Err(read_only_error());
         }
-        // The authorizer refuses writes while it vets a statement for a read-only caller; the
-        // check after preparation below covers statements that come from the cache.
+        // Three locks against a read-only caller's writes: SQLite's `query_only` (which also
+        // stops writes made by statements that extensions run internally), the authorizer that
+        // refuses writes while it vets a statement, and the check after preparation below
+        // (statements that come from the cache).
+        self.set_query_only(input.read_only)?;
         self.flags
             .read_only
             .store(input.read_only, Ordering::Relaxed);
-        let result = self.run_prepared(sql, keyword, input, sink);
-        if let Err(e) = &result {
-            if e.code == "SQLITE_INTERRUPT" {
-                if let Some(timeout) = self.enforce_revocation() {
-                    return Err(timeout);
+        self.flags
+            .read_only_caller
+            .store(input.read_only, Ordering::Relaxed);
+        let in_txn = !self.sqlite.is_autocommit();
+        let result = match self.run_prepared(sql, keyword, input, sink) {
+            Ok(summary) => Ok(summary),
+            Err(mut e) => {
+                if e.is_server_failure() {
+                    // Not the client's fault: whoever runs the server needs to see it.
+                    tracing::error!(
+                        code = %e.code,
+                        database = %self.shared.path.display(),
+                        "statement failed: {}",
+                        e.message
+                    );
                 }
+                if e.code == ErrorCode::SQLITE_INTERRUPT
+                    || e.code == ErrorCode::SQLITE_CONSTRAINT_COMMITHOOK
+                {
+                    if let Some(timeout) = self.enforce_revocation() {
+                        return Err(timeout);
+                    }
+                    if self.clock.timed_out() {
+                        let rolled_back = in_txn && self.sqlite.is_autocommit();
+                        tracing::info!(
+                            conn = self.id,
+                            timeout_s = self.clock.timeout().as_secs_f64(),
+                            rolled_back,
+                            "a statement ran past the statement timeout and was stopped"
+                        );
+                        e = self.clock.timeout_error(rolled_back);
+                    }
+                }
+                if e.code == ErrorCode::SQLITE_CONSTRAINT_COMMITHOOK {
+                    // Our commit hook refused the commit: the database is poisoned.
+                    self.after_statement();
+                    return Err(self.shared.syncer.check_healthy().err().unwrap_or(e));
+                }
+                Err(e)
             }
-        }
+        };
+        let result = result.map_err(|e| self.explain_error(e));
         self.after_statement();
         if result.is_ok() && keyword == TxnKeyword::BeginReadOnly && !self.is_autocommit() {
             self.readonly_txn = true;
@@ -267,12 +565,92 @@ impl Conn {
     }
 
     fn after_statement(&mut self) {
+        let committed = self.committed.swap(false, Ordering::AcqRel);
+        if committed {
+            self.pending_ticket = Some(self.shared.syncer.ticket());
+        }
         if self.sqlite.is_autocommit() {
             self.readonly_txn = false;
+            let held = self.holds_lock;
+            if committed && held {
+                self.checkpoint_if_due();
+            }
             self.release_lock();
+            if held {
+                // The transaction ended (committed or rolled back) and the lock is gone, so a
+                // revocation that arrived after the commit hook is moot; left set, it would make
+                // the next statement claim a rollback that never happened. Cleared after the
+                // release: nobody revokes a connection that no longer holds the lock.
+                self.revoker.clear();
+            }
         }
-        if self.committed.swap(false, Ordering::AcqRel) {
-            self.pending_ticket = Some(self.shared.syncer.ticket());
+    }
+
+    /// Checkpoints the WAL if it has grown past [`crate::database::WAL_CHECKPOINT_PAGES`]
+    /// since the last checkpoint. Runs right after a commit, while this connection still
+    /// holds the write lock: the only place a checkpoint ever runs (see `database.rs`).
+    fn checkpoint_if_due(&mut self) {
+        use crate::database::WAL_CHECKPOINT_PAGES;
+        let pages = self.shared.wal_pages.load(Ordering::Acquire);
+        let mut state = self
+            .shared
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pages < state.last_pages {
+            // SQLite restarted the WAL from its beginning.
+            state.due_at = WAL_CHECKPOINT_PAGES;
+        }
+        state.last_pages = pages;
+        if pages < state.due_at {
+            return;
+        }
+        let (mut log, mut done) = (0, 0);
+        // SAFETY: the raw handle is only passed to SQLite calls below, while `self.sqlite`
+        // lives.
+        let handle = unsafe { self.sqlite.handle() };
+        // RESTART copies every frame and then lets the next writer start the WAL from its
+        // beginning (where `journal_size_limit` cuts the file back). It waits for readers
+        // still on old frames (new readers skip a fully copied WAL), but only briefly: a
+        // reader that stays longer makes it give up (SQLITE_BUSY) rather than hold the write
+        // lock. Without that wait, steady overlapping reads would starve every restart.
+        // SAFETY: a valid handle, a NUL-terminated name and two out-pointers to locals.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_busy_timeout(handle, crate::database::CHECKPOINT_READER_WAIT_MS);
+            let rc = rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                handle,
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_CHECKPOINT_RESTART,
+                &mut log,
+                &mut done,
+            );
+            rusqlite::ffi::sqlite3_busy_timeout(handle, crate::database::BUSY_TIMEOUT_MS);
+            rc
+        };
+        // Try again once another batch of pages has arrived, not on every commit.
+        state.due_at = pages.max(log.max(0) as u32) + WAL_CHECKPOINT_PAGES;
+        if rc == rusqlite::ffi::SQLITE_BUSY {
+            // A reader is still on old frames: part of the WAL (or its restart) waits for the
+            // next checkpoint.
+            if log as u32 >= 10 * WAL_CHECKPOINT_PAGES {
+                tracing::warn!(
+                    wal_pages = log,
+                    checkpointed = done,
+                    database = %self.shared.path.display(),
+                    "the WAL keeps growing: a long-running read (an open read transaction or \
+                     cursor) holds frames that cannot be checkpointed"
+                );
+            }
+            return;
+        }
+        if rc != rusqlite::ffi::SQLITE_OK {
+            let name = crate::sqlite_code_name(rc);
+            tracing::error!(code = name, "checkpoint of the WAL failed");
+            if rc == rusqlite::ffi::SQLITE_IOERR_FSYNC {
+                self.shared
+                    .syncer
+                    .poison(&format!("{name} during a checkpoint"));
+            }
         }
     }
 
@@ -297,13 +675,19 @@ impl Conn {
         if self.readonly_txn && !readonly {
             stmt.clear_bindings();
             return Err(ExecError::new(
-                "SQLITE_READONLY",
+                ErrorCode::SQLITE_READONLY,
                 "attempt to write in a read-only transaction (BEGIN TRANSACTION READONLY); \
                  commit or roll back first",
             ));
         }
-        let needs_lock = !readonly || keyword == TxnKeyword::BeginImmediate;
+        let needs_lock = !readonly
+            || keyword == TxnKeyword::BeginImmediate
+            || sql_text::is_checkpoint_pragma(sql);
         if needs_lock {
+            if let Err(e) = self.shared.syncer.check_healthy() {
+                stmt.clear_bindings();
+                return Err(e);
+            }
             // Waiting for the lock is blocking; the caller runs on a blocking thread.
             if let Err(e) =
                 Self::take_lock(&self.shared, self.id, &self.revoker, &mut self.holds_lock)
@@ -326,8 +710,15 @@ impl Conn {
         let started = Instant::now();
         stmt.reset_status(StatementStatus::RowsRead);
         stmt.reset_status(StatementStatus::RowsWritten);
+        let clock = &self.clock;
+        let sink_waits = sink.may_wait();
+        clock.start();
         let outcome = (|| {
+            let waiting = sink_waits.then(Instant::now);
             sink.columns(cols)?;
+            if let Some(waiting) = waiting {
+                clock.pause(waiting.elapsed());
+            }
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(ExecError::from)? {
                 if !input.want_rows {
@@ -337,10 +728,16 @@ impl Conn {
                 for i in 0..ncols {
                     values.push(convert(row.get_ref(i).map_err(ExecError::from)?));
                 }
+                // The consumer's time (a slow cursor reader) is not the statement's.
+                let waiting = sink_waits.then(Instant::now);
                 sink.row(values)?;
+                if let Some(waiting) = waiting {
+                    clock.pause(waiting.elapsed());
+                }
             }
             Ok::<(), ExecError>(())
         })();
+        clock.stop();
         let elapsed = started.elapsed();
         let rows_read = stmt.reset_status(StatementStatus::RowsRead).max(0) as u64;
         let rows_written = stmt.reset_status(StatementStatus::RowsWritten).max(0) as u64;
@@ -360,15 +757,26 @@ impl Conn {
         })
     }
 
-    /// Describes a statement without running it.
-    pub fn describe(&mut self, sql: &str) -> Result<DescribeResult, ExecError> {
+    /// Describes a statement without running it. `read_only`: the caller has read-only access.
+    ///
+    /// Describing runs no statement, but SQLite applies many pragmas while it *prepares* them
+    /// (`PRAGMA foreign_keys = ON` takes effect here): the authorizer vets them exactly as for
+    /// `execute`, so process-wide pragmas are refused and a read-only caller cannot switch
+    /// `query_only` off.
+    pub fn describe(&mut self, sql: &str, read_only: bool) -> Result<DescribeResult, ExecError> {
         if let Some(err) = self.enforce_revocation() {
             return Err(err);
         }
+        self.flags.take_denial();
         let (len, _) = sql_text::first_statement(sql);
-        // Describing reads nothing and writes nothing, whoever asks.
+        self.set_query_only(read_only)?;
+        // Describing a write is allowed to anyone (nothing runs); only the pragma rules of a
+        // read-only caller apply.
         self.flags.read_only.store(false, Ordering::Relaxed);
-        let stmt = match self.sqlite.prepare_cached(&sql[..len]) {
+        self.flags
+            .read_only_caller
+            .store(read_only, Ordering::Relaxed);
+        let stmt = match self.sqlite.prepare_cached(sql.get(..len).unwrap_or(sql)) {
             Ok(s) => s,
             Err(e) => return Err(self.prepare_error(e)),
         };
@@ -406,27 +814,34 @@ impl Drop for Conn {
     }
 }
 
+/// WAL hook: records how many pages the WAL holds after a commit (replaces SQLite's
+/// autocheckpoint, which is off; see `Conn::checkpoint_if_due`).
+unsafe extern "C" fn record_wal_pages(
+    arg: *mut std::ffi::c_void,
+    _db: *mut rusqlite::ffi::sqlite3,
+    _name: *const std::ffi::c_char,
+    pages: std::ffi::c_int,
+) -> std::ffi::c_int {
+    // SAFETY: `arg` is the `AtomicU32` installed in `Conn::new`, alive while the connection is.
+    let counter = unsafe { &*(arg as *const AtomicU32) };
+    counter.store(pages.max(0) as u32, Ordering::Release);
+    rusqlite::ffi::SQLITE_OK
+}
+
+/// True for the maintenance statements that rebuild stored data (`REINDEX`, `ANALYZE`). They
+/// are refused to read-only callers by name, as sqld does: with nothing to rebuild SQLite
+/// reports them as reading and they would succeed as no-ops, which tells a read-only token that
+/// it may run them.
+fn is_maintenance(first_word: &str) -> bool {
+    first_word.eq_ignore_ascii_case("REINDEX") || first_word.eq_ignore_ascii_case("ANALYZE")
+}
+
 /// The error for a write attempted with read-only access.
 fn read_only_error() -> ExecError {
     ExecError::new(
-        "SQLITE_READONLY",
+        ErrorCode::SQLITE_READONLY,
         "attempt to write with read-only access: this token may only read this database",
     )
-}
-
-/// True if `sql` holds nothing but whitespace, comments and semicolons.
-fn is_blank(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        let next = sql_text::skip_space_and_comments(rest).trim_start_matches(';');
-        if next.is_empty() {
-            return true;
-        }
-        if next.len() == rest.len() {
-            return false;
-        }
-        rest = next;
-    }
 }
 
 fn convert(v: ValueRef<'_>) -> Value {
@@ -459,7 +874,7 @@ fn bind_args(
     let count = stmt.parameter_count();
     if args.len() > count {
         return Err(ExecError::new(
-            "ARGS_INVALID",
+            ErrorCode::ArgsInvalid,
             format!(
                 "the statement has {count} parameter(s) but {} positional argument(s) were given",
                 args.len()
@@ -473,7 +888,7 @@ fn bind_args(
     for arg in named {
         let index = find_param(stmt, &arg.name)?.ok_or_else(|| {
             ExecError::new(
-                "ARGS_INVALID",
+                ErrorCode::ArgsInvalid,
                 format!("the statement has no parameter named `{}`", arg.name),
             )
         })?;
@@ -496,4 +911,53 @@ fn find_param(stmt: &rusqlite::Statement<'_>, name: &str) -> Result<Option<usize
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Database, EngineConfig};
+
+    struct NoRows;
+    impl RowSink for NoRows {
+        fn columns(&mut self, _: Vec<Col>) -> Result<(), ExecError> {
+            Ok(())
+        }
+        fn row(&mut self, _: Vec<Value>) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    fn run(conn: &mut Conn, sql: &str) -> Result<StmtSummary, ExecError> {
+        let input = StmtInput {
+            sql,
+            args: &[],
+            named_args: &[],
+            want_rows: true,
+            read_only: false,
+        };
+        conn.run(input, &mut NoRows)
+    }
+
+    #[test]
+    fn commit_that_wins_the_race_against_revocation_stands_and_is_not_reported_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("data.db"), EngineConfig::default()).unwrap();
+        let mut conn = db.acquire().unwrap();
+        run(&mut conn, "CREATE TABLE t(x)").unwrap();
+        run(&mut conn, "BEGIN").unwrap();
+        run(&mut conn, "INSERT INTO t VALUES (1)").unwrap();
+        // A waiter revokes the lock right after SQLite decided to commit.
+        conn.revoke_after_commit_hook.store(true, Ordering::Release);
+        run(&mut conn, "COMMIT").unwrap();
+        assert!(conn.is_autocommit());
+        // The commit stands, and the next statement does not claim it was rolled back.
+        run(&mut conn, "SELECT 1").unwrap();
+        let n: i64 = conn
+            .sqlite
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        conn.make_durable().unwrap();
+    }
 }

@@ -5,9 +5,18 @@
 //! [`Database::acquire`] and go back with [`Database::release`], which keeps them only if they
 //! carry no state (autocommit, no pragma or temp table left behind), so the next stream starts
 //! clean but does not pay for opening SQLite again.
+//!
+//! **Checkpoints.** SQLite before 3.51.3 loses writes when one connection checkpoints the WAL
+//! while another writes to it (the "WAL-reset" race), and a server runs many connections. So
+//! no connection checkpoints on its own (`wal_autocheckpoint` is off on every connection):
+//! the connection that commits checkpoints (`PASSIVE`) when the WAL has passed
+//! [`WAL_CHECKPOINT_PAGES`], before it releases the database's write lock, so a checkpoint
+//! never runs beside a write (see `Conn::checkpoint_if_due`). `journal_size_limit` then
+//! truncates the WAL file when SQLite restarts it, which it does only once no reader still
+//! needs its frames.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +25,31 @@ use rusqlite::{Connection, OpenFlags};
 use crate::conn::Conn;
 use crate::durability::{Durability, Syncer};
 use crate::write_lock::WriteLock;
-use crate::{ExecError, OpenError};
+use crate::{ErrorCode, ExecError, OpenError};
+
+/// WAL pages after which the committing connection checkpoints (SQLite's own default
+/// autocheckpoint threshold).
+pub const WAL_CHECKPOINT_PAGES: u32 = 1000;
+
+/// Size the WAL file is cut back to when SQLite restarts it (`journal_size_limit`), so one
+/// large transaction does not leave a large file behind for good.
+pub const WAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// How long a checkpoint waits for readers still on old WAL frames before it gives up.
+pub(crate) const CHECKPOINT_READER_WAIT_MS: i32 = 50;
+
+/// SQLite's own busy timeout on every connection (writers queue on the write lock first, so
+/// this only covers SQLite-internal waits).
+pub(crate) const BUSY_TIMEOUT_MS: i32 = 5000;
+
+/// When checkpoints are due; only touched while holding the write lock.
+#[derive(Debug)]
+pub(crate) struct CheckpointState {
+    /// Checkpoint once the WAL holds this many pages.
+    pub(crate) due_at: u32,
+    /// WAL pages seen at the last commit (a smaller count later means SQLite restarted it).
+    pub(crate) last_pages: u32,
+}
 
 /// Settings of the engine, shared by every database it opens.
 #[derive(Debug, Clone)]
@@ -33,6 +66,9 @@ pub struct EngineConfig {
     pub pool_size: usize,
     /// Prepared statements cached per connection.
     pub statement_cache: usize,
+    /// Longest time one statement may spend running in SQLite before it is stopped with
+    /// `STATEMENT_TIMEOUT` (zero: no limit). Also the limit of each statement of a dump.
+    pub statement_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +80,7 @@ impl Default for EngineConfig {
             max_connections: 1024,
             pool_size: 64,
             statement_cache: 128,
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -61,6 +98,10 @@ pub(crate) struct Shared {
     rows_read: AtomicU64,
     /// Rows written by statements since the database was opened.
     rows_written: AtomicU64,
+    /// Pages in the WAL after the latest commit (set by each connection's WAL hook).
+    pub(crate) wal_pages: AtomicU32,
+    /// When the next checkpoint is due.
+    pub(crate) checkpoint: Mutex<CheckpointState>,
     /// Held open for the database's lifetime, so the WAL file is never deleted and recreated
     /// under the syncer (SQLite removes it when the last connection closes).
     _anchor: Mutex<Connection>,
@@ -100,12 +141,14 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
     pub fn open(path: &Path, config: EngineConfig) -> Result<Database, OpenError> {
+        let io_err = |dir: &Path, source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            crate::fs_durable::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         }
+        let is_new = !path.exists();
         let sqlite_err = |source| OpenError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -120,6 +163,13 @@ impl Database {
                 source: rusqlite::Error::InvalidQuery,
             });
         }
+        if is_new {
+            // A new database is acknowledged as created once this returns: its header (written
+            // by the switch to WAL) and its folder entries must survive a power loss.
+            crate::fs_durable::sync_file(path)
+                .and_then(|()| crate::fs_durable::sync_parent(path))
+                .map_err(|e| io_err(path, e))?;
+        }
         Ok(Database {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
@@ -131,6 +181,11 @@ impl Database {
                 open_conns: AtomicUsize::new(0),
                 rows_read: AtomicU64::new(0),
                 rows_written: AtomicU64::new(0),
+                wal_pages: AtomicU32::new(0),
+                checkpoint: Mutex::new(CheckpointState {
+                    due_at: WAL_CHECKPOINT_PAGES,
+                    last_pages: 0,
+                }),
                 _anchor: Mutex::new(anchor),
             }),
         })
@@ -161,7 +216,7 @@ impl Database {
         if open >= self.shared.config.max_connections {
             self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
             return Err(ExecError::new(
-                "SQLITE_BUSY",
+                ErrorCode::SQLITE_BUSY,
                 format!(
                     "too many open connections to this database (limit {}); \
                      close idle streams and transactions",
@@ -197,6 +252,11 @@ impl Database {
         self.shared.write_lock.has_waiters()
     }
 
+    /// How many writers are queued on the write lock.
+    pub fn write_waiters(&self) -> usize {
+        self.shared.write_lock.waiters()
+    }
+
     /// Rows read and written by statements since the database was opened.
     pub fn counters(&self) -> DbCounters {
         DbCounters {
@@ -205,11 +265,31 @@ impl Database {
         }
     }
 
+    /// True if no connection is checked out and no other handle to this database exists: only
+    /// this handle and the pooled connections hold it. (Counting references is exact here
+    /// because a new reference can only be made from an existing one.)
+    pub fn is_unused(&self) -> bool {
+        let pool = self.shared.pool.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::strong_count(&self.shared) == 1 + pool.len()
+    }
+
     /// Drops the idle pooled connections (before the database's files go away).
     pub fn drain_pool(&self) {
         let idle: Vec<Conn> =
             std::mem::take(&mut *self.shared.pool.lock().unwrap_or_else(|p| p.into_inner()));
         drop(idle);
+    }
+
+    /// Whether an fsync of this database failed since it was opened: it then refuses writes
+    /// (`DATABASE_POISONED`) until it is opened again.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.syncer.is_poisoned()
+    }
+
+    /// Makes the next fsync of this database fail (tests of the poisoned state only).
+    #[doc(hidden)]
+    pub fn inject_fsync_failure(&self) {
+        self.shared.syncer.inject_fsync_failure();
     }
 
     /// Number of SQLite connections open on this database (pooled and in use).
@@ -225,9 +305,12 @@ fn open_sqlite(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
     // Durability comes from the group-commit syncer; see durability.rs.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints run from one place, under the write lock (see the module doc).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
     Ok(conn)

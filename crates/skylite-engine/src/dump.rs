@@ -25,17 +25,23 @@
 //!   line breaks uses `replace('..\n..','\n',char(10))` (as `sqlite3` does) so each statement
 //!   stays on one line; text that is not valid UTF-8 or holds NUL characters is written as
 //!   `CAST(X'..' AS TEXT)`.
+//!
+//! Each query of the dump runs under the engine's statement deadline (`statement_timeout`,
+//! counting only time spent in SQLite, not time spent waiting for the reader), and schema text
+//! (client data: table names may be any Unicode) is only ever cut at character boundaries.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ExecError;
+use crate::conn::StatementClock;
+use crate::{EngineConfig, ErrorCode, ExecError};
 
 /// Why a dump stopped.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,7 @@ struct SchemaItem {
 /// A dump that has taken its snapshot and listed the schema; [`Dump::write_to`] writes it.
 pub struct Dump {
     conn: Connection,
+    clock: Arc<StatementClock>,
     items: Vec<SchemaItem>,
     /// Tables (and the objects on them) that are not dumped.
     skipped: HashSet<String>,
@@ -83,12 +90,28 @@ pub struct DumpStats {
 
 impl Dump {
     /// Opens the database at `path` (which must exist), starts one read transaction and lists
-    /// the schema. Errors here happen before any output. Blocking.
+    /// the schema. Errors here happen before any output. Blocking. Each query runs under the
+    /// default statement timeout ([`EngineConfig::default`]); see [`Dump::begin_with_timeout`].
     pub fn begin(path: &Path) -> Result<Dump, ExecError> {
+        Dump::begin_with_timeout(path, EngineConfig::default().statement_timeout)
+    }
+
+    /// [`Dump::begin`] with each query limited to `statement_timeout` of time in SQLite (zero:
+    /// no limit); pass the database's `EngineConfig::statement_timeout`.
+    pub fn begin_with_timeout(path: &Path, statement_timeout: Duration) -> Result<Dump, ExecError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|e| ExecError::from_sqlite(&e))?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        let clock = StatementClock::new(statement_timeout);
+        clock.install(&conn);
+        clock.start();
+        let listed = Dump::list(conn, clock.clone());
+        clock.stop();
+        listed.map_err(|e| timeout_or(e, &clock))
+    }
+
+    fn list(conn: Connection, clock: Arc<StatementClock>) -> Result<Dump, ExecError> {
         conn.execute_batch("PRAGMA query_only=1; BEGIN")?;
         // The first read fixes the snapshot every later query sees.
         let items = {
@@ -148,6 +171,7 @@ impl Dump {
         }
         Ok(Dump {
             conn,
+            clock,
             items,
             skipped,
             virtual_tables,
@@ -156,6 +180,21 @@ impl Dump {
 
     /// Writes the whole dump to `out` and ends the read transaction. Blocking.
     pub fn write_to(self, out: &mut dyn Write) -> Result<DumpStats, DumpError> {
+        // Time spent waiting for the reader does not count against the statement deadline.
+        let mut out = PausingWriter {
+            inner: out,
+            clock: &self.clock,
+        };
+        self.clock.start();
+        let result = self.write_all_to(&mut out);
+        self.clock.stop();
+        result.map_err(|e| match e {
+            DumpError::Sqlite(e) => DumpError::Sqlite(timeout_or(e, &self.clock)),
+            other => other,
+        })
+    }
+
+    fn write_all_to(&self, out: &mut dyn Write) -> Result<DumpStats, DumpError> {
         let mut stats = DumpStats::default();
         out.write_all(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")?;
         let mut rebuilds = Vec::new();
@@ -234,6 +273,8 @@ impl Dump {
         is_virtual: bool,
         out: &mut dyn Write,
     ) -> Result<u64, DumpError> {
+        // Each table's rows are one query: the deadline starts again for it.
+        self.clock.start();
         let table = quote_ident(&item.name);
         // (name, hidden): 0 normal, 1 hidden (virtual tables), 2/3 generated.
         let columns: Vec<(String, i64)> = {
@@ -318,7 +359,10 @@ impl Dump {
             let rows = stmt.query_map([&item.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<Vec<_>, _>>()?
         };
-        let aliased = pk.len() == 1 && pk[0].0.eq_ignore_ascii_case("integer");
+        let aliased = pk.len() == 1
+            && pk
+                .first()
+                .is_some_and(|(t, _)| t.eq_ignore_ascii_case("integer"));
         Ok(if aliased { None } else { Some(name) })
     }
 
@@ -360,7 +404,9 @@ fn module_name(sql: &str) -> String {
     let Some(pos) = find_word(&lower, "using") else {
         return String::new();
     };
-    lower[pos + 5..]
+    lower
+        .get(pos + "using".len()..)
+        .unwrap_or("")
         .trim_start()
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -373,18 +419,21 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
     let mut quote: Option<u8> = None;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
+        let Some(&b) = bytes.get(i) else { break };
         match quote {
             Some(q) if b == q => quote = None,
             Some(_) => {}
             None if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
             None if b == b'[' => quote = Some(b']'),
             None => {
-                let before_ok = i == 0 || !is_word_byte(bytes[i - 1]);
+                // Compared as bytes: `i` may be inside a multi-byte character of a name.
+                let before_ok = i == 0 || !bytes.get(i - 1).copied().is_some_and(is_word_byte);
                 let after = i + word.len();
                 if before_ok
-                    && text[i..].starts_with(word)
-                    && (after >= bytes.len() || !is_word_byte(bytes[after]))
+                    && bytes
+                        .get(i..)
+                        .is_some_and(|rest| rest.starts_with(word.as_bytes()))
+                    && !bytes.get(after).copied().is_some_and(is_word_byte)
                 {
                     return Some(i);
                 }
@@ -408,7 +457,9 @@ fn fts_content(sql: &str) -> FtsContent {
     let Some(open) = sql.find('(') else {
         return FtsContent::Own;
     };
-    let args = &sql[open + 1..sql.rfind(')').unwrap_or(sql.len()).max(open + 1)];
+    let close = sql.rfind(')').unwrap_or(sql.len()).max(open + 1);
+    // Both ends sit on ASCII parentheses, so on character boundaries; `get` keeps it so.
+    let args = sql.get(open + 1..close).unwrap_or("");
     for arg in split_args(args) {
         let Some((key, value)) = arg.split_once('=') else {
             continue;
@@ -446,14 +497,14 @@ fn split_args(args: &str) -> Vec<&str> {
                 '(' => depth += 1,
                 ')' => depth = depth.saturating_sub(1),
                 ',' if depth == 0 => {
-                    parts.push(&args[start..i]);
+                    parts.push(args.get(start..i).unwrap_or(""));
                     start = i + 1;
                 }
                 _ => {}
             },
         }
     }
-    parts.push(&args[start..]);
+    parts.push(args.get(start..).unwrap_or(""));
     parts
 }
 
@@ -536,6 +587,45 @@ fn push_text(out: &mut String, text: &str) {
     }
     if newline {
         out.push_str(",'\\n',char(10))");
+    }
+}
+
+/// A writer that moves the statement deadline by the time each write takes (a slow reader is not
+/// a slow statement).
+struct PausingWriter<'a> {
+    inner: &'a mut dyn Write,
+    clock: &'a StatementClock,
+}
+
+impl Write for PausingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let started = Instant::now();
+        let n = self.inner.write(buf);
+        self.clock.pause(started.elapsed());
+        n
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.write_all(buf);
+        self.clock.pause(started.elapsed());
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.flush();
+        self.clock.pause(started.elapsed());
+        r
+    }
+}
+
+/// `STATEMENT_TIMEOUT` for an error the deadline caused, `e` otherwise.
+fn timeout_or(e: ExecError, clock: &StatementClock) -> ExecError {
+    if e.code == ErrorCode::SQLITE_INTERRUPT && clock.timed_out() {
+        clock.timeout_error(false)
+    } else {
+        e
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// The first 16 bytes of every SQLite database file.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -105,11 +105,17 @@ fn read_header(path: &Path, file_len: u64) -> Result<Header, ImportError> {
 
 fn sqlite_error(what: &str, e: rusqlite::Error) -> ImportError {
     let e = ExecError::from_sqlite(&e);
-    match e.code.as_str() {
-        "SQLITE_NOTADB" | "SQLITE_CORRUPT" | "SQLITE_IOERR_SHORT_READ" | "SQLITE_FORMAT" => {
-            ImportError::Corrupt(format!("{what}: {}: {}", e.code, e.message))
-        }
-        _ => ImportError::Internal(format!("{what}: {}: {}", e.code, e.message)),
+    // A file that is not a database, or a damaged one, is the upload's fault; anything else
+    // (I/O, memory) is the server's.
+    let damaged = e.code == ErrorCode::SQLITE_NOTADB
+        || e.code.sqlite_primary() == Some(11) // SQLITE_CORRUPT and its extended codes
+        || e.code == ErrorCode::Sqlite(10 | (2 << 8)) // SQLITE_IOERR_SHORT_READ: a truncated file
+        || e.code == ErrorCode::Sqlite(24); // SQLITE_FORMAT
+    let text = format!("{what}: {}: {}", e.code, e.message);
+    if damaged {
+        ImportError::Corrupt(text)
+    } else {
+        ImportError::Internal(text)
     }
 }
 

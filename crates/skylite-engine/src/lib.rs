@@ -17,6 +17,7 @@ pub mod database;
 pub mod dump;
 pub mod durability;
 mod error;
+pub mod fs_durable;
 pub mod import;
 pub mod maintenance;
 pub mod session;
@@ -27,8 +28,8 @@ pub mod write_lock;
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
 pub use database::{Database, DbCounters, EngineConfig};
 pub use durability::Durability;
-pub use error::{sqlite_code_name, ExecError, OpenError};
-pub use session::{Budget, Session, SqlStore};
+pub use error::{sqlite_code_name, ErrorCode, ExecError, OpenError};
+pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};
 pub use workers::Workers;
 
 /// The version of the bundled libSQL/SQLite library.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ExecError;
+use crate::{ErrorCode, ExecError};
 
 /// Opens a maintenance connection to an existing database file.
 fn open(path: &Path) -> Result<Connection, ExecError> {
@@ -61,7 +61,7 @@ pub fn quick_check(path: &Path) -> Result<String, ExecError> {
 pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
     if dest.exists() {
         return Err(ExecError::new(
-            "INTERNAL",
+            ErrorCode::Internal,
             format!("the copy's target {} already exists", dest.display()),
         ));
     }
@@ -82,7 +82,7 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
             rusqlite::backup::StepResult::Done => {}
             other => {
                 return Err(ExecError::new(
-                    "SQLITE_BUSY",
+                    ErrorCode::SQLITE_BUSY,
                     format!("the copy could not finish ({other:?}); try again"),
                 ))
             }
@@ -93,7 +93,12 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
         .map_err(|(_, e)| ExecError::from_sqlite(&e))?;
     std::fs::File::open(dest)
         .and_then(|f| f.sync_all())
-        .map_err(|e| ExecError::new("SQLITE_IOERR_FSYNC", format!("cannot fsync the copy: {e}")))?;
+        .map_err(|e| {
+            ExecError::new(
+                ErrorCode::SQLITE_IOERR_FSYNC,
+                format!("cannot fsync the copy: {e}"),
+            )
+        })?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! a client never goes on in autocommit mode believing it is inside its transaction.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use skylite_proto::{
@@ -20,10 +21,16 @@ use skylite_proto::{
 };
 
 use crate::conn::{Conn, RowSink, StmtInput, StmtSummary};
-use crate::{Database, ExecError};
+use crate::write_lock::Revoker;
+use crate::{Database, ErrorCode, ExecError};
 
-/// Most SQL texts one session may store.
+/// Most SQL texts one store (an HTTP stream, or a WebSocket connection) may hold.
 pub const MAX_STORED_SQL: usize = 1024;
+/// Most bytes of SQL text one store may hold in total: the entry cap alone would let a client
+/// park 1024 texts of any size.
+pub const MAX_STORED_SQL_BYTES: usize = 4 * 1024 * 1024;
+/// What an error in a response is estimated to cost beyond its message (code, framing).
+const ERROR_OVERHEAD: usize = 64;
 
 /// The response budget of one pipeline or cursor: an estimate of wire bytes still allowed.
 #[derive(Debug, Clone)]
@@ -39,59 +46,169 @@ impl Budget {
     }
 
     fn charge(&mut self, bytes: usize) -> Result<(), ExecError> {
-        self.used += bytes;
+        self.used = self.used.saturating_add(bytes);
         if self.used > self.limit {
             Err(ExecError::response_too_large(self.limit))
         } else {
             Ok(())
         }
     }
+
+    /// Charges an error that goes into the response. Errors are part of the response too (a
+    /// batch of many failing steps, each echoing a long token, must not grow it past the
+    /// limit): once the budget is spent, the error is replaced by the short
+    /// `RESPONSE_TOO_LARGE`, whose size is fixed.
+    fn charge_error(&mut self, err: ExecError) -> ExecError {
+        let cost = ERROR_OVERHEAD
+            .saturating_add(err.message.len())
+            .saturating_add(err.code.as_str().len());
+        match self.charge(cost) {
+            Ok(()) => err,
+            Err(too_large) => too_large,
+        }
+    }
 }
 
 /// Stored SQL texts by id. Over HTTP each stream has its own; over WebSocket all streams of a
 /// connection share one (the spec scopes `store_sql` to the connection there).
+///
+/// Texts are shared (`Arc<str>`), so a request that refers to one, and waits in a queue with a
+/// [`PinnedSql`] of it, costs no copy. A store holds at most [`MAX_STORED_SQL`] texts and
+/// [`MAX_STORED_SQL_BYTES`] bytes.
 #[derive(Debug, Clone, Default)]
-pub struct SqlStore(Arc<Mutex<HashMap<i32, String>>>);
+pub struct SqlStore(Arc<Mutex<StoreInner>>);
+
+#[derive(Debug, Default)]
+struct StoreInner {
+    texts: HashMap<i32, Arc<str>>,
+    bytes: usize,
+}
 
 impl SqlStore {
-    fn map(&self) -> MutexGuard<'_, HashMap<i32, String>> {
+    fn inner(&self) -> MutexGuard<'_, StoreInner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores an SQL text under `sql_id`; an id in use is a protocol error.
+    /// Stores an SQL text under `sql_id`; an id in use, or a store at its limits, is a protocol
+    /// error.
     pub fn store(&self, sql_id: i32, sql: String) -> Result<(), ExecError> {
-        let mut map = self.map();
-        if map.contains_key(&sql_id) {
+        let mut inner = self.inner();
+        if inner.texts.contains_key(&sql_id) {
             return Err(ExecError::protocol(format!(
                 "SQL text {sql_id} is already stored"
             )));
         }
-        if map.len() >= MAX_STORED_SQL {
+        if inner.texts.len() >= MAX_STORED_SQL {
             return Err(ExecError::protocol(format!(
                 "too many stored SQL texts (limit {MAX_STORED_SQL})"
             )));
         }
-        map.insert(sql_id, sql);
+        let bytes = inner.bytes.saturating_add(sql.len());
+        if bytes > MAX_STORED_SQL_BYTES {
+            return Err(ExecError::protocol(format!(
+                "stored SQL texts would take more than {MAX_STORED_SQL_BYTES} bytes \
+                 (this text: {} bytes); close some with close_sql first",
+                sql.len()
+            )));
+        }
+        inner.bytes = bytes;
+        inner.texts.insert(sql_id, Arc::from(sql));
         Ok(())
     }
 
     /// Forgets an SQL text (no error if it is unknown).
     pub fn close(&self, sql_id: i32) {
-        self.map().remove(&sql_id);
+        let mut inner = self.inner();
+        if let Some(text) = inner.texts.remove(&sql_id) {
+            inner.bytes = inner.bytes.saturating_sub(text.len());
+        }
     }
 
     /// The SQL text stored under `sql_id`.
-    pub fn get(&self, sql_id: i32) -> Option<String> {
-        self.map().get(&sql_id).cloned()
+    pub fn get(&self, sql_id: i32) -> Option<Arc<str>> {
+        self.inner().texts.get(&sql_id).cloned()
+    }
+
+    /// Takes the texts stored under `ids` now, so that a request waiting in a queue runs with
+    /// them even if a later `close_sql` overtakes it. Unknown ids are left out (running the
+    /// request then reports them).
+    pub fn pin(&self, ids: impl IntoIterator<Item = i32>) -> PinnedSql {
+        let inner = self.inner();
+        let mut pinned = HashMap::new();
+        for id in ids {
+            if let Some(text) = inner.texts.get(&id) {
+                pinned.insert(id, text.clone());
+            }
+        }
+        PinnedSql(pinned)
+    }
+
+    /// Total bytes of the stored texts.
+    pub fn bytes(&self) -> usize {
+        self.inner().bytes
     }
 
     /// True if nothing is stored.
     pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
+        self.inner().texts.is_empty()
     }
 
     fn clear(&self) {
-        self.map().clear();
+        let mut inner = self.inner();
+        inner.texts.clear();
+        inner.bytes = 0;
+    }
+}
+
+/// Stored SQL texts taken for one request ([`SqlStore::pin`]); they are consulted before the
+/// store itself while the request runs ([`Session::with_pinned`]).
+#[derive(Debug, Clone, Default)]
+pub struct PinnedSql(HashMap<i32, Arc<str>>);
+
+/// Every `sql_id` a stream request refers to.
+pub fn referenced_sql_ids(req: &StreamRequest) -> Vec<i32> {
+    match req {
+        StreamRequest::Execute { stmt } => stmt.sql_id.into_iter().collect(),
+        StreamRequest::Batch { batch } => batch_sql_ids(batch),
+        StreamRequest::Sequence { sql_id, .. } | StreamRequest::Describe { sql_id, .. } => {
+            sql_id.iter().copied().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Every `sql_id` the steps of a batch refer to.
+pub fn batch_sql_ids(batch: &Batch) -> Vec<i32> {
+    batch.steps.iter().filter_map(|s| s.stmt.sql_id).collect()
+}
+
+/// Watches whether the write lock was taken away from a session's connection (a writer waited
+/// past the transaction timeout). Cheap to clone and to check from any thread, so code that
+/// waits on a slow client can give up as soon as the hold is revoked.
+#[derive(Clone)]
+pub struct LockWatch(Arc<Revoker>);
+
+impl LockWatch {
+    /// True once a waiting writer revoked the connection's hold on the write lock; the session
+    /// must then roll back ([`Session::abandon`]).
+    pub fn is_revoked(&self) -> bool {
+        self.0.is_revoked()
+    }
+}
+
+/// SQL text of a statement: the request's own, or a shared stored one.
+enum SqlText<'a> {
+    Inline(&'a str),
+    Stored(Arc<str>),
+}
+
+impl Deref for SqlText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            SqlText::Inline(s) => s,
+            SqlText::Stored(s) => s,
+        }
     }
 }
 
@@ -104,6 +221,11 @@ pub struct Session {
     owns_sqls: bool,
     lost: Option<ExecError>,
     read_only: bool,
+    /// A durability failure met while closing (a `close` request right after a write): the
+    /// next [`Session::finish_pipeline`] reports it, so the write is not acknowledged.
+    close_error: Option<ExecError>,
+    /// Stored texts taken when the running request was queued (WebSocket).
+    pinned: PinnedSql,
 }
 
 impl Session {
@@ -128,6 +250,8 @@ impl Session {
             owns_sqls: true,
             lost: None,
             read_only: false,
+            close_error: None,
+            pinned: PinnedSql::default(),
         }
     }
 
@@ -141,6 +265,8 @@ impl Session {
             owns_sqls: false,
             lost: None,
             read_only: false,
+            close_error: None,
+            pinned: PinnedSql::default(),
         }
     }
 
@@ -173,12 +299,15 @@ impl Session {
         // Just filled above.
         self.conn
             .as_mut()
-            .ok_or_else(|| ExecError::new("INTERNAL", "connection missing"))
+            .ok_or_else(|| ExecError::new(ErrorCode::Internal, "connection missing"))
     }
 
     /// Ends a pipeline: waits for durability of its commits and returns a clean connection to
     /// the pool. Must run before the response is sent.
     pub fn finish_pipeline(&mut self) -> Result<(), ExecError> {
+        if let Some(e) = self.close_error.take() {
+            return Err(e);
+        }
         if let Some(conn) = self.conn.as_mut() {
             conn.make_durable()?;
             if !conn.has_state() {
@@ -196,7 +325,9 @@ impl Session {
         let had_txn = self.in_transaction();
         if let Some(mut conn) = self.conn.take() {
             conn.rollback();
-            let _ = conn.make_durable();
+            if let Err(e) = conn.make_durable() {
+                self.close_error = Some(e);
+            }
             self.db.release(conn);
         }
         if self.owns_sqls {
@@ -222,11 +353,52 @@ impl Session {
         false
     }
 
+    /// A watch on this session's hold of the write lock (taking a connection from the pool if
+    /// the session has none yet: the statements about to run use that same connection).
+    pub fn lock_watch(&mut self) -> Result<LockWatch, ExecError> {
+        Ok(LockWatch(self.conn()?.revoker()))
+    }
+
+    /// A watch on the hold of the connection the session already has, if any (never takes one
+    /// from the pool, so it is safe on async threads).
+    pub fn current_lock_watch(&self) -> Option<LockWatch> {
+        self.conn.as_ref().map(|c| LockWatch(c.revoker()))
+    }
+
+    /// Gives up the session's transaction because its client stalled: if the write lock was
+    /// revoked, applies that (rolls back, `TRANSACTION_TIMEOUT`); otherwise rolls back an open
+    /// transaction and answers `err` until the client acknowledges with `ROLLBACK`. Releases
+    /// the write lock either way. Returns true if a transaction was rolled back.
+    pub fn abandon(&mut self, err: ExecError) -> bool {
+        if self.enforce_revocation() {
+            return true;
+        }
+        if !self.in_transaction() {
+            return false;
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            conn.rollback();
+        }
+        self.lost = Some(err);
+        true
+    }
+
+    /// Runs `f` with `pinned` consulted before the stored SQL of the session (the texts a
+    /// queued request referred to when it was queued).
+    pub fn with_pinned<R>(&mut self, pinned: PinnedSql, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.pinned = pinned;
+        let result = f(self);
+        self.pinned = PinnedSql::default();
+        result
+    }
+
     /// Executes one stream request.
     pub fn handle(&mut self, req: &StreamRequest, budget: &mut Budget) -> StreamResult {
         match self.handle_inner(req, budget) {
             Ok(response) => StreamResult::Ok { response },
-            Err(e) => StreamResult::Error { error: e.into() },
+            Err(e) => StreamResult::Error {
+                error: budget.charge_error(e).into(),
+            },
         }
     }
 
@@ -276,12 +448,23 @@ impl Session {
         self.sqls.store(sql_id, sql)
     }
 
-    fn resolve_sql(&self, sql: Option<&str>, sql_id: Option<i32>) -> Result<String, ExecError> {
+    fn resolve_sql<'a>(
+        &self,
+        sql: Option<&'a str>,
+        sql_id: Option<i32>,
+    ) -> Result<SqlText<'a>, ExecError> {
         match (sql, sql_id) {
-            (Some(s), None) => Ok(s.to_owned()),
-            (None, Some(id)) => self.sqls.get(id).ok_or_else(|| {
-                ExecError::protocol(format!("no SQL text stored under id {id} on this stream"))
-            }),
+            (Some(s), None) => Ok(SqlText::Inline(s)),
+            (None, Some(id)) => self
+                .pinned
+                .0
+                .get(&id)
+                .cloned()
+                .or_else(|| self.sqls.get(id))
+                .map(SqlText::Stored)
+                .ok_or_else(|| {
+                    ExecError::protocol(format!("no SQL text stored under id {id} on this stream"))
+                }),
             (Some(_), Some(_)) => Err(ExecError::protocol(
                 "a statement must have either `sql` or `sql_id`, not both",
             )),
@@ -312,7 +495,7 @@ impl Session {
         };
         let result = self.conn()?.run(input, sink);
         if let Err(e) = &result {
-            if e.code == "TRANSACTION_TIMEOUT" {
+            if e.code == ErrorCode::TransactionTimeout {
                 self.lost = Some(e.clone());
             }
         }
@@ -362,7 +545,7 @@ impl Session {
                 Err(e) => {
                     outcomes.push(Outcome::Error);
                     result.step_results.push(None);
-                    result.step_errors.push(Some(e.into()));
+                    result.step_errors.push(Some(budget.charge_error(e).into()));
                 }
             }
         }
@@ -455,7 +638,8 @@ impl Session {
 
     /// Describes a statement.
     pub fn describe(&mut self, sql: &str) -> Result<DescribeResult, ExecError> {
-        self.conn()?.describe(sql)
+        let read_only = self.read_only;
+        self.conn()?.describe(sql, read_only)
     }
 
     fn eval(&self, cond: &BatchCond, outcomes: &[Outcome]) -> bool {
@@ -558,7 +742,10 @@ impl RowSink for Stream<'_> {
             cols,
         }) {
             self.gone = true;
-            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+            return Err(ExecError::new(
+                ErrorCode::ClientGone,
+                "the client went away",
+            ));
         }
         Ok(())
     }
@@ -569,8 +756,15 @@ impl RowSink for Stream<'_> {
         }
         if !(self.emit)(CursorEntry::Row { row }) {
             self.gone = true;
-            return Err(ExecError::new("CLIENT_GONE", "the client went away"));
+            return Err(ExecError::new(
+                ErrorCode::ClientGone,
+                "the client went away",
+            ));
         }
         Ok(())
+    }
+    fn may_wait(&self) -> bool {
+        // The reader of the cursor sets the pace.
+        true
     }
 }

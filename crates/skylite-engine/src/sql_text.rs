@@ -3,11 +3,10 @@
 //! `BEGIN` a statement is (so the engine can take the write lock for `BEGIN IMMEDIATE` and
 //! enforce `BEGIN ... READONLY`).
 //!
-//! Statement boundaries are decided by SQLite's own `sqlite3_complete`, which understands
-//! strings, comments and `CREATE TRIGGER ... BEGIN ... END` bodies; this module only finds the
-//! candidate semicolons and the leading keywords.
-
-use std::ffi::CString;
+//! Statement boundaries follow SQLite's own `sqlite3_complete` (strings, quoted names, comments
+//! and `CREATE TRIGGER ... BEGIN ... END` bodies), reimplemented as one linear pass
+//! ([`Scanner`]): calling `sqlite3_complete` on every prefix that ends in `;` costs time
+//! quadratic in the text, which a client controls.
 
 /// What a statement does to the transaction state, judged from its leading keywords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,22 +97,32 @@ pub fn may_leave_state(sql: &str) -> bool {
 /// writing because the same pragma with a value switches modes, but asked alone (and the server
 /// refuses to set it anyway) it only reads.
 pub fn is_journal_mode_query(sql: &str) -> bool {
-    let body = skip_space_and_comments(sql);
-    let Some(rest) = strip_keyword(body, "PRAGMA") else {
+    let Some((name, tail)) = pragma_name(sql) else {
         return false;
     };
-    let rest = skip_space_and_comments(rest);
-    let name_end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(rest.len());
-    let (name, tail) = rest.split_at(name_end);
-    let name = name.rsplit('.').next().unwrap_or(name);
     if !name.eq_ignore_ascii_case("journal_mode") {
         return false;
     }
     skip_space_and_comments(tail)
         .trim_start_matches(|c: char| c == ';' || c.is_whitespace())
         .is_empty()
+}
+
+/// True for `PRAGMA wal_checkpoint` in any form: SQLite reports it as read-only, but a
+/// checkpoint must never run beside a write (the WAL-reset race), so it takes the write lock.
+pub fn is_checkpoint_pragma(sql: &str) -> bool {
+    pragma_name(sql).is_some_and(|(name, _)| name.eq_ignore_ascii_case("wal_checkpoint"))
+}
+
+/// The name of the pragma `sql` runs (schema prefix removed) and the text after the name.
+fn pragma_name(sql: &str) -> Option<(&str, &str)> {
+    let body = skip_space_and_comments(sql);
+    let rest = skip_space_and_comments(strip_keyword(body, "PRAGMA")?);
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, tail) = rest.split_at(name_end);
+    Some((name.rsplit('.').next().unwrap_or(name), tail))
 }
 
 fn strip_keyword<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
@@ -146,45 +155,347 @@ pub fn is_vacuum_into(sql: &str) -> bool {
 }
 
 /// Returns the byte length of the first complete statement of `sql` and whether anything but
-/// whitespace and comments follows it. Text that is not a complete statement (no terminating
-/// semicolon) counts as one statement.
+/// whitespace, comments and semicolons follows it. Text that is not a complete statement (no
+/// terminating semicolon) counts as one statement.
+///
+/// One linear pass (see [`Scanner`]): the statement ends at the first semicolon after which
+/// SQLite's `sqlite3_complete` would call the text complete.
 pub fn first_statement(sql: &str) -> (usize, bool) {
-    let bytes = sql.as_bytes();
-    // Fast path: no semicolon at all, or only one at the very end.
-    let trimmed_len = sql.trim_end().len();
-    match memchr_semicolon(bytes) {
+    // Fast path for the common case: without a semicolon before the trailing whitespace,
+    // nothing can follow the statement.
+    match sql.bytes().position(|b| b == b';') {
         None => return (sql.len(), false),
-        Some(i) if i + 1 == trimmed_len => return (sql.len(), false),
-        _ => {}
+        Some(i) if i + 1 == sql.trim_end().len() => return (sql.len(), false),
+        Some(_) => {}
     }
-    for (i, b) in bytes.iter().enumerate() {
-        if *b != b';' {
-            continue;
+    let mut scanner = Scanner::new();
+    match scanner.next_statement_end(sql) {
+        Some(end) => {
+            let rest = sql.get(end..).unwrap_or("");
+            if rest.trim_end().is_empty() {
+                // Trailing whitespace belongs to the statement.
+                return (sql.len(), false);
+            }
+            (end, !is_blank(rest))
         }
-        let candidate = &sql[..=i];
-        if is_complete(candidate) {
-            let rest = skip_space_and_comments(&sql[i + 1..]);
-            // Extra semicolons with nothing between them are empty statements, not SQL.
-            let rest = rest.trim_start_matches(|c: char| c == ';' || c.is_whitespace());
-            let rest = skip_space_and_comments(rest);
-            return (i + 1, !rest.is_empty());
-        }
+        None => (sql.len(), false),
     }
-    (sql.len(), false)
 }
 
-fn memchr_semicolon(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b';')
+/// True if `sql` holds nothing but whitespace, comments and semicolons (an unterminated block
+/// comment counts as a comment).
+pub fn is_blank(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        let next = skip_space_and_comments(rest).trim_start_matches(';');
+        if next.is_empty() {
+            return true;
+        }
+        if next.len() == rest.len() {
+            return false;
+        }
+        rest = next;
+    }
 }
 
-/// SQLite's own judgement of whether `sql` ends with a complete statement.
-fn is_complete(sql: &str) -> bool {
-    match CString::new(sql) {
-        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call, and
-        // sqlite3_complete only reads it.
-        Ok(c) => unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) != 0 },
-        Err(_) => false,
+/// SQLite's judgement of whether `sql` ends with a complete statement (`sqlite3_complete`),
+/// computed in one linear pass. Text holding a NUL character is never complete (SQLite would
+/// stop reading at the NUL).
+pub fn is_complete(sql: &str) -> bool {
+    let mut scanner = Scanner::new();
+    while scanner.next_statement_end(sql).is_some() {}
+    scanner.is_complete_at_end(sql)
+}
+
+/// The token classes of `sqlite3_complete` (complete.c).
+#[derive(Clone, Copy)]
+enum Token {
+    Semi = 0,
+    Ws = 1,
+    Other = 2,
+    Explain = 3,
+    Create = 4,
+    Temp = 5,
+    Trigger = 6,
+    End = 7,
+}
+
+/// The state machine of `sqlite3_complete`: `TRANSITIONS[state][token]`. State 1 means "just
+/// after the end of a statement"; states 5 to 7 are inside a `CREATE TRIGGER` body, where
+/// semicolons do not end the statement until `END;`.
+const TRANSITIONS: [[u8; 8]; 8] = [
+    //  SEMI WS OTHER EXPLAIN CREATE TEMP TRIGGER END
+    [1, 0, 2, 3, 4, 2, 2, 2], // 0 INVALID
+    [1, 1, 2, 3, 4, 2, 2, 2], // 1 START
+    [1, 2, 2, 2, 2, 2, 2, 2], // 2 NORMAL
+    [1, 3, 3, 2, 4, 2, 2, 2], // 3 EXPLAIN
+    [1, 4, 2, 2, 2, 4, 5, 2], // 4 CREATE
+    [6, 5, 5, 5, 5, 5, 5, 5], // 5 TRIGGER
+    [6, 6, 5, 5, 5, 5, 5, 7], // 6 SEMI
+    [1, 7, 5, 5, 5, 5, 5, 5], // 7 END
+];
+
+/// Where a [`Scanner`] stopped inside a token that the text so far does not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Between tokens.
+    None,
+    /// Inside a string or quoted name that ends at this byte (`'`, `"`, `` ` `` or `]`).
+    Quote(u8),
+    /// Inside a `/* ... */` comment.
+    Block,
+    /// Inside a `-- ...` comment.
+    Line,
+}
+
+/// A resumable, linear-time equivalent of SQLite's `sqlite3_complete`: it walks SQL text once,
+/// token by token (strings, quoted names, comments, keywords), and reports each semicolon that
+/// ends a statement. Text may grow between calls (a file read line by line): the scanner goes
+/// on where it stopped, so a long statement costs one pass, not one pass per line.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    /// Byte offset of the next byte to look at.
+    pos: usize,
+    state: u8,
+    open: Open,
+    /// A NUL byte was seen: SQLite stops reading there, so nothing after it completes.
+    nul: bool,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new()
     }
+}
+
+impl Scanner {
+    /// A scanner at the start of the text.
+    pub fn new() -> Self {
+        Scanner {
+            pos: 0,
+            state: 0,
+            open: Open::None,
+            nul: false,
+        }
+    }
+
+    /// Byte offset up to which the text has been scanned.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Continues scanning `sql` (the same text as before, possibly longer) and returns the byte
+    /// offset just past the next semicolon that ends a statement, or `None` when the text ends
+    /// first. Call again to find the statement after it.
+    pub fn next_statement_end(&mut self, sql: &str) -> Option<usize> {
+        let bytes = sql.as_bytes();
+        while !self.nul {
+            let &b = bytes.get(self.pos)?;
+            // Finish a token left open by a shorter text first.
+            match self.open {
+                Open::Quote(q) => {
+                    match find_byte(bytes, self.pos, q) {
+                        Some(i) if bytes.get(i) == Some(&0) => {
+                            self.nul = true;
+                            return None;
+                        }
+                        Some(i) => {
+                            self.pos = i + 1;
+                            self.open = Open::None;
+                            self.feed(Token::Other);
+                        }
+                        None => {
+                            self.pos = bytes.len();
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Open::Block => {
+                    match find_block_end(bytes, self.pos) {
+                        Some(i) if bytes.get(i.wrapping_sub(1)) == Some(&0) => {
+                            self.nul = true;
+                            return None;
+                        }
+                        Some(i) => {
+                            self.pos = i;
+                            self.open = Open::None;
+                            self.feed(Token::Ws);
+                        }
+                        None => {
+                            // Keep a trailing '*' for the next call: it may start the "*/".
+                            self.pos = bytes.len().saturating_sub(1).max(self.pos);
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Open::Line => {
+                    match find_byte(bytes, self.pos, b'\n') {
+                        Some(i) if bytes.get(i) == Some(&0) => {
+                            self.nul = true;
+                            return None;
+                        }
+                        Some(i) => {
+                            self.pos = i + 1;
+                            self.open = Open::None;
+                            self.feed(Token::Ws);
+                        }
+                        None => {
+                            self.pos = bytes.len();
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Open::None => {}
+            }
+            let next = bytes.get(self.pos + 1).copied();
+            match b {
+                0 => {
+                    self.nul = true;
+                    return None;
+                }
+                b';' => {
+                    self.pos += 1;
+                    self.feed(Token::Semi);
+                    if self.state == 1 {
+                        return Some(self.pos);
+                    }
+                }
+                b' ' | b'\r' | b'\t' | b'\n' | 0x0c => {
+                    self.pos += 1;
+                    self.feed(Token::Ws);
+                }
+                b'/' if next == Some(b'*') => {
+                    self.pos += 2;
+                    self.open = Open::Block;
+                }
+                b'/' => {
+                    // At the end of the text, this may become a comment.
+                    next?;
+                    self.pos += 1;
+                    self.feed(Token::Other);
+                }
+                b'-' if next == Some(b'-') => {
+                    self.pos += 2;
+                    self.open = Open::Line;
+                }
+                b'-' => {
+                    next?;
+                    self.pos += 1;
+                    self.feed(Token::Other);
+                }
+                b'[' => {
+                    self.pos += 1;
+                    self.open = Open::Quote(b']');
+                }
+                b'`' | b'"' | b'\'' => {
+                    self.pos += 1;
+                    self.open = Open::Quote(b);
+                }
+                b if is_id_char(b) => {
+                    let start = self.pos;
+                    let mut end = start + 1;
+                    while bytes.get(end).copied().is_some_and(is_id_char) {
+                        end += 1;
+                    }
+                    if end == bytes.len() {
+                        // The word may go on in a longer text.
+                        return None;
+                    }
+                    let word = bytes.get(start..end).unwrap_or_default();
+                    self.pos = end;
+                    self.feed(keyword(word));
+                }
+                _ => {
+                    self.pos += 1;
+                    self.feed(Token::Other);
+                }
+            }
+        }
+        None
+    }
+
+    /// After [`Scanner::next_statement_end`] returned `None`: whether the whole text scanned is
+    /// complete in `sqlite3_complete`'s sense (it ends with a statement's semicolon, maybe
+    /// followed by whitespace and comments).
+    pub fn is_complete_at_end(&self, sql: &str) -> bool {
+        let open_ok = match self.open {
+            // A word, `-` or `/` left unscanned at the end is a token that is not `;`.
+            Open::None => self.pos >= sql.len(),
+            // SQLite judges an unterminated `--` comment by the state before it.
+            Open::Line => true,
+            Open::Quote(_) | Open::Block => false,
+        };
+        !self.nul && open_ok && self.state == 1
+    }
+
+    /// True while the text scanned so far (all of `sql`) holds only whitespace and finished
+    /// comments: no statement has begun.
+    pub fn is_blank_so_far(&self, sql: &str) -> bool {
+        !self.nul
+            && self.state == 0
+            && matches!(self.open, Open::None | Open::Line)
+            && self.pos >= sql.len()
+    }
+
+    /// True if a NUL character stopped the scan (SQLite stops reading there).
+    pub fn saw_nul(&self) -> bool {
+        self.nul
+    }
+
+    fn feed(&mut self, token: Token) {
+        let row = TRANSITIONS
+            .get(self.state as usize)
+            .copied()
+            .unwrap_or([0; 8]);
+        self.state = row.get(token as usize).copied().unwrap_or(0);
+    }
+}
+
+/// `IdChar` of SQLite's tokenizer: letters, digits, `_`, `$` and every byte of a multi-byte
+/// UTF-8 character.
+fn is_id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn keyword(word: &[u8]) -> Token {
+    let is = |k: &str| word.eq_ignore_ascii_case(k.as_bytes());
+    if is("create") {
+        Token::Create
+    } else if is("trigger") {
+        Token::Trigger
+    } else if is("temp") || is("temporary") {
+        Token::Temp
+    } else if is("end") {
+        Token::End
+    } else if is("explain") {
+        Token::Explain
+    } else {
+        Token::Other
+    }
+}
+
+/// The index of the first `needle` or NUL at or after `from` (a NUL ends the search: SQLite
+/// stops reading there).
+fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == needle || b == 0)
+        .map(|i| from + i)
+}
+
+/// The index just past the first `*/` at or after `from`, or just past the first NUL.
+fn find_block_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    for (i, &b) in rest.iter().enumerate() {
+        if b == 0 || (b == b'/' && i > 0 && rest.get(i - 1) == Some(&b'*')) {
+            return Some(from + i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

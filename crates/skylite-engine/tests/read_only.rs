@@ -119,3 +119,179 @@ fn vacuum_is_refused_with_a_reason_and_leaves_vector_indexes_intact() {
     .unwrap();
     assert_eq!(hits.rows.len(), 1);
 }
+
+/// What an observer outside the engine sees of the database: its files' bytes (the database and
+/// its WAL) and SQLite's `data_version` on a connection of its own.
+struct Observer {
+    conn: rusqlite::Connection,
+    path: std::path::PathBuf,
+}
+
+impl Observer {
+    fn new(db: &Database) -> Self {
+        Observer {
+            conn: rusqlite::Connection::open(db.path()).unwrap(),
+            path: db.path().to_path_buf(),
+        }
+    }
+
+    fn snapshot(&self) -> (i64, Vec<u8>, Vec<u8>) {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap();
+        let file = std::fs::read(&self.path).unwrap();
+        let wal = std::fs::read(self.path.with_extension("db-wal")).unwrap_or_default();
+        (version, file, wal)
+    }
+}
+
+#[test]
+fn read_only_sessions_cannot_write_through_maintenance_statements_or_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/data.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        // Incremental auto-vacuum can only be chosen before the first table.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL")
+            .unwrap();
+    }
+    let config = EngineConfig {
+        pool_size: 1,
+        ..EngineConfig::default()
+    };
+    let db = Database::open(&path, config).unwrap();
+    let mut writer = Session::new(db.clone());
+    for sql in [
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
+        "CREATE INDEX t_v ON t(v)",
+        "CREATE VIRTUAL TABLE f3 USING fts3(x)",
+        "CREATE VIRTUAL TABLE f4 USING fts4(x)",
+        "CREATE VIRTUAL TABLE f5 USING fts5(x)",
+        "CREATE TABLE vec(id INTEGER PRIMARY KEY, e F32_BLOB(3))",
+        "CREATE INDEX vec_idx ON vec(libsql_vector_idx(e))",
+        "INSERT INTO vec(e) VALUES (vector32('[1,2,3]'))",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 500) \
+         INSERT INTO t(v) SELECT hex(randomblob(200)) FROM c",
+        "DELETE FROM t WHERE id > 100",
+        // The writer warms the pooled connection: FTS keeps its internal statements prepared.
+        "SELECT optimize(f3) FROM f3 LIMIT 1",
+        "INSERT INTO f4(f4) VALUES ('optimize')",
+        "INSERT INTO f5(f5) VALUES ('optimize')",
+    ] {
+        exec(&mut writer, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // Several segments per full-text index, so that optimize and merge have work to do.
+    for i in 0..6 {
+        for table in ["f3", "f4", "f5"] {
+            exec(
+                &mut writer,
+                &format!("INSERT INTO {table}(x) VALUES ('word{i} shared text')"),
+            )
+            .unwrap();
+        }
+    }
+    drop(writer);
+
+    let observer = Observer::new(&db);
+    let before = observer.snapshot();
+    let freelist = |db: &Database| {
+        let mut s = Session::new(db.clone());
+        exec(&mut s, "PRAGMA freelist_count").unwrap().rows[0][0].clone()
+    };
+    let free_before = freelist(&db);
+    assert_ne!(free_before, Value::Integer(0), "the test needs free pages");
+
+    let mut reader = Session::new(db.clone());
+    reader.set_read_only(true);
+    for sql in [
+        "REINDEX",
+        "REINDEX t",
+        "REINDEX t_v",
+        "ANALYZE",
+        "ANALYZE t",
+        "PRAGMA optimize",
+        "PRAGMA optimize(0x10002)",
+        "PRAGMA incremental_vacuum",
+        "PRAGMA incremental_vacuum(5)",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        "SELECT optimize(f3) FROM f3 LIMIT 1",
+        "SELECT optimize(f4) FROM f4 LIMIT 1",
+        "INSERT INTO f3(f3) VALUES ('optimize')",
+        "INSERT INTO f4(f4) VALUES ('merge=1,2')",
+        "INSERT INTO f4(f4) VALUES ('rebuild')",
+        "INSERT INTO f5(f5) VALUES ('optimize')",
+        "INSERT INTO f5(f5) VALUES ('rebuild')",
+        "INSERT INTO f5(f5, rank) VALUES ('merge', 1)",
+        "INSERT INTO f5(f5, rank) VALUES ('automerge', 2)",
+        "PRAGMA query_only = 0",
+    ] {
+        // Each trick is refused, and nothing changed.
+        let err = exec(&mut reader, sql).expect_err(sql);
+        assert!(
+            err.code == "SQLITE_READONLY" || err.code == "SQLITE_AUTH",
+            "{sql}: {err}"
+        );
+        assert_eq!(observer.snapshot(), before, "{sql} changed the database");
+    }
+    // Reads, full-text queries and vector searches still work.
+    for sql in [
+        "SELECT count(*) FROM t",
+        "SELECT * FROM f3 WHERE f3 MATCH 'shared'",
+        "SELECT * FROM f4 WHERE f4 MATCH 'word1'",
+        "SELECT * FROM f5 WHERE f5 MATCH 'shared'",
+        "SELECT id FROM vector_top_k('vec_idx', vector32('[1,2,3]'), 1)",
+        "PRAGMA integrity_check",
+    ] {
+        exec(&mut reader, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // SQLite itself refuses the reader's writes: its connection runs with query_only on, and
+    // the same pooled connection is writable again for the next writer.
+    let q = exec(&mut reader, "PRAGMA query_only").unwrap();
+    assert_eq!(q.rows[0][0], Value::Integer(1));
+    drop(reader);
+    assert_eq!(observer.snapshot(), before);
+    let mut w = Session::new(db.clone());
+    let q = exec(&mut w, "PRAGMA query_only").unwrap();
+    assert_eq!(q.rows[0][0], Value::Integer(0));
+    drop(w);
+    assert_eq!(freelist(&db), free_before);
+    let mut s = Session::new(db.clone());
+    let stat = exec(
+        &mut s,
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+    )
+    .unwrap();
+    assert_eq!(
+        stat.rows[0][0],
+        Value::Integer(0),
+        "ANALYZE left statistics"
+    );
+}
+
+/// With nothing to rebuild, SQLite reports REINDEX, ANALYZE and `PRAGMA optimize` as reading
+/// and runs them as no-ops; a read-only caller is refused them anyway (as sqld does), so the
+/// answer never depends on what the database holds.
+#[test]
+fn maintenance_is_refused_to_a_read_only_caller_even_with_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&dir.path().join("data.db"), EngineConfig::default()).unwrap();
+    let mut reader = Session::new(db.clone());
+    reader.set_read_only(true);
+    for sql in [
+        "REINDEX",
+        "reindex nocase",
+        "ANALYZE",
+        "/* c */ analyze main",
+        "PRAGMA optimize",
+        "PRAGMA main.optimize",
+        "PRAGMA incremental_vacuum",
+        "PRAGMA user_version = 3",
+    ] {
+        let err = exec(&mut reader, sql).expect_err(sql);
+        assert_eq!(err.code, "SQLITE_READONLY", "{sql}: {err}");
+    }
+    // Reading the same pragmas stays allowed.
+    exec(&mut reader, "PRAGMA user_version").unwrap();
+}

@@ -7,7 +7,9 @@
 //!
 //! - [`ws`]: the messages of Hrana over WebSocket.
 //! - [`legacy`]: the pre-Hrana HTTP bodies.
+//! - [`ErrorCode`]: every error code a client can see, and which of them are the server's fault.
 
+mod code;
 mod hrana;
 pub mod legacy;
 pub mod pb;
@@ -15,5 +17,6 @@ pub mod protobuf;
 mod value;
 pub mod ws;
 
+pub use code::{sqlite_code_name, ErrorCode};
 pub use hrana::*;
 pub use value::{decode_base64, encode_base64, Value};

@@ -18,24 +18,27 @@
 //! `rows_read`, `rows_written` (since the server opened the database), `open_streams`,
 //! `websocket_connections`, `open_connections` and `open`.
 //!
-//! Every handler first calls [`require_admin`]; all file and SQLite work runs on the worker
-//! pool.
+//! Every handler takes [`AdminAuth`] as its first extractor (401 without a valid token, 403
+//! for a token that is not an admin's, before anything else about the request is read); all
+//! file and SQLite work runs on the worker pool.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use skylite_engine::ErrorCode;
 
 use crate::app::App;
 use crate::databases::not_found;
 use crate::error::ApiError;
 use crate::hrana_http::parse_body;
+use crate::routing::AdminAuth;
 use crate::transfer;
 
 /// The admin routes (merged into the main router).
@@ -52,29 +55,6 @@ pub fn routes() -> Router<App> {
         .route("/v1/admin/databases/{name}/export", get(transfer::export))
         .route("/v1/admin/databases/{name}/dump", get(transfer::dump))
         .merge(crate::tokens_api::routes())
-}
-
-/// Checks that the request may use the admin API.
-///
-/// Requires an admin token (`Authorization: Bearer` with the `skylite_admin` claim): 401
-/// without a valid token, 403 for a token that is not an admin's. With `--no-auth` everything
-/// is allowed.
-pub fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    if app.auth.is_disabled() {
-        return Ok(());
-    }
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = app
-        .auth
-        .authenticate_header(header)
-        .map_err(crate::routing::auth_error)?;
-    principal
-        .authorize_admin()
-        .map_err(crate::routing::auth_error)?;
-    tracing::info!(jti = principal.jti().unwrap_or("-"), "admin request");
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -100,7 +80,7 @@ pub(crate) fn path_name(name: Result<Path<String>, PathRejection>) -> Result<Str
     name.map(|Path(n)| n).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_DATABASE_NAME",
+            ErrorCode::InvalidDatabaseName,
             format!("unreadable database name in the path: {e}"),
         )
     })
@@ -119,8 +99,7 @@ pub(crate) async fn on_worker<T: Send + 'static>(
 }
 
 /// `GET /v1/admin/databases`.
-async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
+async fn list(State(app): State<App>, _admin: AdminAuth) -> Result<Response, ApiError> {
     let infos = on_worker(&app, |app| {
         let mut infos = Vec::new();
         for name in app.databases.names()? {
@@ -138,10 +117,9 @@ async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Response, Ap
 /// `POST /v1/admin/databases`.
 async fn create(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let req: CreateReq = parse_body(body)?;
     let name = req.name.clone();
     on_worker(&app, move |app| app.databases.create(&req.name).map(|_| ())).await?;
@@ -154,10 +132,9 @@ async fn create(
 /// `GET /v1/admin/databases/{name}`.
 async fn show(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let info = on_worker(&app, move |app| {
         app.databases
@@ -173,10 +150,9 @@ async fn show(
 /// `DELETE /v1/admin/databases/{name}`.
 async fn delete(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let answer = name.clone();
     on_worker(&app, move |app| app.databases.delete(&name)).await?;
@@ -189,11 +165,10 @@ async fn delete(
 /// `POST /v1/admin/databases/{name}/fork`.
 async fn fork(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let from = path_name(name)?;
     let req: ForkReq = parse_body(body)?;
     let (answer_from, answer_to) = (from.clone(), req.to.clone());

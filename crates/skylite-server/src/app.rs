@@ -1,6 +1,6 @@
 //! Shared server state and the router: which path goes to which handler, body limits, the
 //! database path prefixes (`/db/<name>/...`, `/dev/<name>/...`, see [`crate::routing`]), the
-//! stream reaper, graceful shutdown.
+//! stream reaper, graceful shutdown (the accept loop itself is [`crate::listener`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use skylite_auth::{AuthConfig, Authenticator};
-use skylite_engine::{OpenError, Workers};
+use skylite_engine::{ErrorCode, OpenError, Workers};
 use tokio::net::TcpListener;
 
 use crate::baton::BatonKey;
@@ -69,9 +69,11 @@ impl std::ops::Deref for App {
 impl App {
     /// Opens the data folder: the default database (created if needed) and the baton key.
     pub fn open(config: ServerConfig) -> Result<App, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
-            what: format!("data folder {}", config.data_dir.display()),
-            source,
+        skylite_engine::fs_durable::create_dir_all(&config.data_dir).map_err(|source| {
+            ServeError::Io {
+                what: format!("data folder {}", config.data_dir.display()),
+                source,
+            }
         })?;
         let key_path = config.private_dir().join("baton.key");
         let baton_key = BatonKey::load_or_create(&key_path).map_err(|source| ServeError::Io {
@@ -135,11 +137,17 @@ impl App {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
                 let Some(app) = weak.upgrade() else { return };
                 for db in app.databases.all_open() {
                     db.streams().reap().await;
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(5) {
+                    // Closing checkpoints: blocking work.
+                    let _ = tokio::task::spawn_blocking(move || app.databases.evict_idle()).await;
                 }
             }
         });
@@ -206,11 +214,11 @@ async fn not_found(req: Request) -> impl IntoResponse {
             message.push_str(hint);
         }
     }
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
 }
 
 /// Serves `app` on `listener` (over TLS when `config.tls` is set) until `shutdown` resolves, then
-/// rolls back open transactions.
+/// rolls back open transactions. Connections are accepted and timed by [`crate::listener`].
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -218,20 +226,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     app.spawn_reaper();
     let router = app.router();
-    let result = match app.config.tls.clone() {
-        Some(tls) => crate::tls::serve_tls(listener, router, tls, shutdown).await,
-        None => {
-            use axum::serve::ListenerExt;
-            // Replies are small and often written back to back (WebSocket responses, pipelined
-            // requests): without TCP_NODELAY, Nagle's algorithm holds the second one ~40 ms.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let limits = crate::listener::Limits::new(&app.config);
+    let result =
+        crate::listener::serve(listener, router, limits, app.config.tls.clone(), shutdown).await;
     let closing = app.clone();
     let _ = tokio::task::spawn_blocking(move || closing.databases.close_all()).await;
     result

@@ -1,8 +1,10 @@
 //! Batons: the unforgeable tokens that tie Hrana-over-HTTP requests to a stream.
 //!
-//! A baton is `base64url(stream_id ‖ seq ‖ flags ‖ HMAC-SHA256(key, scope ‖ stream_id ‖ seq ‖
-//! flags)[..16])`. The sequence number makes every baton single-use (the stream expects exactly
-//! the next one), the scope binds it to one database, and the `STATEFUL` flag records whether
+//! A baton is `base64url(stream_id ‖ seq ‖ flags ‖ HMAC-SHA256(key, scope ‖ principal ‖
+//! stream_id ‖ seq ‖ flags)[..16])`. The sequence number makes every baton single-use (the
+//! stream expects exactly the next one), the scope binds it to one database, the principal
+//! binds it to the credentials that opened the stream (a baton leaked from one token does not
+//! work with another, even one with the same rights), and the `STATEFUL` flag records whether
 //! the stream held state (a transaction, stored SQL, connection settings) when the baton was
 //! issued. The flag is what lets a client go on after the stream expired or the server
 //! restarted: a baton that is authentic but unknown and not stateful simply resumes a fresh
@@ -10,7 +12,6 @@
 //!
 //! The key lives in the data folder (`.skylite/baton.key`), so batons survive restarts.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,7 +43,10 @@ pub struct BatonClaims {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatonError {
     /// Not a baton this server could have issued (bad encoding, bad length, bad signature).
-    #[error("invalid baton: it was not issued by this server for this database")]
+    #[error(
+        "invalid baton: it was not issued by this server for this database and these \
+         credentials (a stream continues only with the token that opened it)"
+    )]
     Invalid,
 }
 
@@ -68,22 +72,11 @@ impl BatonKey {
         }
         let key = BatonKey::random()?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            skylite_engine::fs_durable::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&key.key)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
+        // Durable before the first baton is signed with it: a key lost to a power loss would
+        // invalidate every baton handed out since.
+        skylite_engine::fs_durable::write_file(path, &key.key, 0o600)?;
         Ok(key)
     }
 
@@ -94,41 +87,51 @@ impl BatonKey {
         Ok(BatonKey { key })
     }
 
-    fn tag(&self, scope: &str, body: &[u8]) -> [u8; TAG_LEN] {
+    fn mac(&self, scope: &str, principal: &[u8], body: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        // Length prefixes keep (scope, principal) pairs from running into each other.
         mac.update(&(scope.len() as u64).to_le_bytes());
         mac.update(scope.as_bytes());
+        mac.update(&(principal.len() as u64).to_le_bytes());
+        mac.update(principal);
         mac.update(body);
-        let full = mac.finalize().into_bytes();
+        mac
+    }
+
+    fn tag(&self, scope: &str, principal: &[u8], body: &[u8]) -> [u8; TAG_LEN] {
+        let full = self.mac(scope, principal, body).finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag
     }
 
-    /// Issues a baton.
-    pub fn encode(&self, scope: &str, claims: BatonClaims) -> String {
+    /// Issues a baton for a stream of database `scope` opened by `principal` (a stable id of
+    /// the caller's credentials).
+    pub fn encode(&self, scope: &str, principal: &[u8], claims: BatonClaims) -> String {
         let mut raw = [0u8; BODY_LEN + TAG_LEN];
         raw[..8].copy_from_slice(&claims.stream_id.to_le_bytes());
         raw[8..16].copy_from_slice(&claims.seq.to_le_bytes());
         raw[16] = if claims.stateful { STATEFUL } else { 0 };
-        let tag = self.tag(scope, &raw[..BODY_LEN]);
+        let tag = self.tag(scope, principal, &raw[..BODY_LEN]);
         raw[BODY_LEN..].copy_from_slice(&tag);
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// Checks a baton and returns what it says.
-    pub fn decode(&self, scope: &str, baton: &str) -> Result<BatonClaims, BatonError> {
+    /// Checks a baton presented by `principal` on database `scope` and returns what it says.
+    pub fn decode(
+        &self,
+        scope: &str,
+        principal: &[u8],
+        baton: &str,
+    ) -> Result<BatonClaims, BatonError> {
         let raw = URL_SAFE_NO_PAD
             .decode(baton.trim())
             .map_err(|_| BatonError::Invalid)?;
         if raw.len() != BODY_LEN + TAG_LEN {
             return Err(BatonError::Invalid);
         }
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
-        mac.update(&(scope.len() as u64).to_le_bytes());
-        mac.update(scope.as_bytes());
-        mac.update(&raw[..BODY_LEN]);
-        mac.verify_truncated_left(&raw[BODY_LEN..])
+        self.mac(scope, principal, &raw[..BODY_LEN])
+            .verify_truncated_left(&raw[BODY_LEN..])
             .map_err(|_| BatonError::Invalid)?;
         let mut id = [0u8; 8];
         id.copy_from_slice(&raw[..8]);
@@ -154,23 +157,41 @@ mod tests {
             seq: 7,
             stateful: true,
         };
-        let baton = key.encode("default", claims);
-        assert_eq!(key.decode("default", &baton), Ok(claims));
+        let baton = key.encode("default", b"alice", claims);
+        assert_eq!(key.decode("default", b"alice", &baton), Ok(claims));
         // Another database's scope does not accept it.
-        assert_eq!(key.decode("other", &baton), Err(BatonError::Invalid));
+        assert_eq!(
+            key.decode("other", b"alice", &baton),
+            Err(BatonError::Invalid)
+        );
+        // Nor another principal.
+        assert_eq!(
+            key.decode("default", b"bob", &baton),
+            Err(BatonError::Invalid)
+        );
+        assert_eq!(key.decode("default", b"", &baton), Err(BatonError::Invalid));
         // Flipping any character breaks it.
         let mut bytes = baton.clone().into_bytes();
         bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
         let forged = String::from_utf8(bytes).unwrap();
-        assert_eq!(key.decode("default", &forged), Err(BatonError::Invalid));
-        // Another key does not accept it.
-        let other = BatonKey::random().unwrap();
-        assert_eq!(other.decode("default", &baton), Err(BatonError::Invalid));
         assert_eq!(
-            key.decode("default", "not a baton"),
+            key.decode("default", b"alice", &forged),
             Err(BatonError::Invalid)
         );
-        assert_eq!(key.decode("default", ""), Err(BatonError::Invalid));
+        // Another key does not accept it.
+        let other = BatonKey::random().unwrap();
+        assert_eq!(
+            other.decode("default", b"alice", &baton),
+            Err(BatonError::Invalid)
+        );
+        assert_eq!(
+            key.decode("default", b"alice", "not a baton"),
+            Err(BatonError::Invalid)
+        );
+        assert_eq!(
+            key.decode("default", b"alice", ""),
+            Err(BatonError::Invalid)
+        );
     }
 
     #[test]
@@ -184,6 +205,9 @@ mod tests {
             seq: 1,
             stateful: false,
         };
-        assert_eq!(b.decode("x", &a.encode("x", claims)), Ok(claims));
+        assert_eq!(
+            b.decode("x", b"p", &a.encode("x", b"p", claims)),
+            Ok(claims)
+        );
     }
 }

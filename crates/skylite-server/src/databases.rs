@@ -13,14 +13,24 @@
 //! Deletion renames the folder to a hidden trash name first (atomic), then removes it; a fork
 //! is written into a hidden temporary folder and renamed into place once complete, and so is an
 //! import ([`Databases::install`]).
+//!
+//! **Eviction.** An open database costs file descriptors, memory for its connections' caches
+//! and a WAL. One that nobody uses (no request in flight, no Hrana-over-HTTP stream, no
+//! WebSocket, no connection checked out) for `db_idle_timeout` is closed
+//! ([`Databases::evict_idle`]), and opening one more than `max_open_databases` first closes the
+//! least recently used idle one. Closing happens under the lifecycle lock, so the same file is
+//! never open twice (two write locks on one file would let two writers and a checkpoint run
+//! at once); the last connection to close checkpoints the WAL and removes it. The next request
+//! opens the database again. `default` is never evicted.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use skylite_engine::{maintenance, Database, ExecError, OpenError};
+use skylite_engine::{fs_durable, maintenance, Database, ErrorCode, ExecError, OpenError};
 
 use crate::error::ApiError;
 use crate::streams::Streams;
@@ -62,7 +72,7 @@ pub fn validate_name(name: &str) -> Result<&str, ApiError> {
         None => Ok(name),
         Some(why) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_DATABASE_NAME",
+            ErrorCode::InvalidDatabaseName,
             format!(
                 "invalid database name {:?}: {why}",
                 name.chars().take(80).collect::<String>()
@@ -80,7 +90,7 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn not_found(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "DATABASE_NOT_FOUND",
+        ErrorCode::DatabaseNotFound,
         format!(
             "database {name:?} does not exist (create it with POST /v1/admin/databases \
              {{\"name\": \"{name}\"}})"
@@ -91,7 +101,7 @@ pub fn not_found(name: &str) -> ApiError {
 pub(crate) fn exists_error(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
-        "DATABASE_EXISTS",
+        ErrorCode::DatabaseExists,
         format!("database {name:?} already exists"),
     )
 }
@@ -114,6 +124,8 @@ pub struct DbHandle {
     streams: Arc<Streams>,
     deleted: AtomicBool,
     websockets: AtomicUsize,
+    /// When a request last looked this database up (for idle eviction).
+    last_used: Mutex<Instant>,
 }
 
 impl DbHandle {
@@ -146,6 +158,23 @@ impl DbHandle {
     /// WebSocket connections bound to this database.
     pub fn websockets(&self) -> usize {
         self.websockets.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// True if nothing uses the database: no stream, no WebSocket, no connection or session
+    /// outside the pool. Callers must also know that nobody else holds this handle.
+    fn is_unused(&self) -> bool {
+        self.streams.is_empty() && self.websockets() == 0 && self.database().is_unused()
     }
 }
 
@@ -218,6 +247,7 @@ impl Databases {
     pub fn open(config: &ServerConfig) -> Result<Databases, crate::ServeError> {
         let dir = &config.data_dir;
         if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut removed = false;
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
@@ -227,6 +257,12 @@ impl Databases {
                          import or export"
                     );
                     let _ = std::fs::remove_dir_all(entry.path());
+                    removed = true;
+                }
+            }
+            if removed {
+                if let Err(e) = fs_durable::sync_dir(dir) {
+                    tracing::warn!("cannot fsync the data folder: {e}");
                 }
             }
         }
@@ -250,6 +286,7 @@ impl Databases {
             streams: Arc::new(Streams::new(db, self.config.stream_idle_timeout)),
             deleted: AtomicBool::new(false),
             websockets: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
         });
         self.open
             .lock()
@@ -265,11 +302,16 @@ impl Databases {
 
     /// A database that is already open (never blocks on I/O).
     pub fn get_open(&self, name: &str) -> Option<Arc<DbHandle>> {
-        self.open
+        let handle = self
+            .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned()
+            .cloned();
+        if let Some(h) = &handle {
+            h.touch();
+        }
+        handle
     }
 
     /// Every open database.
@@ -329,10 +371,90 @@ impl Databases {
             self.remember_absent(name);
             return Ok(None);
         }
+        self.make_room()?;
         let db = Database::open(&self.config.database_file(name), self.config.engine.clone())
             .map_err(open_error)?;
         tracing::info!(database = name, "opened database");
         Ok(Some(self.insert(name, db)))
+    }
+
+    /// Closes every database (but `default`) unused for `db_idle_timeout`. Blocking (closing
+    /// checkpoints the WAL); the server calls it every second or so.
+    pub fn evict_idle(&self) {
+        let timeout = self.config.db_idle_timeout;
+        let candidates: Vec<String> = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(name, h)| name.as_str() != DEFAULT_DATABASE && h.idle_for() >= timeout)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in candidates {
+            let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+            self.evict(&name, Some(timeout));
+        }
+    }
+
+    /// Before opening one more database: if `max_open_databases` are open, closes the least
+    /// recently used one that nobody uses; 503 if every one is in use. Caller holds the
+    /// lifecycle lock.
+    fn make_room(&self) -> Result<(), ApiError> {
+        let max = self.config.max_open_databases.max(1);
+        loop {
+            let mut idle: Vec<(Duration, String)> = {
+                let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                if open.len() < max {
+                    return Ok(());
+                }
+                open.iter()
+                    .filter(|(name, _)| name.as_str() != DEFAULT_DATABASE)
+                    .map(|(name, h)| (h.idle_for(), name.clone()))
+                    .collect()
+            };
+            // Longest idle first.
+            idle.sort_by_key(|(idle_for, _)| std::cmp::Reverse(*idle_for));
+            if !idle.into_iter().any(|(_, name)| self.evict(&name, None)) {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TooManyOpenDatabases,
+                    format!(
+                        "{max} databases are open and in use (--max-open-databases); \
+                         try again when a client of another database is done"
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Closes the open database `name` if nobody uses it (and, with `min_idle`, if no
+    /// request looked it up for that long). Returns whether it was closed. Caller holds the
+    /// lifecycle lock, so the database cannot be opened again before it is fully closed.
+    fn evict(&self, name: &str, min_idle: Option<Duration>) -> bool {
+        let handle = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(h) = open.get(name) else {
+                return false;
+            };
+            // Only the registry holds the handle (no request in flight, no WebSocket task),
+            // checked under the registry's lock, where new references come from.
+            let unused = Arc::strong_count(h) == 1
+                && h.is_unused()
+                && min_idle.is_none_or(|t| h.idle_for() >= t);
+            if !unused {
+                return false;
+            }
+            open.remove(name)
+        };
+        let Some(handle) = handle else {
+            return false;
+        };
+        handle.streams.close_all();
+        handle.database().drain_pool();
+        // The last reference: the anchor connection closes here, checkpointing the WAL.
+        drop(handle);
+        tracing::info!(database = name, "closed idle database");
+        true
     }
 
     /// Creates a database. Blocking.
@@ -342,8 +464,11 @@ impl Databases {
         if self.get_open(name).is_some() || self.exists_on_disk(name) {
             return Err(exists_error(name));
         }
+        self.make_room()?;
         let dir = self.dir_of(name);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
+        // Durable: the folder entry in the data folder (here) and the file entries in the folder
+        // (`Database::open`) are fsynced before the creation is acknowledged.
+        fs_durable::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
         let db = match Database::open(&self.config.database_file(name), self.config.engine.clone())
         {
             Ok(db) => db,
@@ -365,7 +490,7 @@ impl Databases {
         if name == DEFAULT_DATABASE {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "DATABASE_PROTECTED",
+                ErrorCode::DatabaseProtected,
                 "the default database cannot be deleted (it serves requests that name no \
                  database); delete its tables instead",
             ));
@@ -389,11 +514,13 @@ impl Databases {
                 .config
                 .data_dir
                 .join(format!(".trash-{name}-{}", random_suffix()));
-            std::fs::rename(self.dir_of(name), &trash)
+            // Durable before it is acknowledged: a deleted database must not come back after a
+            // power loss.
+            fs_durable::rename(&self.dir_of(name), &trash)
                 .map_err(|e| io_error("move the database folder away", e))?;
             trash
         };
-        if let Err(e) = std::fs::remove_dir_all(&trash) {
+        if let Err(e) = fs_durable::remove_dir_all(&trash) {
             tracing::warn!(
                 "cannot remove {}: {e} (it is removed at the next start)",
                 trash.display()
@@ -435,7 +562,8 @@ impl Databases {
             // A folder without a database file (left by hand): not a database; replace it.
             let _ = std::fs::remove_dir(&dest);
         }
-        std::fs::rename(&tmp, &dest)
+        // Durable: the copy's own entries, then its new name in the data folder.
+        fs_durable::rename(&tmp, &dest)
             .map_err(|e| cleanup(io_error("move the copy into place", e)))?;
         self.forget_absent(to);
         tracing::info!(from, to, "forked database");
@@ -470,12 +598,13 @@ impl Databases {
             // A folder without a database file (left by hand): not a database; replace it.
             let _ = std::fs::remove_dir(&dest);
         }
-        std::fs::rename(prepared, &dest)
-            .map_err(|e| io_error("move the new database into place", e))?;
-        // The rename is durable once the data folder's entry is on disk.
-        if let Err(e) = std::fs::File::open(&self.config.data_dir).and_then(|d| d.sync_all()) {
-            tracing::warn!("cannot fsync the data folder: {e}");
+        let renamed = fs_durable::rename(prepared, &dest);
+        if renamed.is_err() && !prepared.exists() && dest.exists() {
+            // Renamed, but the fsync that makes it durable failed: the import must not be
+            // acknowledged, and a database that may vanish after a power loss must not stay.
+            let _ = std::fs::remove_dir_all(&dest);
         }
+        renamed.map_err(|e| io_error("move the new database into place", e))?;
         self.forget_absent(name);
         Ok(())
     }
@@ -593,7 +722,7 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad:?}");
             assert_eq!(
                 validate_name(bad).unwrap_err().code,
-                "INVALID_DATABASE_NAME"
+                ErrorCode::InvalidDatabaseName
             );
         }
     }

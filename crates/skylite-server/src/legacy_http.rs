@@ -6,7 +6,7 @@
 //!   on a fresh stream. An SQL error of `execute` is an HTTP 400 with `{"message", "code"}`.
 //!   Both also accept the `{"statements": [...]}` body.
 //!
-//! Each runs on the database the request was routed to ([`TargetDb`]).
+//! Each runs on the database the request was routed to ([`Authorized`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,16 +23,20 @@ use skylite_proto::{NamedArg, Stmt};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::hrana_http::{parse_body, read_body};
-use crate::routing::TargetDb;
+use crate::routing::Authorized;
 
 /// Runs `work` on a fresh session on a blocking thread, then makes its writes durable and
 /// encodes its output.
-async fn on_fresh_session<T, F>(app: &App, target: &TargetDb, work: F) -> Result<Response, ApiError>
+async fn on_fresh_session<T, F>(
+    app: &App,
+    target: &Authorized,
+    work: F,
+) -> Result<Response, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut Session, &mut Budget) -> Result<T, ApiError> + Send + 'static,
 {
-    let db = target.0.database().clone();
+    let db = target.db.database().clone();
     let read_only = target.read_only();
     let limit = app.config.engine.max_response_bytes;
     crate::blocking::run(&app.workers, move || {
@@ -40,8 +44,10 @@ where
         session.set_read_only(read_only);
         let mut budget = Budget::new(limit);
         let out = work(&mut session, &mut budget);
+        // Nothing is acknowledged before it is durable (as for Hrana pipelines).
+        let durable = session.finish_pipeline();
         session.close();
-        session.finish_pipeline().map_err(ApiError::from_exec)?;
+        durable.map_err(ApiError::from_exec)?;
         let out = out?;
         let bytes = serde_json::to_vec(&out)
             .map_err(|e| ApiError::internal(format!("cannot encode the response: {e}")))?;
@@ -59,22 +65,22 @@ where
 /// `POST /`.
 pub async fn query(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let query: LegacyQuery = parse_body(body)?;
-    on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await
+    on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await
 }
 
 /// `POST /v1/execute`.
 pub async fn v1_execute(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await;
     }
     let req: V1ExecuteReq = parse_body(Ok(bytes))?;
     on_fresh_session(&app, &target, move |s, b| {
@@ -88,12 +94,12 @@ pub async fn v1_execute(
 /// `POST /v1/batch`.
 pub async fn v1_batch(
     State(app): State<App>,
-    target: TargetDb,
+    target: Authorized,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body)?;
     if let Ok(query) = serde_json::from_slice::<LegacyQuery>(&bytes) {
-        return on_fresh_session(&app, &target, move |s, b| Ok(run_statements(s, b, query))).await;
+        return on_fresh_session(&app, &target, move |s, b| run_statements(s, b, query)).await;
     }
     let req: V1BatchReq = parse_body(Ok(bytes))?;
     on_fresh_session(&app, &target, move |s, b| {
@@ -106,11 +112,17 @@ pub async fn v1_batch(
 
 /// Runs legacy statements: all in one transaction unless they manage transactions themselves;
 /// the first error rolls everything back and the remaining statements are skipped (`null`).
+/// A failure of the server or its disk (I/O error, full disk, corruption, ...) fails the whole
+/// request with a 5xx instead of being reported as the statement's fault.
 fn run_statements(
     session: &mut Session,
     budget: &mut Budget,
     query: LegacyQuery,
-) -> Vec<Option<LegacyResult>> {
+) -> Result<Vec<Option<LegacyResult>>, ApiError> {
+    let server_failure = |e: &ExecError| {
+        let api = ApiError::from_exec(e.clone());
+        api.status.is_server_error().then_some(api)
+    };
     let manages_txn = query.statements.iter().any(|s| {
         txn_keyword(&s.q) != TxnKeyword::Other || {
             let w = skylite_engine::sql_text::first_word(&s.q);
@@ -123,7 +135,13 @@ fn run_statements(
     let mut out: Vec<Option<LegacyResult>> = Vec::with_capacity(query.statements.len());
     if wrap {
         if let Err(e) = session.execute(&Stmt::new("BEGIN"), budget) {
-            return vec![Some(LegacyResult::Error(e.message)); query.statements.len()];
+            if let Some(api) = server_failure(&e) {
+                return Err(api);
+            }
+            return Ok(vec![
+                Some(LegacyResult::Error(e.message));
+                query.statements.len()
+            ]);
         }
     }
     let mut failed = false;
@@ -165,10 +183,13 @@ fn run_statements(
             })),
             Err(e) => {
                 failed = true;
-                out.push(Some(LegacyResult::Error(e.message)));
                 if session.in_transaction() {
                     let _ = session.execute(&Stmt::new("ROLLBACK"), budget);
                 }
+                if let Some(api) = server_failure(&e) {
+                    return Err(api);
+                }
+                out.push(Some(LegacyResult::Error(e.message)));
             }
         }
     }
@@ -176,8 +197,14 @@ fn run_statements(
         if let Err(e) = session.execute(&Stmt::new("COMMIT"), budget) {
             let e: ExecError = e;
             let _ = session.execute(&Stmt::new("ROLLBACK"), budget);
-            return vec![Some(LegacyResult::Error(e.message)); query.statements.len()];
+            if let Some(api) = server_failure(&e) {
+                return Err(api);
+            }
+            return Ok(vec![
+                Some(LegacyResult::Error(e.message));
+                query.statements.len()
+            ]);
         }
     }
-    out
+    Ok(out)
 }

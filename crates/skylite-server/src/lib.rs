@@ -16,7 +16,8 @@
 //! - [`streams`]: live streams, expiry, revocation of stalled transactions.
 //! - [`baton`]: signed, single-use batons.
 //! - [`error`]: HTTP error bodies.
-//! - [`tls`]: loading `--tls-cert`/`--tls-key`, and the TLS accept loop.
+//! - [`listener`]: the accept loop (plain and TLS), connection cap, header/idle/body timeouts.
+//! - [`tls`]: loading `--tls-cert`/`--tls-key`, and the TLS handshake.
 //!
 //! SQL never runs on async worker threads: every handler hands its work to the engine's
 //! worker pool through [`blocking::run`].
@@ -28,8 +29,10 @@ pub mod blocking;
 pub mod config;
 pub mod databases;
 pub mod error;
+pub mod exec;
 pub mod hrana_http;
 pub mod legacy_http;
+pub mod listener;
 pub mod routing;
 pub mod streams;
 pub mod tls;

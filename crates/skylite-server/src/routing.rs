@@ -9,19 +9,28 @@
 //! 2. **Header** `x-namespace: <name>` (sqld's).
 //! 3. **Subdomain**: the first label of the `Host` when the host has at least three labels
 //!    (`app.db.example.com`) or is `<name>.localhost`; never an IP address or bare
-//!    `localhost`. The label counts only if it is a valid name of an existing database;
+//!    `localhost`. The label counts only if the token opens that database and it exists;
 //!    otherwise the request goes on to the next rule, so a server reached as
-//!    `db.example.com` keeps serving `default` with no setup.
+//!    `db.example.com` keeps serving `default` with no setup. A label the token does not open
+//!    is never looked up.
 //! 4. **`default`.**
 //!
 //! A name given by path or header must be valid (400 `INVALID_DATABASE_NAME`) and must exist
-//! (404 `DATABASE_NOT_FOUND`); databases are created only through the admin API. With auth on,
-//! the token is checked first: a request without a valid token gets its 401 before any name is
-//! looked at, so it cannot tell which databases exist.
+//! (404 `DATABASE_NOT_FOUND`); databases are created only through the admin API.
 //!
-//! [`TargetDb`] is the extractor every SQL handler takes: the one place where a request is
-//! bound to a database, and so the place where authorization is checked.
+//! Authorization is carried by the extractor types, checked in this order: the token (401),
+//! the name's syntax (400), the token's claims on that name (403), and only then the lookup
+//! and opening of the database (404). A caller without a valid token, or with a token for
+//! another database, learns nothing about which databases exist, and nothing is opened for it.
+//!
+//! - [`Authorized`]: every SQL endpoint. Always authenticates (an `Upgrade` header changes
+//!   nothing) and carries a grant, never an optional one.
+//! - [`UpgradeTarget`]: only the WebSocket upgrade (`GET /`), whose token comes in `hello`:
+//!   without a token it carries only the validated name ([`DbSelector`]); `ws.rs` binds the
+//!   database with [`open_authorized`] once `hello` brings a token.
+//! - [`AdminAuth`]: the admin API.
 
+use skylite_engine::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request};
@@ -31,7 +40,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use skylite_auth::{Access, AuthError, Grant, Principal};
 
 use crate::app::App;
-use crate::databases::{is_valid_name, not_found, validate_name, DbHandle};
+use crate::databases::{is_valid_name, not_found, validate_name, DbHandle, DEFAULT_DATABASE};
 use crate::error::ApiError;
 
 /// The header sqld reads a namespace (database) name from.
@@ -148,24 +157,66 @@ pub fn trailing_slash_hint(name: &str) -> Option<&'static str> {
     )
 }
 
-/// Finds a database by a name the client gave explicitly (path or header): invalid → 400,
-/// missing → 404.
-async fn named(app: &App, name: &str, from_path: bool) -> Result<Arc<DbHandle>, ApiError> {
-    validate_name(name)?;
-    if let Some(db) = app.databases.get_open(name) {
-        return Ok(db);
-    }
-    lookup(app, name).await?.ok_or_else(|| {
-        let mut err = not_found(name);
-        if let Some(hint) = trailing_slash_hint(name).filter(|_| from_path) {
-            err.message.push_str(hint);
-        }
-        err
-    })
+/// How a request names its database, read from the request alone: no lookup, no I/O. Names
+/// given by path or header are validated here (400), which reveals nothing about what exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbSelector {
+    /// Named by the path prefix or the `x-namespace` header (a valid name).
+    Named {
+        /// The database name.
+        name: String,
+        /// Named by the path prefix (then a 403 or 404 may carry the trailing-slash hint).
+        from_path: bool,
+    },
+    /// A valid name carried by the `Host` subdomain. It counts only if the token opens that
+    /// database and the database exists; otherwise the request goes to `default`.
+    Host(String),
+    /// Nothing named: `default`.
+    Default,
 }
 
-/// Opens a database that exists on disk but is not open yet (on a worker thread).
-async fn lookup(app: &App, name: &str) -> Result<Option<Arc<DbHandle>>, ApiError> {
+impl DbSelector {
+    /// Reads the rules of the module documentation off the request: 400
+    /// `INVALID_DATABASE_NAME` for an invalid name given by path or header.
+    pub fn from_parts(parts: &Parts) -> Result<DbSelector, ApiError> {
+        if let Some(PathDatabase(name)) = parts.extensions.get::<PathDatabase>() {
+            validate_name(name)?;
+            return Ok(DbSelector::Named {
+                name: name.clone(),
+                from_path: true,
+            });
+        }
+        if let Some(value) = parts.headers.get(NAMESPACE_HEADER) {
+            let name = value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidDatabaseName,
+                    "the x-namespace header is not valid ASCII",
+                )
+            })?;
+            let name = name.trim();
+            validate_name(name)?;
+            return Ok(DbSelector::Named {
+                name: name.to_owned(),
+                from_path: false,
+            });
+        }
+        if let Some(label) = request_host(&parts.uri, &parts.headers).and_then(host_label) {
+            if is_valid_name(&label) {
+                return Ok(DbSelector::Host(label));
+            }
+        }
+        Ok(DbSelector::Default)
+    }
+}
+
+/// Finds an existing database by a valid name: already open, or opened now on a worker
+/// thread (and kept open). `None` if it does not exist. Call it only for a principal whose
+/// claims open `name`: it is the step that reveals existence and opens files.
+async fn existing(app: &App, name: &str) -> Result<Option<Arc<DbHandle>>, ApiError> {
+    if let Some(db) = app.databases.get_open(name) {
+        return Ok(Some(db));
+    }
     let worker_app = app.clone();
     let owned = name.to_owned();
     crate::blocking::run(&app.workers, move || {
@@ -175,61 +226,155 @@ async fn lookup(app: &App, name: &str) -> Result<Option<Arc<DbHandle>>, ApiError
     .map_err(|e| ApiError::internal(format!("database lookup failed: {e}")))?
 }
 
-/// Resolves the database of a request (see the module documentation for the rules).
-pub async fn resolve(app: &App, parts: &Parts) -> Result<Arc<DbHandle>, ApiError> {
-    if let Some(PathDatabase(name)) = parts.extensions.get::<PathDatabase>() {
-        return named(app, name, true).await;
+/// What `principal`'s claims allow on the database called `name` (checked on the name alone,
+/// before any lookup): 403 for a token that does not open it. `hint` is appended to the
+/// refusal (the trailing-slash hint for names that look like endpoints).
+fn grant_on(principal: &Principal, name: &str, hint: Option<&str>) -> Result<Grant, ApiError> {
+    let grant = principal.authorize(name, Access::Read).map_err(|e| {
+        let mut err = auth_error(e);
+        if let Some(hint) = hint {
+            err.message.push_str(hint);
+        }
+        err
+    })?;
+    if let Some(jti) = principal.jti() {
+        tracing::debug!(jti, database = name, ?grant, "authorized");
     }
-    if let Some(value) = parts.headers.get(NAMESPACE_HEADER) {
-        let name = value.to_str().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_DATABASE_NAME",
-                "the x-namespace header is not valid ASCII",
-            )
-        })?;
-        return named(app, name.trim(), false).await;
-    }
-    if let Some(label) = request_host(&parts.uri, &parts.headers).and_then(host_label) {
-        if is_valid_name(&label) {
-            if let Some(db) = app.databases.get_open(&label) {
-                return Ok(db);
-            }
-            if !app.databases.known_absent(&label) {
-                if let Some(db) = lookup(app, &label).await? {
-                    return Ok(db);
+    Ok(grant)
+}
+
+/// Binds an authenticated `principal` to the database `selector` names, in the order that
+/// reveals nothing to a caller who may not open it: the claims are checked on the name first
+/// (403), and only then is the database looked up and opened (404 `DATABASE_NOT_FOUND` if
+/// missing). A subdomain label that the token does not open is never looked up.
+pub async fn open_authorized(
+    app: &App,
+    selector: &DbSelector,
+    principal: &Principal,
+) -> Result<(Arc<DbHandle>, Grant), ApiError> {
+    match selector {
+        DbSelector::Named { name, from_path } => {
+            let hint = trailing_slash_hint(name).filter(|_| *from_path);
+            let grant = grant_on(principal, name, hint)?;
+            let db = existing(app, name).await?.ok_or_else(|| {
+                let mut err = not_found(name);
+                if let Some(hint) = hint {
+                    err.message.push_str(hint);
+                }
+                err
+            })?;
+            return Ok((db, grant));
+        }
+        DbSelector::Host(label) => {
+            if let Ok(grant) = principal.authorize(label, Access::Read) {
+                let db = match app.databases.get_open(label) {
+                    Some(db) => Some(db),
+                    // A label looked up recently and missing (`db` of `db.example.com`) is
+                    // not looked up again on every request.
+                    None if app.databases.known_absent(label) => None,
+                    None => existing(app, label).await?,
+                };
+                if let Some(db) = db {
+                    return Ok((db, grant));
                 }
             }
         }
+        DbSelector::Default => {}
     }
-    app.databases
+    let grant = grant_on(principal, DEFAULT_DATABASE, None)?;
+    let db = app
+        .databases
         .default_db()
-        .ok_or_else(|| ApiError::internal("the default database is not open"))
+        .ok_or_else(|| ApiError::internal("the default database is not open"))?;
+    Ok((db, grant))
 }
 
-/// The database a request is for, resolved and authorized, with what the request may do
-/// there. The grant is `None` only for a WebSocket upgrade, whose token arrives later in
-/// `hello` (`ws.rs` checks it there against this database).
-pub struct TargetDb(pub Arc<DbHandle>, pub Option<Grant>);
+/// The extractor of every SQL endpoint: a request that proved who it is, bound to the database
+/// it names, with what it may do there. It always authenticates (an `Upgrade` header changes
+/// nothing), in this order: token (401) → name (400) → claims on that name (403) → lookup and
+/// open (404). So a caller without a token, or with a token for another database, learns
+/// nothing about which databases exist, and nothing is opened for it.
+#[derive(Clone)]
+pub struct Authorized {
+    /// The database, open.
+    pub db: Arc<DbHandle>,
+    /// What the token allows on it.
+    pub grant: Grant,
+    /// Who sent the request.
+    pub principal: Principal,
+}
 
-impl TargetDb {
-    /// Whether the request may only read (also when no grant was made yet).
+impl Authorized {
+    /// Whether the request may only read.
     pub fn read_only(&self) -> bool {
-        !self.1.is_some_and(Grant::can_write)
+        !self.grant.can_write()
     }
 }
 
-impl FromRequestParts<App> for TargetDb {
+impl FromRequestParts<App> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        // The token is checked before the database is looked up, so that a request without a
-        // valid token learns nothing (not even whether a name is valid or a database exists):
-        // 401 comes before 400 and 404.
         let principal = authenticate(app, parts)?;
-        let db = resolve(app, parts).await?;
-        let grant = authorize(principal.as_ref(), &db)?;
-        Ok(TargetDb(db, grant))
+        let selector = DbSelector::from_parts(parts)?;
+        let (db, grant) = open_authorized(app, &selector, &principal).await?;
+        Ok(Authorized {
+            db,
+            grant,
+            principal,
+        })
+    }
+}
+
+/// The extractor of the WebSocket upgrade route (`GET /`) only. A Hrana client sends its token
+/// in `hello`, after the upgrade, so an upgrade without a token cannot be bound to a database
+/// yet: it gets only the validated name, and `ws.rs` resolves and opens the database once
+/// `hello` carries a token that opens it. An upgrade request that does carry a token
+/// (`Authorization: Bearer`) is checked up front like any SQL request.
+#[derive(Clone)]
+pub enum UpgradeTarget {
+    /// The upgrade proved who it is (a valid bearer token, or auth is off): bound like
+    /// [`Authorized`]. `hello` is still checked against this database.
+    Bound(Authorized),
+    /// No token yet: nothing looked up or opened. An existing, a missing and a never-opened
+    /// database all look the same until `hello`.
+    Pending(DbSelector),
+}
+
+impl FromRequestParts<App> for UpgradeTarget {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let has_token = parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION);
+        if app.auth.is_disabled() || has_token {
+            return Authorized::from_request_parts(parts, app)
+                .await
+                .map(UpgradeTarget::Bound);
+        }
+        Ok(UpgradeTarget::Pending(DbSelector::from_parts(parts)?))
+    }
+}
+
+/// The extractor of the admin API (`/v1/admin/*`, including import, export, dump and token
+/// minting): an admin token (`Authorization: Bearer` with the `skylite_admin` claim). 401
+/// without a valid token, 403 for a token that is not an admin's; with `--no-auth` everything
+/// is allowed. Handlers take it first, so nothing else about the request is looked at before.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
+    /// Who sent the request.
+    pub principal: Principal,
+}
+
+impl FromRequestParts<App> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let principal = authenticate(app, parts)?;
+        principal.authorize_admin().map_err(auth_error)?;
+        tracing::info!(jti = principal.jti().unwrap_or("-"), "admin request");
+        Ok(AdminAuth { principal })
     }
 }
 
@@ -239,48 +384,18 @@ pub fn auth_error(e: AuthError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-/// True for a WebSocket upgrade request.
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
 /// Authenticates the request: the `Authorization: Bearer` JWT (signature, `exp`/`nbf`,
-/// revocation). 401 without a valid token. `None` for a WebSocket upgrade, whose token comes in
-/// `hello`; with `--no-auth`, a principal that may do everything.
-pub fn authenticate(app: &App, parts: &Parts) -> Result<Option<Principal>, ApiError> {
+/// revocation); 401 without a valid token. With `--no-auth`, a principal that may do
+/// everything. No header makes an exception (an `Upgrade` header least of all).
+pub fn authenticate(app: &App, parts: &Parts) -> Result<Principal, ApiError> {
     if app.auth.is_disabled() {
-        return Ok(Some(Principal::unrestricted()));
-    }
-    if is_websocket_upgrade(&parts.headers) {
-        return Ok(None);
+        return Ok(Principal::unrestricted());
     }
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    app.auth
-        .authenticate_header(header)
-        .map(Some)
-        .map_err(auth_error)
-}
-
-/// Checks that the authenticated `principal` may use `db` (the `id`/`p` claims naming `db`,
-/// `a` = `ro`/`rw`): 403 for a token that does not open `db`. A WebSocket upgrade (no
-/// principal yet) passes with no grant: its token comes in `hello`.
-pub fn authorize(principal: Option<&Principal>, db: &DbHandle) -> Result<Option<Grant>, ApiError> {
-    let Some(principal) = principal else {
-        return Ok(None);
-    };
-    let grant = principal
-        .authorize(db.name(), Access::Read)
-        .map_err(auth_error)?;
-    if let Some(jti) = principal.jti() {
-        tracing::debug!(jti, database = db.name(), ?grant, "authorized");
-    }
-    Ok(Some(grant))
+    app.auth.authenticate_header(header).map_err(auth_error)
 }
 
 #[cfg(test)]
@@ -319,6 +434,60 @@ mod tests {
         );
         assert_eq!(strip("//v2/pipeline"), ("/v2/pipeline".into(), None));
         assert_eq!(strip("/dbx/v2"), ("/dbx/v2".into(), None));
+    }
+
+    /// The selector of a request to `path` with `headers`, after the prefix is stripped.
+    fn select(path: &str, headers: &[(&str, &str)]) -> Result<DbSelector, u16> {
+        let mut builder = Request::builder().uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = strip_database_prefix(builder.body(axum::body::Body::empty()).unwrap());
+        let (parts, _) = req.into_parts();
+        DbSelector::from_parts(&parts).map_err(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn selectors_need_no_lookup() {
+        let named = |name: &str, from_path| {
+            Ok(DbSelector::Named {
+                name: name.to_owned(),
+                from_path,
+            })
+        };
+        assert_eq!(select("/db/app/v2/pipeline", &[]), named("app", true));
+        assert_eq!(
+            select("/dev/app/", &[("x-namespace", "other")]),
+            named("app", true)
+        );
+        assert_eq!(
+            select("/v2/pipeline", &[("x-namespace", " app ")]),
+            named("app", false)
+        );
+        assert_eq!(
+            select("/", &[("host", "app.db.example.com")]),
+            Ok(DbSelector::Host("app".to_owned()))
+        );
+        // A valid label is only a candidate: it counts at lookup time if the token opens it
+        // and it exists (`db` of `db.example.com` usually does not).
+        assert_eq!(
+            select("/", &[("host", "db.example.com")]),
+            Ok(DbSelector::Host("db".to_owned()))
+        );
+        assert_eq!(
+            select("/", &[("host", "example.com")]),
+            Ok(DbSelector::Default)
+        );
+        assert_eq!(
+            select("/", &[("host", "-x.localhost")]),
+            Ok(DbSelector::Default)
+        );
+        assert_eq!(select("/", &[]), Ok(DbSelector::Default));
+        // Invalid names given explicitly are 400, whatever exists.
+        assert_eq!(select("/db/../v2/pipeline", &[]), Err(400));
+        assert_eq!(select("/db/", &[]), Err(400));
+        assert_eq!(select("/", &[("x-namespace", ".skylite")]), Err(400));
+        assert_eq!(select("/", &[("x-namespace", "APP")]), Err(400));
     }
 
     #[test]

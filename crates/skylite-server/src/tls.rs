@@ -1,32 +1,26 @@
 //! TLS: loading a PEM certificate chain and private key into a rustls server configuration
-//! ([`TlsConfig`]), and the accept loop that serves the router over TLS ([`serve_tls`]).
+//! ([`TlsConfig`]), and the handshake of one connection ([`handshake`]).
 //!
-//! The accept loop only accepts TCP connections; each connection's TLS handshake runs in its own
-//! task under a time limit, so a slow, silent or failing client never holds up anyone else. After
-//! the handshake the connection is served by hyper's HTTP/1.1 connection (with upgrades, so
-//! WebSocket works) and the same axum [`Router`] as plain HTTP. On shutdown the loop stops
-//! accepting, handshakes in progress are dropped, connections finish the requests they are
-//! running and close, and only then does [`serve_tls`] return.
+//! The accept loop ([`crate::listener`], shared with plain HTTP) only accepts TCP connections;
+//! each connection's TLS handshake runs in its own task under a time limit, so a slow, silent
+//! or failing client never holds up anyone else, and the connection holds one of the
+//! `--max-connections` permits from accept on, handshake included. After the handshake the
+//! connection is served exactly like plain HTTP.
 //!
 //! rustls runs with the `ring` crypto provider (no C toolchain beyond `cc`, no cmake). ALPN
 //! advertises `http/1.1` only: the server speaks HTTP/1.1.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to complete its TLS handshake, unless configured otherwise.
@@ -247,113 +241,23 @@ fn parse_key(pem_text: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, Tls
     }
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves; then stops accepting, lets
-/// every connection finish the requests it is running, and returns once all have closed.
-pub async fn serve_tls(
-    listener: TcpListener,
-    router: Router,
-    tls: TlsConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls.server_config.clone());
-    // `true` once shutdown has begun; every connection task watches it.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Every connection task holds a receiver; `closed()` resolves when the last one is gone.
-    let (alive_tx, alive_rx) = watch::channel(());
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::error!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let conn = Conn {
-            acceptor: acceptor.clone(),
-            router: router.clone(),
-            handshake_timeout: tls.handshake_timeout,
-            stop: stop_rx.clone(),
-        };
-        let alive = alive_rx.clone();
-        tokio::spawn(async move {
-            conn.run(tcp, peer).await;
-            drop(alive);
-        });
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    drop(alive_rx);
-    alive_tx.closed().await;
-    Ok(())
-}
-
-/// Errors of one incoming connection, not of the listener: the loop just goes on.
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-/// What one connection task needs.
-struct Conn {
-    acceptor: TlsAcceptor,
-    router: Router,
-    handshake_timeout: Duration,
-    stop: watch::Receiver<bool>,
-}
-
-impl Conn {
-    async fn run(mut self, tcp: TcpStream, peer: SocketAddr) {
-        // Responses are often written as several small frames (WebSocket): no Nagle delays.
-        let _ = tcp.set_nodelay(true);
-        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp));
-        let tls = tokio::select! {
-            result = handshake => match result {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out after {:?}", self.handshake_timeout);
-                    return;
-                }
-            },
-            () = stopped(&mut self.stop) => return,
-        };
-        let service = TowerToHyperService::new(self.router);
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(tls), service)
-            .with_upgrades();
-        let mut connection = pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            () = stopped(&mut self.stop) => {
-                // Finish the request in progress (if any), then close.
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(%peer, "TLS connection ended with an error: {e}");
+/// Performs the TLS handshake of one accepted connection under `timeout`. A failure or a
+/// timeout is logged at debug level and only ends that connection (`None`).
+pub(crate) async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    timeout: Duration,
+    peer: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out after {timeout:?}");
+            None
         }
     }
-}
-
-/// Resolves once shutdown has begun (or the accept loop is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }

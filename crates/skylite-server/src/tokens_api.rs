@@ -15,18 +15,20 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use skylite_auth::{mint, parse_lifetime, TokenSpec};
+use skylite_engine::ErrorCode;
 
-use crate::admin::{json_response, require_admin};
+use crate::admin::json_response;
 use crate::app::App;
 use crate::databases::validate_name;
 use crate::error::ApiError;
+use crate::routing::AdminAuth;
 
 /// The token routes (merged into the admin router).
 pub fn routes() -> Router<App> {
@@ -51,16 +53,15 @@ struct CreateReq {
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "PROTOCOL_ERROR", message)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Protocol, message)
 }
 
 /// `POST /v1/admin/tokens`.
 async fn create(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let body = body.map_err(|e| bad(format!("cannot read the request body: {e}")))?;
     let req: CreateReq = serde_json::from_slice(&body).map_err(|e| {
         bad(format!(
@@ -83,7 +84,7 @@ async fn create(
     let Some(pair) = app.auth.keypair() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "AUTH_DISABLED",
+            ErrorCode::AuthDisabled,
             "this server has no signing key of its own (authentication is off, or it only \
              trusts outside keys): no token is needed, or mint one where the key is",
         ));

@@ -44,14 +44,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use skylite_engine::dump::{Dump, DumpError};
 use skylite_engine::import::{check_and_prepare, ImportError};
-use skylite_engine::maintenance;
+use skylite_engine::{maintenance, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::admin::{json_response, on_worker, path_name, require_admin};
+use crate::admin::{json_response, on_worker, path_name};
 use crate::app::App;
 use crate::databases::{exists_error, not_found, validate_name, DbHandle};
 use crate::error::ApiError;
+use crate::routing::AdminAuth;
 
 /// Header with the hex SHA-256 of the whole uploaded file.
 pub const SHA256_HEADER: &str = "x-skylite-sha256";
@@ -68,7 +69,7 @@ const EXPORT_CHUNK: usize = 256 * 1024;
 const DUMP_CHUNK: usize = 64 * 1024;
 const DUMP_QUEUE: usize = 8;
 
-fn bad(code: &str, message: impl Into<String>) -> ApiError {
+fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
@@ -131,7 +132,7 @@ fn io_failure(what: &str, e: std::io::Error) -> ApiError {
         // ENOSPC
         return ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
-            "NO_SPACE",
+            ErrorCode::NoSpace,
             format!("cannot {what}: the server's disk is full"),
         );
     }
@@ -146,7 +147,7 @@ fn expected_sha256(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let text = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad(
-            "PROTOCOL_ERROR",
+            ErrorCode::Protocol,
             format!("{SHA256_HEADER} must be 64 hexadecimal digits (the SHA-256 of the file)"),
         ));
     }
@@ -165,7 +166,7 @@ fn expected_pages(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map(Some)
         .ok_or_else(|| {
             bad(
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("{PAGE_COUNT_HEADER} must be a whole number of pages"),
             )
         })
@@ -174,7 +175,7 @@ fn expected_pages(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "IMPORT_TOO_LARGE",
+        ErrorCode::ImportTooLarge,
         format!("the database file is larger than this server's import limit of {limit} bytes"),
     )
 }
@@ -201,7 +202,7 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<Upload, ApiError
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             bad(
-                "IMPORT_INTERRUPTED",
+                ErrorCode::ImportInterrupted,
                 format!("the upload broke off after {total} bytes: {e}"),
             )
         })?;
@@ -235,9 +236,9 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<Upload, ApiError
 
 fn import_error(e: ImportError) -> ApiError {
     match e {
-        ImportError::NotADatabase(m) => bad("NOT_A_DATABASE", m),
-        ImportError::Corrupt(m) => bad("IMPORT_CORRUPT", m),
-        ImportError::PageCountMismatch(m) => bad("IMPORT_PAGE_COUNT_MISMATCH", m),
+        ImportError::NotADatabase(m) => bad(ErrorCode::NotADatabase, m),
+        ImportError::Corrupt(m) => bad(ErrorCode::ImportCorrupt, m),
+        ImportError::PageCountMismatch(m) => bad(ErrorCode::ImportPageCountMismatch, m),
         ImportError::Internal(m) => ApiError::internal(m),
     }
 }
@@ -245,11 +246,11 @@ fn import_error(e: ImportError) -> ApiError {
 /// `PUT /v1/admin/databases/{name}/import`: the body is an SQLite database file.
 pub async fn import(
     State(app): State<App>,
+    _admin: AdminAuth,
     headers: HeaderMap,
     name: Result<UrlPath<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     validate_name(&name)?;
     let want_sha = expected_sha256(&headers)?;
@@ -278,7 +279,7 @@ pub async fn import(
     if let Some(want) = &want_sha {
         if *want != upload.sha256 {
             return Err(bad(
-                "IMPORT_CHECKSUM_MISMATCH",
+                ErrorCode::ImportChecksumMismatch,
                 format!(
                     "the SHA-256 of the {} bytes received is {}, but {SHA256_HEADER} says \
                      {want}: the file changed or was damaged on the way",
@@ -366,10 +367,9 @@ fn snapshot(source: &Path, folder: &TempFolder) -> Result<Snapshot, ApiError> {
 /// `GET /v1/admin/databases/{name}/export`: a consistent copy of the live database, as a file.
 pub async fn export(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let handle = existing(&app, name.clone()).await?;
     let folder = TempFolder::new(app.databases.temp_dir("export", &name));
@@ -436,17 +436,19 @@ impl std::io::Write for ChannelWriter {
 /// `GET /v1/admin/databases/{name}/dump`: the database as SQL text, streamed.
 pub async fn dump(
     State(app): State<App>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     name: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&app, &headers)?;
     let name = path_name(name)?;
     let handle = existing(&app, name.clone()).await?;
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(DUMP_QUEUE);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let log_name = name.clone();
     app.workers.execute(move || {
-        let dump = match Dump::begin(handle.database().path()) {
+        let dump = match Dump::begin_with_timeout(
+            handle.database().path(),
+            handle.database().config().statement_timeout,
+        ) {
             Ok(d) => d,
             Err(e) => {
                 let _ = ready_tx.send(Err(ApiError::internal(format!(

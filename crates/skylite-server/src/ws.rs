@@ -23,14 +23,26 @@
 //! 5. Responses come back to the connection task through one bounded queue and are written to
 //!    the socket in completion order.
 //!
-//! A connection is bound to the database its upgrade request was routed to
-//! ([`crate::routing`]); if that database is deleted, the next request closes the socket
-//! (1001).
+//! A connection is bound to the database its upgrade request names ([`crate::routing`]), but
+//! only once a token proves it may open it: an upgrade without a token is bound when `hello`
+//! brings one ([`bind_on_hello`]), so before that nothing is looked up or opened. If the
+//! database is deleted, the next request closes the socket (1001).
 //!
-//! Backpressure: at most [`MAX_OUTSTANDING`] queued requests per socket; at the limit the
-//! connection task stops reading the socket (TCP flow control reaches the client). It also
-//! stops reading while it writes, so a client that does not read cannot make the server buffer
-//! more than the outstanding responses.
+//! The governor (the same rules as over HTTP, through [`crate::exec`]):
+//! - **Requests**: at most [`MAX_OUTSTANDING`] outstanding requests per socket, and the bytes of
+//!   queued requests at most 2 × `--max-body-size`; at either limit the connection task stops
+//!   reading the socket (TCP flow control reaches the client) until a stream finishes a job.
+//!   Stored SQL a queued request refers to is pinned (shared, not copied) when it is queued.
+//! - **Responses**: at most [`MAX_RUNNING`] requests of a socket run (or hold a finished
+//!   response) at once, and the response queue holds at most [`RESPONSE_QUEUE_BYTES`]. Every
+//!   socket write has a deadline (`send_timeout`): a client that reads nothing for that long is
+//!   closed, and its streams roll back. A stream task waiting to hand over a response while its
+//!   transaction holds the write lock gives the lock up as soon as a waiting writer revokes it
+//!   (after `--txn-timeout`), so a client that stops reading never blocks other writers longer.
+//! - **Cursors**: entries go through a pipe of [`CURSOR_BUFFER_BYTES`]; a batch blocked on a
+//!   client that does not fetch gives up after `send_timeout`, or at once on revocation, and
+//!   rolls back (`TRANSACTION_TIMEOUT`).
+//! - **`hello`**: a socket that does not send it within `ws_hello_timeout` is closed (1008).
 //!
 //! When the socket ends (closed, dropped, or a violation), the stream queues close; each stream
 //! task skips its remaining requests, and rolls back and frees its session on a blocking thread,
@@ -48,20 +60,22 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message as _;
 use serde::Deserialize;
-use skylite_engine::{Budget, Database, Session, SqlStore};
+use skylite_engine::session::{batch_sql_ids, referenced_sql_ids};
+use skylite_engine::{Database, ErrorCode, LockWatch, PinnedSql, Session, SqlStore};
 use skylite_proto::pb::hrana::ws as pbws;
 use skylite_proto::protobuf::{self, FromProto};
 use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
 use skylite_proto::{
-    Batch, CursorEntry, Error as ProtoError, Stmt, StreamRequest, StreamResponse, StreamResult,
-    Value,
+    Batch, CursorEntry, Error as ProtoError, StreamRequest, StreamResponse, StreamResult, Value,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::blocking::{PipeReceiver, PipeSender, SendError, SendLimits};
 
 use crate::app::App;
 use crate::databases::{DbHandle, WebSocketGuard};
 use crate::error::ApiError;
-use crate::routing::TargetDb;
+use crate::routing::{self, DbSelector, UpgradeTarget};
 
 /// Most requests of one socket queued or running at once; beyond it the socket is not read.
 pub const MAX_OUTSTANDING: usize = 128;
@@ -69,14 +83,21 @@ pub const MAX_OUTSTANDING: usize = 128;
 pub const MAX_STREAMS: usize = 1024;
 /// Most cursors (open or failed, not yet closed) on one socket.
 pub const MAX_CURSORS: usize = 1024;
-/// Entries a cursor buffers ahead of the client's fetches.
-const CURSOR_BUFFER: usize = 256;
 /// Most entries one `fetch_cursor` returns, whatever its `max_count`.
 const FETCH_MAX_ENTRIES: usize = 4096;
 /// A `fetch_cursor` stops adding entries once they are estimated to be this large.
 const FETCH_SOFT_BYTES: usize = 4 * 1024 * 1024;
 /// How often an idle stream in a transaction checks whether waiting writers revoked its lock.
 const REVOCATION_CHECK: Duration = Duration::from_millis(200);
+/// Requests of one socket that run at once (each on its own stream); a finished one keeps its
+/// slot until its response is in the response queue, so a socket that is not read holds at
+/// most this many responses besides the queue.
+pub const MAX_RUNNING: usize = 16;
+/// Bytes of a cursor's entries produced ahead of the client's fetches.
+pub const CURSOR_BUFFER_BYTES: usize = 1024 * 1024;
+/// Bytes of responses queued for the connection task (beyond them, tasks wait to hand theirs
+/// over; a single larger response still goes, alone).
+pub const RESPONSE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -205,6 +226,40 @@ impl CloseReason {
     }
 }
 
+/// A WebSocket whose every write has a deadline.
+struct TimedSocket {
+    inner: WebSocket,
+    send_timeout: Duration,
+}
+
+impl TimedSocket {
+    /// Writes a message; a client that does not take it within the send timeout (plus time
+    /// for a large message at [`MIN_DRAIN_RATE`], so a slow but reading client is not cut off)
+    /// is an error, and the connection then ends.
+    async fn send(&mut self, msg: Message) -> Result<(), axum::Error> {
+        let transfer = Duration::from_secs_f64(message_len(&msg) as f64 / MIN_DRAIN_RATE);
+        let deadline = self.send_timeout.saturating_add(transfer);
+        match tokio::time::timeout(deadline, self.inner.send(msg)).await {
+            Ok(result) => result,
+            Err(_) => Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing for {} s",
+                    self.send_timeout.as_secs_f64()
+                ),
+            ))),
+        }
+    }
+
+    /// Reads the next message.
+    async fn recv(&mut self) -> Option<Result<Message, axum::Error>> {
+        self.inner.recv().await
+    }
+}
+
+/// The slowest reading (bytes per second) a socket write allows for beyond the send timeout.
+const MIN_DRAIN_RATE: f64 = 256.0 * 1024.0;
+
 /// How long the server waits for the client's answering Close frame.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -212,7 +267,7 @@ const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Close arrives. Dropping the socket right after our Close would make the kernel answer the
 /// client's in-flight frames with a TCP reset, and the client would lose the frames we sent
 /// just before (a `hello_error`, the close reason) and see only "connection reset".
-async fn close_gracefully(socket: &mut WebSocket, frame: axum::extract::ws::CloseFrame) {
+async fn close_gracefully(socket: &mut TimedSocket, frame: axum::extract::ws::CloseFrame) {
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }
@@ -227,9 +282,14 @@ async fn close_gracefully(socket: &mut WebSocket, frame: axum::extract::ws::Clos
 }
 
 /// `GET /`: upgrades to Hrana over WebSocket. A plain `GET /` (no upgrade) gets a short text.
+///
+/// An upgrade without a token is not bound to a database yet ([`UpgradeTarget::Pending`]):
+/// nothing is looked up or opened, so it gets 101 whether or not the database exists. The
+/// database is resolved and opened by [`bind_on_hello`] once `hello` carries a token that
+/// opens it.
 pub async fn upgrade(
     State(app): State<App>,
-    TargetDb(target, _): TargetDb,
+    target: UpgradeTarget,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -256,7 +316,7 @@ pub async fn upgrade(
         Err(offered) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!(
                     "none of the offered WebSocket subprotocols ({offered}) is supported; \
                      this server speaks hrana3-protobuf, hrana3, hrana2 and hrana1"
@@ -270,12 +330,190 @@ pub async fn upgrade(
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-            Connection::new(app, target, id, proto).run(socket).await;
+            // Every write gets a deadline, from the first one (`hello_ok`) on: a client that
+            // does not read its responses is closed after the send timeout, and its streams
+            // roll back and free the write lock.
+            let mut socket = TimedSocket {
+                inner: socket,
+                send_timeout: app.config.send_timeout,
+            };
+            match target {
+                UpgradeTarget::Bound(bound) => {
+                    Connection::new(app, bound.db, id, proto).run(socket).await;
+                }
+                UpgradeTarget::Pending(selector) => {
+                    let Some((db, jwt)) =
+                        bind_on_hello(&app, &mut socket, id, proto, &selector).await
+                    else {
+                        return;
+                    };
+                    let mut conn = Connection::new(app, db, id, proto);
+                    conn.hello = true;
+                    conn.jwt = jwt;
+                    conn.run(socket).await;
+                }
+            }
         })
+}
+
+/// The first phase of a socket upgraded without a token: waits for `hello`, authenticates its
+/// JWT, checks the claims on the name the upgrade asked for, and only then resolves and opens
+/// the database ([`routing::open_authorized`]). Answers `hello_ok` and returns the database and
+/// the token; on a refusal (bad token, a token for another database, a missing database:
+/// `DATABASE_NOT_FOUND`) answers `hello_error` and closes (1008). A request before `hello`, a
+/// protocol violation or no `hello` within `ws_hello_timeout` closes the socket.
+async fn bind_on_hello(
+    app: &App,
+    socket: &mut TimedSocket,
+    conn_id: u64,
+    proto: Subprotocol,
+    selector: &DbSelector,
+) -> Option<(Arc<DbHandle>, Option<String>)> {
+    // Until `hello` the socket holds no database, but it holds a connection.
+    let hello_timeout = app.config.ws_hello_timeout;
+    let deadline = tokio::time::Instant::now() + hello_timeout;
+    let jwt = loop {
+        let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(frame) => frame,
+            Err(_) => {
+                let why = CloseReason::new(
+                    CloseReason::POLICY_VIOLATION,
+                    format!("no hello message within {} s", hello_timeout.as_secs_f64()),
+                );
+                tracing::info!(conn = conn_id, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+        };
+        let incoming = match frame {
+            // Closed, or unreadable (a message beyond the size limit among others): nothing
+            // is bound yet, so there is nothing to clean up.
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Text(text))) if !proto.is_protobuf() => decode_json(text.as_str()),
+            Some(Ok(Message::Binary(bytes))) if proto.is_protobuf() => decode_protobuf(&bytes),
+            Some(Ok(_)) => Incoming::Violation(CloseReason::new(
+                CloseReason::WRONG_FRAME_TYPE,
+                format!("wrong frame type for {}", proto.name()),
+            )),
+        };
+        match incoming {
+            Incoming::Ignore => continue,
+            Incoming::Closed => return None,
+            Incoming::Msg(ClientMsg::Hello { jwt }) => break jwt,
+            Incoming::Violation(why) => {
+                tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+            Incoming::Msg(ClientMsg::Request { .. }) | Incoming::BadRequest { .. } => {
+                let why = CloseReason::new(
+                    CloseReason::PROTOCOL_ERROR,
+                    "a request came before the hello message",
+                );
+                tracing::warn!(conn = conn_id, code = why.code, "{}", why.reason);
+                close_gracefully(socket, why.frame()).await;
+                return None;
+            }
+        }
+    };
+    let bound = match app.auth.authenticate(jwt.as_deref()) {
+        Ok(principal) => routing::open_authorized(app, selector, &principal).await,
+        Err(e) => Err(routing::auth_error(e)),
+    };
+    match bound {
+        Ok((db, _grant)) => {
+            // The grant is decided again on every request (`Connection::authorize`): the token
+            // may expire or be revoked while the socket lives.
+            if socket
+                .send(encode_msg(proto, ServerMsg::HelloOk))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            Some((db, jwt))
+        }
+        Err(refused) => {
+            tracing::info!(conn = conn_id, code = %refused.code, "hello refused: {}", refused.message);
+            let error = ProtoError::new(refused.code, refused.message.clone());
+            let _ = socket
+                .send(encode_msg(proto, ServerMsg::HelloError { error }))
+                .await;
+            let why = CloseReason::new(CloseReason::POLICY_VIOLATION, refused.message);
+            close_gracefully(socket, why.frame()).await;
+            None
+        }
+    }
 }
 
 /// A message for the client, already encoded.
 type Outgoing = Message;
+
+/// A response waiting for the connection task, with its share of the response-queue bytes
+/// (given back when the connection task has written it).
+struct Queued {
+    msg: Outgoing,
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+/// The receiving end is gone (the socket closed).
+#[derive(Debug)]
+struct OutboxClosed;
+
+/// The queue through which stream and cursor tasks hand responses to the connection task.
+/// Bounded in bytes ([`RESPONSE_QUEUE_BYTES`]) as well as in messages: a task whose response
+/// does not fit waits (while its transaction stays revocable, see [`deliver`]).
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+}
+
+impl Outbox {
+    fn new() -> (Outbox, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(MAX_OUTSTANDING);
+        let outbox = Outbox {
+            tx,
+            bytes: Arc::new(Semaphore::new(RESPONSE_QUEUE_BYTES)),
+        };
+        (outbox, rx)
+    }
+
+    /// Queues a response, waiting while the queue is full.
+    async fn send(&self, msg: Outgoing) -> Result<(), OutboxClosed> {
+        // A response larger than the whole queue takes all of it (it still goes out alone).
+        let size = message_len(&msg).clamp(1, RESPONSE_QUEUE_BYTES);
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .map_err(|_| OutboxClosed)?;
+        self.tx
+            .send(Queued {
+                msg,
+                _bytes: Some(permit),
+            })
+            .await
+            .map_err(|_| OutboxClosed)
+    }
+
+    /// True once the connection task is gone.
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Bytes of a message's payload.
+fn message_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
 
 /// What the tasks of a connection share.
 #[derive(Clone)]
@@ -285,6 +523,11 @@ struct Ctx {
     db: Database,
     workers: skylite_engine::Workers,
     max_response_bytes: usize,
+    /// How long a send to a client that does not read may wait (`ServerConfig::send_timeout`).
+    send_timeout: Duration,
+    /// Requests of this socket running or holding a response not yet handed over
+    /// ([`MAX_RUNNING`] permits).
+    runners: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -308,7 +551,7 @@ fn encode_msg(proto: Subprotocol, msg: ServerMsg) -> Outgoing {
                     | ServerMsg::ResponseError { request_id, .. } => ServerMsg::ResponseError {
                         request_id,
                         error: ProtoError::new(
-                            "INTERNAL_ERROR",
+                            ErrorCode::Internal,
                             format!("cannot encode the response: {e}"),
                         ),
                     },
@@ -320,7 +563,7 @@ fn encode_msg(proto: Subprotocol, msg: ServerMsg) -> Outgoing {
     }
 }
 
-fn error_msg(request_id: i32, code: &str, message: impl Into<String>) -> ServerMsg {
+fn error_msg(request_id: i32, code: ErrorCode, message: impl Into<String>) -> ServerMsg {
     ServerMsg::ResponseError {
         request_id,
         error: ProtoError::new(code, message),
@@ -335,6 +578,8 @@ enum StreamJob {
         request: StreamRequest,
         /// The token allows reads only.
         read_only: bool,
+        /// The stored SQL texts the request refers to, as they were when it was queued.
+        pinned: PinnedSql,
     },
     /// `open_cursor`: run `batch` into `entries`, then wait for `closed`.
     OpenCursor {
@@ -342,11 +587,19 @@ enum StreamJob {
         /// The token allows reads only.
         read_only: bool,
         batch: Batch,
-        entries: mpsc::Sender<CursorEntry>,
+        pinned: PinnedSql,
+        entries: PipeSender<CursorEntry>,
         closed: oneshot::Receiver<()>,
     },
     /// `close_stream`.
     Close { request_id: i32 },
+}
+
+/// A job in a stream's queue with its share of the socket's queued-request bytes, given back
+/// when the job is done (for a cursor: when its batch is over).
+struct Job {
+    job: StreamJob,
+    _charge: Option<OwnedSemaphorePermit>,
 }
 
 /// A request for a cursor's task.
@@ -379,12 +632,17 @@ struct Connection {
     /// or be revoked while the socket lives).
     jwt: Option<String>,
     sqls: SqlStore,
-    streams: HashMap<i32, mpsc::Sender<StreamJob>>,
+    streams: HashMap<i32, mpsc::Sender<Job>>,
     cursors: HashMap<i32, CursorHandle>,
-    out_tx: mpsc::Sender<Outgoing>,
-    out_rx: mpsc::Receiver<Outgoing>,
+    out_tx: Outbox,
+    out_rx: mpsc::Receiver<Queued>,
     /// Requests handed to a task whose response has not been written yet.
     outstanding: usize,
+    /// Bytes of requests waiting in stream queues (2 × `--max-body-size` permits); the socket
+    /// is not read while none are left.
+    request_bytes: Arc<Semaphore>,
+    /// The size of the frame being dispatched (charged to `request_bytes` if it is queued).
+    frame_bytes: usize,
 }
 
 /// What one incoming frame turned out to be.
@@ -402,14 +660,21 @@ enum Incoming {
 
 impl Connection {
     fn new(app: App, target: Arc<DbHandle>, conn_id: u64, proto: Subprotocol) -> Self {
-        let (out_tx, out_rx) = mpsc::channel(MAX_OUTSTANDING);
+        let (out_tx, out_rx) = Outbox::new();
         let ctx = Ctx {
             conn_id,
             proto,
             db: target.database().clone(),
             workers: app.workers.clone(),
             max_response_bytes: app.config.engine.max_response_bytes,
+            send_timeout: app.config.send_timeout,
+            runners: Arc::new(Semaphore::new(MAX_RUNNING)),
         };
+        let queued_cap = app
+            .config
+            .max_body_bytes
+            .saturating_mul(2)
+            .clamp(1, Semaphore::MAX_PERMITS);
         let counted = target.websocket_guard();
         Connection {
             ctx,
@@ -424,10 +689,12 @@ impl Connection {
             out_tx,
             out_rx,
             outstanding: 0,
+            request_bytes: Arc::new(Semaphore::new(queued_cap)),
+            frame_bytes: 0,
         }
     }
 
-    async fn run(mut self, mut socket: WebSocket) {
+    async fn run(mut self, mut socket: TimedSocket) {
         let conn_id = self.ctx.conn_id;
         tracing::info!(
             conn = conn_id,
@@ -441,19 +708,47 @@ impl Connection {
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
+        // A socket must say `hello` soon: an upgraded socket that never does would otherwise
+        // hold a connection (and a task) for as long as it answers pings.
+        let hello_timeout = self.app.config.ws_hello_timeout;
+        let hello_deadline = tokio::time::sleep(hello_timeout);
+        tokio::pin!(hello_deadline);
         let end = loop {
+            // Reading stops while the queued requests hold their byte budget (or their count);
+            // it resumes when a stream finishes a job and gives its bytes back.
+            let bytes_left = self.request_bytes.available_permits() > 0;
             let incoming = tokio::select! {
                 biased;
                 Some(out) = self.out_rx.recv() => {
                     self.outstanding = self.outstanding.saturating_sub(1);
-                    if let Err(e) = socket.send(out).await {
+                    // A client that does not read its responses is closed after the send
+                    // timeout: its streams then roll back and free the write lock.
+                    if let Err(e) = socket.send(out.msg).await {
                         break format!("send failed: {e}");
                     }
                     continue;
                 }
-                frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING => {
+                frame = socket.recv(), if self.outstanding < MAX_OUTSTANDING && bytes_left => {
                     last_heard = tokio::time::Instant::now();
+                    self.frame_bytes = match &frame {
+                        Some(Ok(msg)) => message_len(msg),
+                        _ => 0,
+                    };
                     self.classify(frame)
+                }
+                permit = self.request_bytes.clone().acquire_owned(), if !bytes_left => {
+                    // Woken because a queued request gave its bytes back: read again.
+                    drop(permit);
+                    continue;
+                }
+                () = &mut hello_deadline, if !self.hello => {
+                    let why = CloseReason::new(
+                        CloseReason::POLICY_VIOLATION,
+                        format!("no hello message within {} s", hello_timeout.as_secs_f64()),
+                    );
+                    tracing::info!(conn = conn_id, "{}", why.reason);
+                    close_gracefully(&mut socket, why.frame()).await;
+                    break why.reason;
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() >= period * 3 {
@@ -497,7 +792,7 @@ impl Connection {
                 } => {
                     let msg = self
                         .ctx
-                        .encode(error_msg(request_id, "PROTOCOL_ERROR", message));
+                        .encode(error_msg(request_id, ErrorCode::Protocol, message));
                     if let Err(e) = socket.send(msg).await {
                         break format!("send failed: {e}");
                     }
@@ -632,7 +927,7 @@ impl Connection {
         if request.min_version() > version {
             return Some(error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!(
                     "the `{}` request needs Hrana {} but this connection negotiated {} \
                      (offer `hrana3` or `hrana3-protobuf` when connecting)",
@@ -678,19 +973,19 @@ impl Connection {
             Request::OpenCursor {
                 stream_id,
                 cursor_id,
-                mut batch,
+                batch,
             } => {
                 if self.cursors.contains_key(&cursor_id) {
                     return Some(error_msg(
                         request_id,
-                        "PROTOCOL_ERROR",
+                        ErrorCode::Protocol,
                         format!("cursor id {cursor_id} is already in use on this connection"),
                     ));
                 }
                 if self.cursors.len() >= MAX_CURSORS {
                     return Some(error_msg(
                         request_id,
-                        "PROTOCOL_ERROR",
+                        ErrorCode::Protocol,
                         format!("too many cursors on this connection (limit {MAX_CURSORS})"),
                     ));
                 }
@@ -698,18 +993,17 @@ impl Connection {
                     let why = format!("cursor {cursor_id} failed to open: no stream {stream_id}");
                     self.cursors
                         .insert(cursor_id, CursorHandle::Failed(why.clone()));
-                    return Some(error_msg(request_id, "STREAM_NOT_FOUND", why));
+                    return Some(error_msg(request_id, ErrorCode::StreamNotFound, why));
                 };
-                for step in &mut batch.steps {
-                    self.inline_stmt(&mut step.stmt);
-                }
-                let (entries_tx, entries_rx) = mpsc::channel(CURSOR_BUFFER);
+                let pinned = self.sqls.pin(batch_sql_ids(&batch));
+                let (entries_tx, entries_rx) = crate::blocking::pipe(CURSOR_BUFFER_BYTES);
                 let (closed_tx, closed_rx) = oneshot::channel();
                 let (jobs_tx, jobs_rx) = mpsc::channel(MAX_OUTSTANDING);
                 let job = StreamJob::OpenCursor {
                     request_id,
                     read_only,
                     batch,
+                    pinned,
                     entries: entries_tx,
                     closed: closed_rx,
                 };
@@ -758,16 +1052,16 @@ impl Connection {
                 let Some(stream_id) = other.stream_id() else {
                     return Some(error_msg(
                         request_id,
-                        "INTERNAL_ERROR",
+                        ErrorCode::Internal,
                         "unroutable request",
                     ));
                 };
-                let mut request = match other.into_stream_request() {
+                let request = match other.into_stream_request() {
                     Ok(r) => r,
                     Err(r) => {
                         return Some(error_msg(
                             request_id,
-                            "INTERNAL_ERROR",
+                            ErrorCode::Internal,
                             format!("unroutable request `{}`", r.type_name()),
                         ))
                     }
@@ -775,11 +1069,13 @@ impl Connection {
                 let Some(queue) = self.streams.get(&stream_id).cloned() else {
                     return Some(error_msg(
                         request_id,
-                        "STREAM_NOT_FOUND",
+                        ErrorCode::StreamNotFound,
                         format!("no stream {stream_id} is open on this connection"),
                     ));
                 };
-                self.inline_request(&mut request);
+                // Stored SQL is taken now, so a later `close_sql` cannot overtake the request
+                // while it waits in the queue (shared texts: no copy).
+                let pinned = self.sqls.pin(referenced_sql_ids(&request));
                 self.enqueue(
                     &queue,
                     stream_id,
@@ -787,6 +1083,7 @@ impl Connection {
                         request_id,
                         request,
                         read_only,
+                        pinned,
                     },
                 )
             }
@@ -797,14 +1094,14 @@ impl Connection {
         if self.streams.contains_key(&stream_id) {
             return error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("stream id {stream_id} is already in use on this connection"),
             );
         }
         if self.streams.len() >= MAX_STREAMS {
             return error_msg(
                 request_id,
-                "PROTOCOL_ERROR",
+                ErrorCode::Protocol,
                 format!("too many streams on this connection (limit {MAX_STREAMS})"),
             );
         }
@@ -827,7 +1124,7 @@ impl Connection {
     /// Queues a job on a stream. Returns an immediate error reply if that is impossible.
     fn enqueue(
         &mut self,
-        queue: &mpsc::Sender<StreamJob>,
+        queue: &mpsc::Sender<Job>,
         stream_id: i32,
         job: StreamJob,
     ) -> Option<ServerMsg> {
@@ -835,6 +1132,16 @@ impl Connection {
             StreamJob::Run { request_id, .. }
             | StreamJob::OpenCursor { request_id, .. }
             | StreamJob::Close { request_id } => *request_id,
+        };
+        // The frame's bytes stay charged to the socket until the stream takes the job (the
+        // read loop let this frame in because some were left; it takes at most those).
+        let available = self.request_bytes.available_permits();
+        let charge = u32::try_from(self.frame_bytes.clamp(1, available.max(1)))
+            .ok()
+            .and_then(|n| self.request_bytes.clone().try_acquire_many_owned(n).ok());
+        let job = Job {
+            job,
+            _charge: charge,
         };
         // The queue holds MAX_OUTSTANDING jobs and no more are outstanding, so it is never
         // full; it is closed only if the stream's task failed.
@@ -847,7 +1154,7 @@ impl Connection {
                 self.streams.remove(&stream_id);
                 Some(error_msg(
                     request_id,
-                    "STREAM_FAILED",
+                    ErrorCode::StreamFailed,
                     format!("stream {stream_id} failed and was closed; open a new stream"),
                 ))
             }
@@ -879,14 +1186,16 @@ impl Connection {
             }),
             None => Some(error_msg(
                 request_id,
-                "CURSOR_NOT_FOUND",
+                ErrorCode::CursorNotFound,
                 format!("no cursor {cursor_id} is open on this connection"),
             )),
             Some(CursorHandle::Failed(_)) if closing => Some(ServerMsg::ResponseOk {
                 request_id,
                 response: WsResponse::CloseCursor,
             }),
-            Some(CursorHandle::Failed(why)) => Some(error_msg(request_id, "CURSOR_FAILED", why)),
+            Some(CursorHandle::Failed(why)) => {
+                Some(error_msg(request_id, ErrorCode::CursorFailed, why))
+            }
             Some(CursorHandle::Open { jobs, .. }) => match jobs.try_send(job) {
                 Ok(()) => {
                     self.outstanding += 1;
@@ -898,41 +1207,10 @@ impl Connection {
                 }),
                 Err(_) => Some(error_msg(
                     request_id,
-                    "CURSOR_NOT_FOUND",
+                    ErrorCode::CursorNotFound,
                     format!("cursor {cursor_id} is closed"),
                 )),
             },
-        }
-    }
-
-    /// Replaces a stored-SQL reference by its text, so later `close_sql` requests cannot
-    /// overtake it while it waits in a stream's queue.
-    fn inline_stmt(&self, stmt: &mut Stmt) {
-        if let (None, Some(id)) = (&stmt.sql, stmt.sql_id) {
-            if let Some(text) = self.sqls.get(id) {
-                stmt.sql = Some(text);
-                stmt.sql_id = None;
-            }
-        }
-    }
-
-    fn inline_request(&self, request: &mut StreamRequest) {
-        match request {
-            StreamRequest::Execute { stmt } => self.inline_stmt(stmt),
-            StreamRequest::Batch { batch } => {
-                for step in &mut batch.steps {
-                    self.inline_stmt(&mut step.stmt);
-                }
-            }
-            StreamRequest::Sequence { sql, sql_id } | StreamRequest::Describe { sql, sql_id } => {
-                if let (None, Some(id)) = (&sql, *sql_id) {
-                    if let Some(text) = self.sqls.get(id) {
-                        *sql = Some(text);
-                        *sql_id = None;
-                    }
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -1054,13 +1332,109 @@ async fn close_session(mut session: Session) -> bool {
         .unwrap_or(false)
 }
 
+/// Hands a response to the connection task. While the response queue is full (the client is
+/// not reading), a transaction of this stream must not keep the write lock past the
+/// transaction timeout: the wait watches `watch` and, once a waiting writer revoked the lock,
+/// rolls the session back on a blocking thread (later requests get `TRANSACTION_TIMEOUT`).
+/// Returns false if the connection is gone.
+async fn deliver(
+    ctx: &Ctx,
+    out: &Outbox,
+    msg: Outgoing,
+    session: &mut Option<Session>,
+    mut watch: Option<LockWatch>,
+) -> bool {
+    let send = out.send(msg);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            sent = &mut send => return sent.is_ok(),
+            _ = tokio::time::sleep(SEND_WATCH), if watch.is_some() => {
+                if !watch.as_ref().is_some_and(LockWatch::is_revoked) {
+                    continue;
+                }
+                watch = None;
+                if let Some(mut s) = session.take() {
+                    let back = crate::blocking::run(&ctx.workers, move || {
+                        let revoked = s.enforce_revocation();
+                        (s, revoked)
+                    })
+                    .await;
+                    if let Ok((s, revoked)) = back {
+                        if revoked {
+                            tracing::warn!(
+                                conn = ctx.conn_id,
+                                "rolled back a transaction that held the write lock too long \
+                                 while its client was not reading responses"
+                            );
+                        }
+                        *session = Some(s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// While writers wait, rolls back the session's idle transaction if they revoked its write
+/// lock (on a blocking thread). Returns false if the worker failed (the session is lost).
+async fn apply_revocation(ctx: &Ctx, stream_id: i32, session: &mut Option<Session>) -> bool {
+    if !ctx.db.has_write_waiters() {
+        return true;
+    }
+    let Some(mut s) = session.take() else {
+        return false;
+    };
+    let back = crate::blocking::run(&ctx.workers, move || {
+        let revoked = s.enforce_revocation();
+        (s, revoked)
+    })
+    .await;
+    match back {
+        Ok((s, revoked)) => {
+            if revoked {
+                tracing::warn!(
+                    conn = ctx.conn_id,
+                    stream = stream_id,
+                    "rolled back an idle transaction that held the write lock too long"
+                );
+            }
+            *session = Some(s);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Cursor entries into the pipe a cursor's task reads for `fetch_cursor`.
+struct EntrySink(PipeSender<CursorEntry>);
+
+impl crate::exec::CursorSink for EntrySink {
+    fn send(&mut self, entry: CursorEntry, limits: &SendLimits) -> Result<(), SendError> {
+        let size = entry_size(&entry);
+        self.0.send(entry, size, limits)
+    }
+
+    fn send_last(&mut self, entry: CursorEntry) {
+        let size = entry_size(&entry);
+        self.0.force_send(entry, size);
+    }
+
+    fn flush(&mut self, _: &SendLimits) -> Result<(), SendError> {
+        Ok(())
+    }
+}
+
+/// How often a task waiting to hand over a response checks its write lock's revocation.
+const SEND_WATCH: Duration = Duration::from_millis(50);
+
 /// Runs the requests of one stream, in order.
 async fn stream_task(
     ctx: Ctx,
     stream_id: i32,
-    mut jobs: mpsc::Receiver<StreamJob>,
+    mut jobs: mpsc::Receiver<Job>,
     session: Session,
-    out: mpsc::Sender<Outgoing>,
+    out: Outbox,
 ) {
     let conn_id = ctx.conn_id;
     let mut session = Some(session);
@@ -1070,39 +1444,42 @@ async fn stream_task(
             tokio::select! {
                 job = jobs.recv() => job,
                 _ = tokio::time::sleep(REVOCATION_CHECK) => {
-                    if ctx.db.has_write_waiters() {
-                        if let Some(mut s) = session.take() {
-                            let back = crate::blocking::run(&ctx.workers, move || {
-                                let revoked = s.enforce_revocation();
-                                (s, revoked)
-                            })
-                            .await;
-                            match back {
-                                Ok((s, revoked)) => {
-                                    if revoked {
-                                        tracing::warn!(
-                                            conn = conn_id,
-                                            stream = stream_id,
-                                            "rolled back an idle transaction that held the \
-                                             write lock too long"
-                                        );
-                                    }
-                                    in_txn = s.in_transaction();
-                                    session = Some(s);
-                                }
-                                Err(_) => break,
-                            }
-                        }
+                    if !apply_revocation(&ctx, stream_id, &mut session).await {
+                        break;
                     }
+                    in_txn = session.as_ref().is_some_and(Session::in_transaction);
                     continue;
                 }
             }
         } else {
             jobs.recv().await
         };
-        let Some(job) = job else { break };
+        // The job's bytes stay charged to the socket until it is done.
+        let Some(Job {
+            job,
+            _charge: charge,
+        }) = job
+        else {
+            break;
+        };
         if out.is_closed() {
             // The socket is gone: nobody waits for the remaining answers.
+            break;
+        }
+        // A runner slot of the socket, held until the response is handed over: it bounds the
+        // responses a socket's streams hold while the client is slow to read.
+        let runner = loop {
+            tokio::select! {
+                permit = ctx.runners.clone().acquire_owned() => break permit.ok(),
+                _ = tokio::time::sleep(REVOCATION_CHECK), if in_txn => {
+                    if !apply_revocation(&ctx, stream_id, &mut session).await {
+                        break None;
+                    }
+                    in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                }
+            }
+        };
+        if runner.is_none() {
             break;
         }
         let Some(mut s) = session.take() else { break };
@@ -1111,32 +1488,36 @@ async fn stream_task(
                 request_id,
                 request,
                 read_only,
+                pinned,
             } => {
                 let limit = ctx.max_response_bytes;
                 let proto = ctx.proto;
-                s.set_read_only(read_only);
                 let done = crate::blocking::run(&ctx.workers, move || {
-                    let mut budget = Budget::new(limit);
-                    let result = s.handle(&request, &mut budget);
-                    let msg = match s.finish_pipeline() {
-                        Ok(()) => response_for(request_id, result),
-                        Err(e) => {
-                            // Nothing is acknowledged that is not durable.
-                            s.close();
-                            ServerMsg::ResponseError {
+                    let requests = std::slice::from_ref(&request);
+                    let msg =
+                        match crate::exec::run_requests(&mut s, requests, read_only, pinned, limit)
+                        {
+                            Ok(ran) => match ran.results.into_iter().next() {
+                                Some(result) => response_for(request_id, result),
+                                None => error_msg(request_id, ErrorCode::Internal, "no result"),
+                            },
+                            Err(e) => ServerMsg::ResponseError {
                                 request_id,
                                 error: e.into(),
-                            }
-                        }
-                    };
-                    (s, encode_msg(proto, msg))
+                            },
+                        };
+                    let watch = s.current_lock_watch();
+                    (s, encode_msg(proto, msg), watch)
                 })
                 .await;
                 match done {
-                    Ok((s, msg)) => {
-                        in_txn = s.in_transaction();
+                    Ok((s, msg, watch)) => {
                         session = Some(s);
-                        let _ = out.send(msg).await;
+                        let delivered = deliver(&ctx, &out, msg, &mut session, watch).await;
+                        in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                        if !delivered {
+                            break;
+                        }
                     }
                     Err(e) => {
                         tracing::error!(
@@ -1144,7 +1525,7 @@ async fn stream_task(
                             stream = stream_id,
                             "stream worker failed: {e}"
                         );
-                        let msg = error_msg(request_id, "INTERNAL_ERROR", "the request failed");
+                        let msg = error_msg(request_id, ErrorCode::Internal, "the request failed");
                         let _ = out.send(ctx.encode(msg)).await;
                         break;
                     }
@@ -1154,23 +1535,44 @@ async fn stream_task(
                 request_id,
                 read_only,
                 batch,
+                pinned,
                 entries,
                 closed,
             } => {
-                s.set_read_only(read_only);
                 let ok = ServerMsg::ResponseOk {
                     request_id,
                     response: WsResponse::OpenCursor,
                 };
-                let _ = out.send(ctx.encode(ok)).await;
+                session = Some(s);
+                let watch = session.as_ref().and_then(Session::current_lock_watch);
+                if !deliver(&ctx, &out, ctx.encode(ok), &mut session, watch).await {
+                    break;
+                }
+                let Some(mut s) = session.take() else { break };
                 let limit = ctx.max_response_bytes;
+                let stall_timeout = ctx.send_timeout;
                 let done = crate::blocking::run(&ctx.workers, move || {
-                    let mut emit = |entry: CursorEntry| crate::blocking::send(&entries, entry);
-                    s.cursor(&batch, limit, &mut emit);
-                    // `done` reaches the client only after this, when the channel closes.
-                    if let Err(e) = s.finish_pipeline() {
-                        s.close();
-                        emit(CursorEntry::Error { error: e.into() });
+                    // A fetch-less client fills the cursor's buffer; the batch then gives up
+                    // after the send timeout, or at once when a waiting writer revokes the
+                    // stream's write lock. `done` reaches the client only once this returns
+                    // (after durability), when the pipe closes.
+                    let mut sink = EntrySink(entries);
+                    let failed = crate::exec::run_cursor(
+                        &mut s,
+                        &batch,
+                        read_only,
+                        pinned,
+                        limit,
+                        stall_timeout,
+                        &mut sink,
+                    );
+                    if let Some(why) = failed {
+                        tracing::debug!(
+                            conn = conn_id,
+                            stream = stream_id,
+                            ?why,
+                            "cursor ended early"
+                        );
                     }
                     s
                 })
@@ -1189,8 +1591,26 @@ async fn stream_task(
                         break;
                     }
                 }
-                // Later requests of this stream wait until the cursor is closed.
-                let _ = closed.await;
+                // The batch is over; an open cursor holds no runner slot and no request bytes.
+                drop(runner);
+                drop(charge);
+                // Later requests of this stream wait until the cursor is closed; meanwhile a
+                // transaction the cursor left open stays revocable.
+                tokio::pin!(closed);
+                loop {
+                    tokio::select! {
+                        _ = &mut closed => break,
+                        _ = tokio::time::sleep(REVOCATION_CHECK), if in_txn => {
+                            if !apply_revocation(&ctx, stream_id, &mut session).await {
+                                break;
+                            }
+                            in_txn = session.as_ref().is_some_and(Session::in_transaction);
+                        }
+                    }
+                }
+                if session.is_none() {
+                    break;
+                }
             }
             StreamJob::Close { request_id } => {
                 let had_txn = close_session(s).await;
@@ -1224,13 +1644,9 @@ async fn stream_task(
 }
 
 /// Answers the jobs left in a queue whose stream ended, so none goes unanswered.
-async fn drain_failed(
-    ctx: &Ctx,
-    jobs: &mut mpsc::Receiver<StreamJob>,
-    out: &mpsc::Sender<Outgoing>,
-) {
+async fn drain_failed(ctx: &Ctx, jobs: &mut mpsc::Receiver<Job>, out: &Outbox) {
     jobs.close();
-    while let Some(job) = jobs.recv().await {
+    while let Some(Job { job, .. }) = jobs.recv().await {
         if out.is_closed() {
             return;
         }
@@ -1239,7 +1655,7 @@ async fn drain_failed(
             | StreamJob::OpenCursor { request_id, .. }
             | StreamJob::Close { request_id } => request_id,
         };
-        let msg = error_msg(request_id, "STREAM_FAILED", "the stream is closed");
+        let msg = error_msg(request_id, ErrorCode::StreamFailed, "the stream is closed");
         let _ = out.send(ctx.encode(msg)).await;
     }
 }
@@ -1248,9 +1664,9 @@ async fn drain_failed(
 async fn cursor_task(
     ctx: Ctx,
     mut jobs: mpsc::Receiver<CursorJob>,
-    mut entries: mpsc::Receiver<CursorEntry>,
+    mut entries: PipeReceiver<CursorEntry>,
     closed: oneshot::Sender<()>,
-    out: mpsc::Sender<Outgoing>,
+    out: Outbox,
 ) {
     while let Some(job) = jobs.recv().await {
         match job {
@@ -1282,7 +1698,7 @@ async fn cursor_task(
                         }
                     }
                 }
-                if !finished && entries.is_closed() && entries.is_empty() {
+                if !finished && entries.is_finished() {
                     finished = true;
                 }
                 let msg = ServerMsg::ResponseOk {
@@ -1315,7 +1731,11 @@ async fn cursor_task(
         let request_id = match job {
             CursorJob::Fetch { request_id, .. } | CursorJob::Close { request_id } => request_id,
         };
-        let msg = error_msg(request_id, "CURSOR_NOT_FOUND", "the cursor is closed");
+        let msg = error_msg(
+            request_id,
+            ErrorCode::CursorNotFound,
+            "the cursor is closed",
+        );
         if out.send(ctx.encode(msg)).await.is_err() {
             return;
         }

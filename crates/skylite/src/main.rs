@@ -72,6 +72,10 @@ struct ServeArgs {
     /// Seconds a transaction may hold the write lock while other writers wait.
     #[arg(long, env = "SKYLITE_TXN_TIMEOUT", default_value_t = 5)]
     txn_timeout: u64,
+    /// Seconds one statement may run in SQLite before it is stopped with STATEMENT_TIMEOUT
+    /// (time spent waiting for a slow reader does not count; 0: no limit).
+    #[arg(long, env = "SKYLITE_STATEMENT_TIMEOUT", default_value_t = 30)]
+    statement_timeout: u64,
     /// Largest request body, in bytes (larger ones get HTTP 413).
     #[arg(long, env = "SKYLITE_MAX_BODY_SIZE", default_value_t = 32 * 1024 * 1024)]
     max_body_size: usize,
@@ -83,8 +87,46 @@ struct ServeArgs {
     #[arg(long, env = "SKYLITE_MAX_RESPONSE_SIZE", default_value_t = 64 * 1024 * 1024)]
     max_response_size: usize,
     /// Most SQLite connections open per database.
+    #[arg(long, env = "SKYLITE_MAX_SQLITE_CONNECTIONS", default_value_t = 1024)]
+    max_sqlite_connections: usize,
+    /// Most client connections open at once (TLS handshakes and WebSockets included); more are
+    /// refused (plain HTTP gets a 503). Lowered to half the open-file limit if that is smaller.
     #[arg(long, env = "SKYLITE_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
+    /// Seconds after which an open database nobody uses (no request, stream or WebSocket) is
+    /// closed; the next request opens it again.
+    #[arg(long, env = "SKYLITE_DB_IDLE_TIMEOUT", default_value_t = 300)]
+    db_idle_timeout: u64,
+    /// Most databases open at once; opening one more closes the least recently used idle one
+    /// (HTTP 503 TOO_MANY_OPEN_DATABASES if all are in use).
+    #[arg(long, env = "SKYLITE_MAX_OPEN_DATABASES", default_value_t = 256)]
+    max_open_databases: usize,
+    /// Seconds a new connection has to send its first request head, and a request head has
+    /// from its first byte to its end; then the connection is closed.
+    #[arg(long, env = "SKYLITE_HEADER_TIMEOUT", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open waiting for its next request.
+    #[arg(long, env = "SKYLITE_IDLE_TIMEOUT", default_value_t = 60)]
+    idle_timeout: u64,
+    /// Seconds a request body may make no progress (then HTTP 408 and the connection closes),
+    /// and a response write to a client that does not read may stall.
+    #[arg(long, env = "SKYLITE_BODY_TIMEOUT", default_value_t = 30)]
+    body_timeout: u64,
+    /// Slowest average request body rate, in bytes per second, once --body-timeout seconds of
+    /// waiting are used up (0: no rate rule).
+    #[arg(long, env = "SKYLITE_BODY_MIN_RATE", default_value_t = 1024)]
+    body_min_rate: u64,
+    /// Seconds a WebSocket has after the upgrade to send `hello`; then it is closed (1008).
+    #[arg(long, env = "SKYLITE_WS_HELLO_TIMEOUT", default_value_t = 10)]
+    ws_hello_timeout: u64,
+    /// Seconds a client may take nothing of what the server sends (cursor entries, WebSocket
+    /// responses) before its cursor or socket is ended; a transaction it holds rolls back.
+    #[arg(long, env = "SKYLITE_SEND_TIMEOUT", default_value_t = 30)]
+    send_timeout: u64,
+    /// Most live Hrana-over-HTTP streams one token may hold on one database (beyond: HTTP 429
+    /// STREAMS_EXHAUSTED).
+    #[arg(long, env = "SKYLITE_MAX_STREAMS_PER_TOKEN", default_value_t = 128)]
+    max_streams_per_token: usize,
     /// Serve HTTPS and WSS with this PEM certificate chain (server certificate first, then
     /// intermediates); needs --tls-key. Without both, the server speaks plain HTTP.
     #[arg(
@@ -136,12 +178,23 @@ impl ServeArgs {
             },
             txn_timeout: Duration::from_secs(self.txn_timeout.max(1)),
             max_response_bytes: self.max_response_size,
-            max_connections: self.max_connections.max(2),
+            max_connections: self.max_sqlite_connections.max(2),
+            statement_timeout: Duration::from_secs(self.statement_timeout),
             ..EngineConfig::default()
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
         config.max_body_bytes = self.max_body_size;
         config.max_import_bytes = self.max_import_size;
+        config.db_idle_timeout = Duration::from_secs(self.db_idle_timeout.max(1));
+        config.max_open_databases = self.max_open_databases.max(2);
+        config.max_connections = self.max_connections.max(1);
+        config.header_timeout = Duration::from_secs(self.header_timeout.max(1));
+        config.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
+        config.body_timeout = Duration::from_secs(self.body_timeout.max(1));
+        config.body_min_rate = self.body_min_rate;
+        config.ws_hello_timeout = Duration::from_secs(self.ws_hello_timeout.max(1));
+        config.send_timeout = Duration::from_secs(self.send_timeout.max(1));
+        config.max_streams_per_principal = self.max_streams_per_token.max(1);
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),

@@ -9,6 +9,7 @@ import { describe, test, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createClient, LibsqlError } from "@libsql/client";
+import { HttpServerError } from "@libsql/hrana-client";
 import { token, roToken, mintToken } from "./tokens.mjs";
 
 export const I64_MAX = 9223372036854775807n;
@@ -402,7 +403,17 @@ export function defineClientScenarios(url, label) {
         assert.match(e.code, /^SQLITE_(READONLY|AUTH)/);
         return true;
       };
-      // A refused token over ws is a hello_error (then a close 1008); over http a 401/403.
+      // A refused token over ws is a hello_error (then a close 1008); over http a 401/403,
+      // which @libsql/client reports as SERVER_ERROR caused by hrana's HttpServerError with
+      // the status.
+      const overHttp = url.startsWith("http");
+      const httpStatusOf = (e) => {
+        assert.equal(e.code, "SERVER_ERROR", `${e}`);
+        for (let c = e.cause; c; c = c.cause) {
+          if (c instanceof HttpServerError) return c.status;
+        }
+        assert.fail(`no HttpServerError behind ${e}`);
+      };
       const refusedTokenOpts = {};
 
       test("read-only token: reads work; execute, write batch and write transaction are refused", async () => {
@@ -436,9 +447,14 @@ export function defineClientScenarios(url, label) {
           withClient({ authToken }, async (c) => {
             await assert.rejects(c.execute("SELECT 1"), (e) => {
               assert.ok(e instanceof LibsqlError, `expected LibsqlError, got ${e}`);
-              // the 401's JSON body (http) or the hello_error (ws) gives code and message
-              assert.match(e.code, /^AUTH_JWT_(MISSING|INVALID)$/);
-              assert.match(e.message, /token/i);
+              if (overHttp) {
+                // a 401: an HTTP error whose status the app can see (as against sqld)
+                assert.equal(httpStatusOf(e), 401, `${e}`);
+              } else {
+                // the hello_error gives code and message
+                assert.match(e.code, /^AUTH_JWT_(MISSING|INVALID)$/);
+                assert.match(e.message, /token/i);
+              }
               return true;
             });
           }));
@@ -448,8 +464,12 @@ export function defineClientScenarios(url, label) {
         withClient({ authToken: mintToken(["--db", "other"]) }, async (c) => {
           await assert.rejects(c.execute(`SELECT count(*) FROM ${t}`), (e) => {
             assert.ok(e instanceof LibsqlError, `expected LibsqlError, got ${e}`);
-            assert.equal(e.code, "AUTH_DATABASE_FORBIDDEN"); // a 403 over http
-            assert.match(e.message, /`other`, not `default`/);
+            if (overHttp) {
+              assert.equal(httpStatusOf(e), 403, `${e}`);
+            } else {
+              assert.equal(e.code, "AUTH_DATABASE_FORBIDDEN");
+              assert.match(e.message, /`other`, not `default`/);
+            }
             return true;
           });
         }));

@@ -415,3 +415,40 @@ for (const protocols of [["hrana2"], ["hrana3"], ["hrana3-protobuf"]]) {
     });
   });
 }
+
+// ---- the database is bound at hello: an upgrade without a token tells nothing ----
+
+describe("hrana-client over ws://: the database is bound only when hello brings a token", () => {
+  // Runs one query on `/db/<name>` with `jwt`; returns the hello error it fails with.
+  async function helloErrorAt(name, jwt) {
+    const socket = new WebSocket(`${URL}/db/${name}`, ["hrana3"]);
+    const client = new WsClient(socket, jwt);
+    try {
+      await client.getVersion(); // the upgrade itself succeeded
+      const s = client.openStream();
+      let error;
+      await assert.rejects(s.queryValue("SELECT 1"), (e) => {
+        error = helloError(e);
+        return true;
+      });
+      return error;
+    } finally {
+      client.close();
+    }
+  }
+
+  test("a valid token for a missing database: hello_error DATABASE_NOT_FOUND", async () => {
+    const name = "missing-" + randomBytes(4).toString("hex");
+    const err = await helloErrorAt(name, mintToken(["--db", name]));
+    assert.equal(err.code, "DATABASE_NOT_FOUND");
+    assert.match(err.message, new RegExp(name));
+  });
+
+  test("without a token, a missing and an existing database answer alike", async () => {
+    const missing = await helloErrorAt("missing-" + randomBytes(4).toString("hex"), null);
+    const existing = await helloErrorAt("default", null);
+    assert.equal(missing.code, "AUTH_JWT_MISSING");
+    assert.equal(existing.code, missing.code);
+    assert.equal(existing.message, missing.message);
+  });
+});

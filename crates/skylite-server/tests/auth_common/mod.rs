@@ -280,9 +280,20 @@ pub fn http_error(r: &Resp) -> (u16, String, String) {
         r.text()
     );
     let v = r.json();
-    let message = v["message"]
+    // Auth refusals carry `error`, never `message`: real clients classify a body with
+    // `message` as a protocol error and lose the HTTP status.
+    let field = if r.status == 401 || r.status == 403 {
+        assert!(
+            v.get("message").is_none(),
+            "auth refusal with `message`: {v}"
+        );
+        "error"
+    } else {
+        "message"
+    };
+    let message = v[field]
         .as_str()
-        .unwrap_or_else(|| panic!("no message: {v}"))
+        .unwrap_or_else(|| panic!("no {field}: {v}"))
         .to_owned();
     let code = v["code"]
         .as_str()
