@@ -15,6 +15,16 @@
 //!   (`get_autocommit`, no extra round trip), so [`Connection::in_transaction`] is exact even
 //!   after `BEGIN`/`COMMIT` written as SQL or a rollback SQLite did by itself.
 //!
+//! # Streams
+//!
+//! On a server, a connection holds a stream only while it needs one: an operation that starts
+//! and ends outside a transaction, and `COMMIT`/`ROLLBACK`, close the stream in the same
+//! request, so an idle connection costs the server nothing (servers cap the streams a token
+//! may hold: skylite `--max-streams-per-token`) and never finds its stream expired. Inside a
+//! transaction the stream lives on. Session state outlives a transaction only if the client
+//! saw it being made: after `PRAGMA x = y` or `CREATE TEMP ...` the connection keeps its
+//! stream for good (state made otherwise, e.g. by a script, lasts until the next close).
+//!
 //! # Lost streams
 //!
 //! A server forgets an idle stream after a while (skylite: `--stream-idle-timeout`). If that
@@ -74,6 +84,9 @@ struct State {
     /// What the server said after the last request (true outside a transaction).
     autocommit: bool,
     closed: bool,
+    /// The stream may carry session state (a pragma was set, a temp table created): keep it
+    /// between transactions instead of closing it (see "Streams" in the module docs).
+    sticky: bool,
 }
 
 /// What one operation sends, besides the optional `BEGIN` and the trailing `get_autocommit`.
@@ -112,6 +125,7 @@ impl Connection {
                 pending_begin: None,
                 autocommit: true,
                 closed: false,
+                sticky: false,
             })),
             txn_hint: Arc::new(AtomicBool::new(false)),
             runtime: tokio::runtime::Handle::current(),
@@ -472,6 +486,13 @@ async fn stream_locked(
     if let Some(Stream::Remote(s)) = state.stream.as_mut() {
         s.cursor_done();
     }
+    if state.autocommit && !state.sticky {
+        // As other operations outside a transaction: give the stream back (a cursor request
+        // cannot carry the close itself, so it goes in the background).
+        if let Some(mut s) = state.stream.take() {
+            s.close_in_background(None);
+        }
+    }
     if let Some(mut s) = state.stream.take_if(|s| !s.is_usable()) {
         s.close_in_background(None);
     }
@@ -506,10 +527,59 @@ fn is_stream_lost(e: &Error) -> bool {
         || matches!(e, Error::TransactionLost(_))
 }
 
+/// Whether `sql` makes session state a later transaction may rely on: a pragma being set, or
+/// a temporary table, view or trigger.
+fn makes_session_state(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("PRAGMA") => sql.contains('='),
+        Some("CREATE") => matches!(words.get(1).map(String::as_str), Some("TEMP" | "TEMPORARY")),
+        _ => false,
+    }
+}
+
+/// Whether `sql` may leave a transaction open although it runs outside one.
+fn may_open_transaction(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(word.as_str(), "BEGIN" | "SAVEPOINT")
+}
+
 async fn run_locked(state: &mut State, backend: &Backend, op: Op) -> Result<Outcome> {
     check_open(state)?;
     let begin = state.pending_begin.take();
-    let (reqs, shape) = build(begin, &op);
+    if let Op::Execute(stmt) = &op {
+        state.sticky |= makes_session_state(&stmt.sql);
+    }
+    // Close the stream in the same request when the operation cannot leave a transaction
+    // open (see "Streams"). Remote only: a local session costs nothing while idle.
+    let close = matches!(backend, Backend::Remote(_))
+        && !state.sticky
+        && match &op {
+            Op::Control(_) => true,
+            Op::Execute(stmt) => {
+                begin.is_none() && state.autocommit && !may_open_transaction(&stmt.sql)
+            }
+            Op::Batch(stmts) => {
+                begin.is_none()
+                    && state.autocommit
+                    && !stmts.iter().any(|s| may_open_transaction(&s.sql))
+            }
+            Op::Sequence(_) => false,
+        };
+    let (mut reqs, shape) = build(begin, &op);
+    if close {
+        reqs.push(StreamRequest::Close);
+    }
     let mut attempt = 0;
     let results = loop {
         let stream = state.stream.get_or_insert_with(|| Stream::new(backend));
@@ -542,12 +612,21 @@ async fn run_locked(state: &mut State, backend: &Backend, op: Op) -> Result<Outc
         s.close_in_background(None);
     }
     let mut results = results.into_iter();
+    if close {
+        // The close's own result; the server dropped the stream.
+        results.next_back().ok_or_else(missing)?;
+        state.stream = None;
+    }
     let autocommit_result = results.next_back().ok_or_else(missing)?;
     if let StreamResult::Ok {
         response: StreamResponse::GetAutocommit { is_autocommit },
     } = autocommit_result
     {
         state.autocommit = is_autocommit;
+    }
+    if close {
+        // Whatever was open (a COMMIT that failed) ended with the stream.
+        state.autocommit = true;
     }
     let main = results.next().ok_or_else(missing)?;
     match shape {

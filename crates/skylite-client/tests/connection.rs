@@ -315,3 +315,60 @@ async fn an_expired_stream_loses_its_transaction_once_then_the_connection_goes_o
         "the lost transaction's row is gone, nothing ran twice"
     );
 }
+
+#[tokio::test]
+async fn idle_connections_hold_no_stream_unless_they_made_session_state() {
+    static SERVER: std::sync::OnceLock<common::Server> = std::sync::OnceLock::new();
+    let s = SERVER
+        .get_or_init(|| common::start_with(None, |config| config.max_streams_per_principal = 4));
+    let t = common::table("streams");
+    let setup = Connection::connect(&s.url, &s.token).await.unwrap();
+    setup
+        .execute(&format!("CREATE TABLE {t} (x)"), ())
+        .await
+        .unwrap();
+    // Ten connections of one token, all used, none closed: each gave its stream back.
+    let mut conns = Vec::new();
+    for i in 0..10 {
+        let db = Connection::connect(&s.url, &s.token).await.unwrap();
+        let mut rows = db
+            .query_stream(Statement::new(format!("SELECT count(*) FROM {t}")))
+            .await
+            .unwrap();
+        while rows.next().await.is_some() {}
+        db.execute(&format!("INSERT INTO {t} VALUES (?)"), [i])
+            .await
+            .unwrap();
+        db.begin(TransactionBehavior::Deferred).await.unwrap();
+        db.execute(&format!("INSERT INTO {t} VALUES (?)"), [i])
+            .await
+            .unwrap();
+        db.commit().await.unwrap();
+        conns.push(db);
+    }
+    let r = setup
+        .execute(&format!("SELECT count(*) FROM {t}"), ())
+        .await
+        .unwrap();
+    assert_eq!(r.first().unwrap().get::<i64>(0).unwrap(), 20);
+    // A pragma set on a connection holds across its transactions (it keeps its stream).
+    let fk = Connection::connect(&s.url, &s.token).await.unwrap();
+    fk.execute("PRAGMA foreign_keys = ON", ()).await.unwrap();
+    let p = common::table("parent");
+    fk.execute(&format!("CREATE TABLE {p} (id INTEGER PRIMARY KEY)"), ())
+        .await
+        .unwrap();
+    fk.execute(
+        &format!("CREATE TABLE {p}_child (pid REFERENCES {p}(id))"),
+        (),
+    )
+    .await
+    .unwrap();
+    fk.begin(TransactionBehavior::Deferred).await.unwrap();
+    let e = fk
+        .execute(&format!("INSERT INTO {p}_child VALUES (42)"), ())
+        .await
+        .unwrap_err();
+    assert_eq!(e.sqlite_code(), Some("SQLITE_CONSTRAINT_FOREIGNKEY"), "{e}");
+    fk.rollback().await.unwrap();
+}
