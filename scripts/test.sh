@@ -9,7 +9,8 @@
 # Env knobs:
 #   SKIP_RUST=1      skip both cargo steps (use an existing binary)
 #   SKYLITE_BIN=...  use this server binary instead of target/release/skylite (skips the build)
-#   SKIP_PYTHON=1 / SKIP_NODE=1   skip one client suite
+#   SKIP_PYTHON=1 / SKIP_NODE=1   skip one client suite (SKIP_PYTHON also skips the skylite
+#                    Python driver: its build with maturin and its pytest suite)
 #   SKIP_ABUSE=1     skip the short abuse run (scripts/abuse.sh --short, ~20 s of misbehaving
 #                    clients against a release server with auth on; ABUSE_SECONDS changes it)
 #   PYTEST_ARGS / NODE_TEST_ARGS  extra arguments for the runners (e.g. "-k vector")
@@ -20,6 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY_DIR="$ROOT/tests/clients/python"
+DRIVER_DIR="$ROOT/crates/skylite-python"
 NODE_DIR="$ROOT/tests/clients/node"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-1200}"
 
@@ -125,6 +127,24 @@ setup_python() {
   fi
 }
 
+# Builds the skylite Python driver (crates/skylite-python, PyO3 + maturin) and installs it into
+# the client venv: the suite's pinned maturin, no build isolation (nothing unpinned is
+# fetched), release build in the workspace's target dir so cargo reuses what it can.
+setup_python_driver() {
+  local venv="$PY_DIR/.venv" stamp req_hash
+  stamp="$venv/.driver-requirements.sha256"
+  req_hash="$(sha256sum "$DRIVER_DIR/tests/requirements.txt" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" ]]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$DRIVER_DIR/tests/requirements.txt"
+    echo "$req_hash" > "$stamp"
+  fi
+  # maturin's build hook runs the `maturin` binary from PATH: the venv's pinned one.
+  PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
+    --force-reinstall --no-deps "$DRIVER_DIR"
+  "$venv/bin/python" -c 'import skylite, skylite.aio, skylite.sqlalchemy; print("skylite driver installed")'
+}
+
 setup_node() {
   local stamp="$NODE_DIR/node_modules/.skylite-lock.sha256" lock_hash
   lock_hash="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
@@ -203,6 +223,7 @@ fi
 
 # ---- 2. client installs ----------------------------------------------------
 [[ "${SKIP_PYTHON:-0}" == "1" ]] || run_step "install python clients" - setup_python
+[[ "${SKIP_PYTHON:-0}" == "1" ]] || run_step "build the skylite python driver" - setup_python_driver
 [[ "${SKIP_NODE:-0}" == "1" ]] || run_step "install node clients" - setup_node
 
 # ---- 3. one server for all client scenarios --------------------------------
@@ -240,6 +261,10 @@ if [[ "${SKIP_PYTHON:-0}" != "1" || "${SKIP_NODE:-0}" != "1" ]]; then
         run_step "python client scenarios (pytest)" pytest \
           timeout "$SUITE_TIMEOUT" "$PY_DIR/.venv/bin/python" -m pytest -p no:cacheprovider -ra \
           "$PY_DIR" ${PYTEST_ARGS:-}
+        # shellcheck disable=SC2086
+        run_step "skylite python driver (pytest)" pytest \
+          timeout "$SUITE_TIMEOUT" "$PY_DIR/.venv/bin/python" -m pytest -p no:cacheprovider -ra \
+          "$DRIVER_DIR/tests" ${PYTEST_ARGS:-}
       fi
       if [[ "${SKIP_NODE:-0}" != "1" ]]; then
         # shellcheck disable=SC2086

@@ -47,6 +47,7 @@ impl Client {
                 let db = on_worker(move || LocalDb::open(&path)).await??;
                 Backend::Local(db)
             }
+            Target::Memory => Backend::Local(on_worker(LocalDb::open_private).await??),
             Target::Remote(url) => Backend::Remote(Arc::new(Remote::new(url, &config)?)),
         };
         Ok(Client {

@@ -29,6 +29,7 @@
 //! | URL | target |
 //! |---|---|
 //! | `file:app.db`, `file:///abs/app.db`, `app.db`, `/abs/app.db` | the local file, on the engine in this process |
+//! | `:memory:`, `file::memory:` | a new private database that lives as long as the client (and its clones) |
 //! | `http://host:8080`, `http://host:8080/db/app` | Hrana v3 over HTTP |
 //! | `https://...`, `libsql://...`, `wss://...` | the same over TLS (`libsql://host?tls=0` and `ws://` mean plain HTTP) |
 //!
@@ -71,6 +72,9 @@ pub struct Config {
     pub max_retries: u32,
     /// A PEM file of extra CA certificates to trust for `https://` (self-signed servers).
     pub ca_file: Option<PathBuf>,
+    /// Use Hrana's Protobuf encoding where the server offers it (the default; JSON otherwise).
+    /// JSON cannot carry ±infinity: servers send `null` for it, which reads back as an error.
+    pub protobuf: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -85,6 +89,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
             .field("ca_file", &self.ca_file)
+            .field("protobuf", &self.protobuf)
             .finish()
     }
 }
@@ -99,6 +104,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             ca_file: None,
+            protobuf: true,
         }
     }
 
@@ -130,6 +136,12 @@ impl Config {
     /// Trusts the CA certificates in this PEM file too (for `https://`).
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Config {
         self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Whether to use the Protobuf encoding where the server offers it (default `true`).
+    pub fn protobuf(mut self, on: bool) -> Config {
+        self.protobuf = on;
         self
     }
 
@@ -255,6 +267,8 @@ pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
 pub(crate) enum Target {
     /// A file on this machine.
     Local(PathBuf),
+    /// `:memory:`: a private database of this client, gone when its last clone is dropped.
+    Memory,
     /// A Hrana server.
     Remote(RemoteUrl),
 }
@@ -354,11 +368,7 @@ fn local_path(path: &str) -> Result<Target> {
         return Err(Error::Config("the file URL names no file".into()));
     }
     if path == ":memory:" {
-        return Err(Error::Config(
-            "in-memory databases are not supported (the engine runs in WAL mode); use a file in \
-             a temporary folder"
-                .into(),
-        ));
+        return Ok(Target::Memory);
     }
     Ok(Target::Local(PathBuf::from(path)))
 }
@@ -402,7 +412,8 @@ mod tests {
             ("::1", 8080, "")
         );
         assert!(Target::parse("ftp://x").is_err());
-        assert!(Target::parse(":memory:").is_err());
+        assert_eq!(Target::parse(":memory:").unwrap(), Target::Memory);
+        assert_eq!(Target::parse("file::memory:").unwrap(), Target::Memory);
     }
 
     #[test]

@@ -106,6 +106,7 @@
 pub mod blocking;
 mod client;
 pub mod config;
+pub mod connection;
 pub mod de;
 mod error;
 mod local;
@@ -117,6 +118,7 @@ mod value;
 
 pub use client::{Client, Transaction};
 pub use config::Config;
+pub use connection::{Connection, RowStream};
 pub use error::{Error, Result};
 pub use params::{IntoParams, Params, Statement};
 pub use rows::{ColumnIndex, Row, Rows};

@@ -20,6 +20,18 @@ use crate::error::{Error, Result};
 /// One open local database.
 pub(crate) struct LocalDb {
     pub(crate) db: Database,
+    /// For `:memory:`: the private folder holding the file, removed after `db` closes (fields
+    /// drop in declaration order).
+    _private: Option<PrivateFolder>,
+}
+
+/// A folder that is removed when dropped.
+struct PrivateFolder(PathBuf);
+
+impl Drop for PrivateFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for LocalDb {
@@ -30,15 +42,31 @@ impl std::fmt::Debug for LocalDb {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<LocalDb>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<LocalDb>>>> = OnceLock::new();
-    OPEN.get_or_init(Default::default)
+/// The databases open in this process, with the id of the process that opened them: after a
+/// `fork` the child sees the parent's entries, whose engine threads do not exist there, so it
+/// must open its own.
+type Registry = Mutex<(u32, HashMap<PathBuf, Weak<LocalDb>>)>;
+
+fn registry() -> &'static Registry {
+    static OPEN: OnceLock<Registry> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new((std::process::id(), HashMap::new())))
 }
 
-/// The worker threads that run local SQL for the async flavour.
+/// The worker threads that run local SQL for the async flavour (a new pool in a forked child,
+/// where the parent's threads do not exist; the parent's pool is then leaked, never joined).
 pub(crate) fn workers() -> &'static Workers {
-    static WORKERS: OnceLock<Workers> = OnceLock::new();
-    WORKERS.get_or_init(|| Workers::new("skylite-client", 4, 256))
+    static WORKERS: Mutex<Option<(u32, &'static Workers)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = WORKERS.lock().unwrap_or_else(|p| p.into_inner());
+    match *slot {
+        Some((owner, workers)) if owner == pid => workers,
+        _ => {
+            let workers: &'static Workers =
+                Box::leak(Box::new(Workers::new("skylite-client", 4, 256)));
+            *slot = Some((pid, workers));
+            workers
+        }
+    }
 }
 
 /// Runs `job` on the worker pool and waits for it without blocking the async runtime.
@@ -60,7 +88,13 @@ impl LocalDb {
         let absolute = std::path::absolute(path)
             .map_err(|e| Error::Open(format!("{}: {e}", path.display())))?;
         let key = absolute.canonicalize().unwrap_or_else(|_| absolute.clone());
-        let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let (owner, open) = &mut *guard;
+        if *owner != std::process::id() {
+            // A forked child: the parent's databases are not usable here (see `registry`).
+            std::mem::forget(std::mem::take(open));
+            *owner = std::process::id();
+        }
         if let Some(db) = open.get(&key).and_then(Weak::upgrade) {
             return Ok(db);
         }
@@ -70,10 +104,42 @@ impl LocalDb {
             ..EngineConfig::default()
         };
         let db = Database::open(&absolute, config).map_err(|e| Error::Open(e.to_string()))?;
-        let local = Arc::new(LocalDb { db });
+        let local = Arc::new(LocalDb { db, _private: None });
         open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(key, Arc::downgrade(&local));
         Ok(local)
+    }
+}
+
+impl LocalDb {
+    /// Opens a new private database for `:memory:`. The engine runs in WAL mode, which needs a
+    /// file, so this is a file in a new folder of the system's temporary directory, never shared
+    /// with another client and removed when the last handle is dropped. Blocks.
+    pub(crate) fn open_private() -> Result<Arc<LocalDb>> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let folder = std::env::temp_dir().join(format!(
+            "skylite-memory-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&folder)
+            .map_err(|e| Error::Open(format!("{}: {e}", folder.display())))?;
+        let private = PrivateFolder(folder);
+        let config = EngineConfig {
+            max_response_bytes: usize::MAX / 4,
+            ..EngineConfig::default()
+        };
+        let db = Database::open(&private.0.join("memory.db"), config)
+            .map_err(|e| Error::Open(e.to_string()))?;
+        Ok(Arc::new(LocalDb {
+            db,
+            _private: Some(private),
+        }))
     }
 }
 
@@ -105,6 +171,11 @@ impl LocalStream {
         .await?;
         self.session = Some(session);
         results
+    }
+
+    /// Whether the session is still there (no call on it was cancelled).
+    pub(crate) fn is_usable(&self) -> bool {
+        self.session.is_some()
     }
 
     /// Whether the session is open and inside a transaction.

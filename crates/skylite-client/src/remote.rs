@@ -1,6 +1,15 @@
-//! Remote databases: Hrana v3 over HTTP (`POST <base>/v3/pipeline`) on hyper 1 HTTP/1.1
-//! connections, kept alive and reused from a small pool, over rustls for `https://`; and
-//! streams that carry their baton from one request to the next.
+//! Remote databases: Hrana v3 over HTTP (`POST <base>/v3-protobuf/pipeline`, or
+//! `<base>/v3/pipeline` with JSON bodies where the server has no Protobuf endpoint) on hyper 1
+//! HTTP/1.1 connections, kept alive and reused from a small pool, over rustls for `https://`;
+//! and streams that carry their baton from one request to the next.
+//!
+//! # Encoding
+//!
+//! Protobuf is preferred: it is smaller, faster to decode and carries every double exactly,
+//! including ±infinity, which JSON cannot represent (servers send `null` for them). The first
+//! pipeline goes to `/v3-protobuf/pipeline`; if the server answers 404, 405 or 415 there (an
+//! older sqld, a proxy) nothing ran, the client switches to JSON for good and sends the same
+//! request to `/v3/pipeline`. [`crate::Config::protobuf`] turns Protobuf off.
 //!
 //! # Retries
 //!
@@ -16,6 +25,7 @@
 //! are never repeated once sent: their error is returned. Retries wait 50 ms, 100 ms, 200 ms, ...
 //! and stop after [`crate::Config::max_retries`].
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +37,11 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use skylite_proto::{PipelineReqBody, PipelineRespBody, StreamRequest, StreamResult};
+use skylite_proto::protobuf;
+use skylite_proto::{
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
+    StreamResult,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -46,7 +60,18 @@ pub(crate) struct Remote {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_retries: u32,
+    /// [`ENC_UNKNOWN`], [`ENC_PROTOBUF`] or [`ENC_JSON`]: what the server speaks.
+    encoding: AtomicU8,
+    /// HTTP requests sent (attempts included), for tests and diagnostics.
+    requests_sent: std::sync::atomic::AtomicU64,
 }
+
+/// Protobuf not tried yet.
+const ENC_UNKNOWN: u8 = 0;
+/// The server answered on `/v3-protobuf`.
+const ENC_PROTOBUF: u8 = 1;
+/// JSON only (configured, or the server has no Protobuf endpoint).
+const ENC_JSON: u8 = 2;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +102,28 @@ impl Remote {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             max_retries: config.max_retries,
+            requests_sent: std::sync::atomic::AtomicU64::new(0),
+            encoding: AtomicU8::new(if config.protobuf {
+                ENC_UNKNOWN
+            } else {
+                ENC_JSON
+            }),
         })
+    }
+
+    /// HTTP requests sent so far.
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.requests_sent.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests go out as Protobuf (`Some(true)`), JSON (`Some(false)`), or that is
+    /// not known yet (`None`: no request sent).
+    pub(crate) fn uses_protobuf(&self) -> Option<bool> {
+        match self.encoding.load(Ordering::Relaxed) {
+            ENC_PROTOBUF => Some(true),
+            ENC_JSON => Some(false),
+            _ => None,
+        }
     }
 
     /// Sends one pipeline. `repeatable`: the request may be retried even after it was sent.
@@ -86,19 +132,33 @@ impl Remote {
         body: &PipelineReqBody,
         repeatable: bool,
     ) -> Result<PipelineRespBody> {
-        let json = serde_json::to_vec(body)
-            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let (status, bytes) = self
-            .post("/v3/pipeline", Bytes::from(json), repeatable)
-            .await?;
-        if !status.is_success() {
-            return Err(http_error(status, &bytes));
-        }
-        let resp: PipelineRespBody = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Protocol(format!(
-                "the server's pipeline response is not Hrana JSON: {e}"
-            ))
-        })?;
+        let resp = if self.encoding.load(Ordering::Relaxed) == ENC_JSON {
+            self.pipeline_json(body, repeatable).await?
+        } else {
+            let bytes = protobuf::encode(body.clone());
+            let (status, bytes) = self
+                .post(
+                    "/v3-protobuf/pipeline",
+                    PROTOBUF,
+                    Bytes::from(bytes),
+                    repeatable,
+                )
+                .await?;
+            if is_missing_endpoint(status, &bytes) {
+                // Nothing ran: the route does not exist there. JSON from now on.
+                self.encoding.store(ENC_JSON, Ordering::Relaxed);
+                self.pipeline_json(body, repeatable).await?
+            } else if !status.is_success() {
+                return Err(http_error(status, &bytes));
+            } else {
+                self.encoding.store(ENC_PROTOBUF, Ordering::Relaxed);
+                protobuf::decode::<PipelineRespBody>(&bytes).map_err(|e| {
+                    Error::Protocol(format!(
+                        "the server's pipeline response is not Hrana Protobuf: {e}"
+                    ))
+                })?
+            }
+        };
         if resp.results.len() != body.requests.len() {
             return Err(Error::Protocol(format!(
                 "the server answered {} results to {} requests",
@@ -109,16 +169,37 @@ impl Remote {
         Ok(resp)
     }
 
+    async fn pipeline_json(
+        &self,
+        body: &PipelineReqBody,
+        repeatable: bool,
+    ) -> Result<PipelineRespBody> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let (status, bytes) = self
+            .post("/v3/pipeline", JSON, Bytes::from(json), repeatable)
+            .await?;
+        if !status.is_success() {
+            return Err(http_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Protocol(format!(
+                "the server's pipeline response is not Hrana JSON: {e}"
+            ))
+        })
+    }
+
     /// POSTs `body` to `<base><endpoint>`, retrying as the module docs say.
     async fn post(
         &self,
         endpoint: &str,
+        content_type: &'static str,
         body: Bytes,
         repeatable: bool,
     ) -> Result<(StatusCode, Bytes)> {
         let mut attempt = 0u32;
         loop {
-            let outcome = self.post_once(endpoint, body.clone()).await;
+            let outcome = self.post_once(endpoint, content_type, body.clone()).await;
             let retry = match &outcome {
                 Ok((status, _)) => {
                     repeatable
@@ -140,63 +221,15 @@ impl Remote {
         }
     }
 
-    async fn post_once(&self, endpoint: &str, body: Bytes) -> Result<(StatusCode, Bytes), Attempt> {
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{endpoint}", self.url.base_path))
-            .header(HOST, &self.url.authority)
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(auth) = &self.auth_header {
-            builder = builder.header(AUTHORIZATION, auth);
-        }
-        let mut request = builder
-            .body(Full::new(body))
-            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
+    async fn post_once(
+        &self,
+        endpoint: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Attempt> {
         let timeout = self.request_timeout;
         let work = async {
-            // A pooled connection first; if the server closed it, hyper gives the request back
-            // unsent and we go on with the next one (or a new connection).
-            let response = loop {
-                let (mut sender, fresh) = match self.take_idle() {
-                    Some(s) => (s, false),
-                    None => (self.connect().await.map_err(Attempt::NotSent)?, true),
-                };
-                if let Err(e) = sender.ready().await {
-                    if fresh {
-                        return Err(Attempt::NotSent(Error::Connect(format!(
-                            "the new connection to {} closed at once: {e}",
-                            self.url.authority
-                        ))));
-                    }
-                    continue;
-                }
-                match sender.try_send_request(request).await {
-                    Ok(resp) => break (resp, sender),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) if !fresh => {
-                            request = unsent;
-                            continue;
-                        }
-                        Some(_) => {
-                            return Err(Attempt::NotSent(Error::Connect(format!(
-                                "the connection closed before the request was sent: {}",
-                                e.error()
-                            ))))
-                        }
-                        None => {
-                            return Err(Attempt::Sent(Error::Connect(format!(
-                                "the connection broke during the request: {}",
-                                e.error()
-                            ))))
-                        }
-                    },
-                }
-            };
-            let (resp, sender) = response;
+            let (resp, sender) = self.send(endpoint, content_type, body).await?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -217,6 +250,145 @@ impl Remote {
                 what: format!("waiting for {} to answer", self.url.authority),
                 after: timeout,
             })),
+        }
+    }
+
+    /// Sends one request and returns the response head (the body still to be read) with the
+    /// connection it came on, which goes back to the pool only once the body is read.
+    async fn send(
+        &self,
+        endpoint: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            SendRequest<Full<Bytes>>,
+        ),
+        Attempt,
+    > {
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{endpoint}", self.url.base_path))
+            .header(HOST, &self.url.authority)
+            .header(CONTENT_TYPE, content_type)
+            .header(
+                USER_AGENT,
+                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(auth) = &self.auth_header {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        let mut request = builder
+            .body(Full::new(body))
+            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
+        // A pooled connection first; if the server closed it, hyper gives the request back
+        // unsent and we go on with the next one (or a new connection).
+        loop {
+            let (mut sender, fresh) = match self.take_idle() {
+                Some(s) => (s, false),
+                None => (self.connect().await.map_err(Attempt::NotSent)?, true),
+            };
+            if let Err(e) = sender.ready().await {
+                if fresh {
+                    return Err(Attempt::NotSent(Error::Connect(format!(
+                        "the new connection to {} closed at once: {e}",
+                        self.url.authority
+                    ))));
+                }
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => {
+                        request = unsent;
+                        continue;
+                    }
+                    Some(_) => {
+                        return Err(Attempt::NotSent(Error::Connect(format!(
+                            "the connection closed before the request was sent: {}",
+                            e.error()
+                        ))))
+                    }
+                    None => {
+                        return Err(Attempt::Sent(Error::Connect(format!(
+                            "the connection broke during the request: {}",
+                            e.error()
+                        ))))
+                    }
+                },
+            }
+        }
+    }
+
+    /// Opens a cursor (`/v3-protobuf/cursor`, or `/v3/cursor` where the server speaks JSON
+    /// only): the response head (`baton`) and the entries still to be read.
+    pub(crate) async fn cursor(
+        &self,
+        body: &CursorReqBody,
+    ) -> Result<(CursorRespBody, CursorFrames)> {
+        let timeout = self.request_timeout;
+        let mut protobuf = self.encoding.load(Ordering::Relaxed) != ENC_JSON;
+        loop {
+            let (endpoint, content_type, bytes) = if protobuf {
+                (
+                    "/v3-protobuf/cursor",
+                    PROTOBUF,
+                    Bytes::from(protobuf::encode(body.clone())),
+                )
+            } else {
+                let json = serde_json::to_vec(body)
+                    .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+                ("/v3/cursor", JSON, Bytes::from(json))
+            };
+            let sent = tokio::time::timeout(timeout, self.send(endpoint, content_type, bytes))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("waiting for {} to answer", self.url.authority),
+                    after: timeout,
+                })?
+                .map_err(Attempt::into_error)?;
+            let (resp, sender) = sent;
+            let status = resp.status();
+            if !status.is_success() {
+                let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                self.put_idle(sender);
+                if protobuf && is_missing_endpoint(status, &bytes) {
+                    self.encoding.store(ENC_JSON, Ordering::Relaxed);
+                    protobuf = false;
+                    continue;
+                }
+                return Err(http_error(status, &bytes));
+            }
+            if protobuf {
+                self.encoding.store(ENC_PROTOBUF, Ordering::Relaxed);
+            }
+            let mut frames = CursorFrames {
+                body: resp.into_body(),
+                sender: Some(sender),
+                buf: Vec::new(),
+                protobuf,
+                timeout,
+            };
+            let head = frames.next_frame(self).await?.ok_or_else(|| {
+                Error::Protocol("the cursor response ended before its first line".into())
+            })?;
+            let head: CursorRespBody = if protobuf {
+                protobuf::decode(&head).map_err(|e| {
+                    Error::Protocol(format!("invalid Protobuf cursor response: {e}"))
+                })?
+            } else {
+                serde_json::from_slice(&head)
+                    .map_err(|e| Error::Protocol(format!("invalid JSON cursor response: {e}")))?
+            };
+            return Ok((head, frames));
         }
     }
 
@@ -270,6 +442,135 @@ impl Remote {
             }),
         }
     }
+}
+
+const JSON: &str = "application/json";
+const PROTOBUF: &str = "application/x-protobuf";
+
+/// The entries of a cursor response, read as they arrive: newline-delimited JSON, or
+/// length-delimited Protobuf messages. Each read waits at most the request timeout.
+pub(crate) struct CursorFrames {
+    body: hyper::body::Incoming,
+    /// The connection, returned to the pool when the body has been read to its end.
+    sender: Option<SendRequest<Full<Bytes>>>,
+    buf: Vec<u8>,
+    protobuf: bool,
+    timeout: Duration,
+}
+
+impl CursorFrames {
+    /// The bytes of the next message, or `None` at the end of the body.
+    async fn next_frame(&mut self, remote: &Remote) -> Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(frame) = self.split_frame()? {
+                return Ok(Some(frame));
+            }
+            let next = tokio::time::timeout(self.timeout, self.body.frame())
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: "waiting for the next cursor entry".into(),
+                    after: self.timeout,
+                })?;
+            match next {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(Error::Connect(format!(
+                        "the connection broke while reading a cursor: {e}"
+                    )))
+                }
+                None => {
+                    if let Some(sender) = self.sender.take() {
+                        remote.put_idle(sender);
+                    }
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(None);
+                    }
+                    if self.protobuf {
+                        return Err(Error::Protocol(
+                            "the cursor response ended inside a message".into(),
+                        ));
+                    }
+                    return Ok(Some(std::mem::take(&mut self.buf)));
+                }
+            }
+        }
+    }
+
+    /// Takes one complete message off the front of the buffer, if there is one.
+    fn split_frame(&mut self) -> Result<Option<Vec<u8>>> {
+        if !self.protobuf {
+            return Ok(self.buf.iter().position(|&b| b == b'\n').map(|i| {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                line
+            }));
+        }
+        // A varint length, then that many bytes.
+        let mut len: u64 = 0;
+        for (i, byte) in self.buf.iter().enumerate().take(10) {
+            len |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                let start = i + 1;
+                let len = usize::try_from(len)
+                    .map_err(|_| Error::Protocol("a cursor message is too large".into()))?;
+                let Some(end) = start.checked_add(len) else {
+                    return Err(Error::Protocol("a cursor message is too large".into()));
+                };
+                if self.buf.len() < end {
+                    return Ok(None);
+                }
+                let frame = self
+                    .buf
+                    .get(start..end)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                self.buf.drain(..end);
+                return Ok(Some(frame));
+            }
+        }
+        if self.buf.len() >= 10 {
+            return Err(Error::Protocol(
+                "invalid length prefix in a cursor response".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The next cursor entry, or `None` at the end.
+    pub(crate) async fn next_entry(&mut self, remote: &Remote) -> Result<Option<CursorEntry>> {
+        let Some(frame) = self.next_frame(remote).await? else {
+            return Ok(None);
+        };
+        let entry = if self.protobuf {
+            protobuf::decode::<CursorEntry>(&frame)
+                .map_err(|e| Error::Protocol(format!("invalid Protobuf cursor entry: {e}")))?
+        } else {
+            serde_json::from_slice(&frame)
+                .map_err(|e| Error::Protocol(format!("invalid JSON cursor entry: {e}")))?
+        };
+        Ok(Some(entry))
+    }
+}
+
+/// Whether an answer says the Protobuf endpoint does not exist on this server. A 404 with an
+/// error code in its body (an unknown database, say) is a real answer, not a missing route.
+fn is_missing_endpoint(status: StatusCode, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Coded {
+        code: Option<String>,
+    }
+    let coded = serde_json::from_slice::<Coded>(body).is_ok_and(|b| b.code.is_some());
+    !coded
+        && matches!(
+            status,
+            StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        )
 }
 
 /// The outcome of a failed attempt: whether the request may have reached the server.
@@ -418,6 +719,43 @@ impl RemoteStream {
         self.closed = resp.baton.is_none();
         self.baton = resp.baton;
         Ok(resp.results)
+    }
+
+    /// Opens a cursor on this stream. The stream counts as broken until
+    /// [`RemoteStream::cursor_done`] says the whole response was read.
+    pub(crate) async fn open_cursor(
+        &mut self,
+        batch: skylite_proto::Batch,
+    ) -> Result<CursorFrames> {
+        if self.broken || self.closed {
+            return Err(Error::TransactionLost(
+                "an earlier request on this stream was cancelled or failed in transit".into(),
+            ));
+        }
+        let body = CursorReqBody {
+            baton: self.baton.clone(),
+            batch,
+        };
+        self.broken = true;
+        let (head, frames) = self.remote.cursor(&body).await?;
+        self.closed = head.baton.is_none();
+        self.baton = head.baton;
+        Ok(frames)
+    }
+
+    /// The cursor's response was read to its end: the stream is usable again.
+    pub(crate) fn cursor_done(&mut self) {
+        self.broken = false;
+    }
+
+    /// The server this stream is on.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    /// Whether requests can still go on this stream.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.broken && !self.closed
     }
 
     /// Whether the stream has server-side state worth closing.

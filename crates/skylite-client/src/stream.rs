@@ -42,6 +42,20 @@ impl Stream {
         }
     }
 
+    /// Whether more requests can go on this stream (the server has not closed it and no
+    /// request on it broke in transit).
+    pub(crate) fn is_usable(&self) -> bool {
+        match self {
+            Stream::Local(s) => s.is_usable(),
+            Stream::Remote(s) => s.is_usable(),
+        }
+    }
+
+    /// Whether this is a remote stream the server still holds (it has a baton).
+    pub(crate) fn is_remote_open(&self) -> bool {
+        matches!(self, Stream::Remote(s) if s.is_open())
+    }
+
     /// Whether dropping the stream has something to undo.
     pub(crate) fn needs_close(&self) -> bool {
         match self {

@@ -216,7 +216,8 @@ async fn fake_server(close: bool) -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn a_write_on_a_closed_pooled_connection_is_resent_on_a_new_one() {
     let (url, accepted) = fake_server(true).await;
-    let db = Client::open(Config::new(&url).max_retries(0))
+    // The fake server answers JSON on every path, so the client must not try Protobuf.
+    let db = Client::open(Config::new(&url).max_retries(0).protobuf(false))
         .await
         .unwrap();
     for _ in 0..3 {
@@ -230,7 +231,9 @@ async fn a_write_on_a_closed_pooled_connection_is_resent_on_a_new_one() {
 #[tokio::test]
 async fn keep_alive_reuses_one_connection() {
     let (url, accepted) = fake_server(false).await;
-    let db = Client::connect(&url, "").await.unwrap();
+    let db = Client::open(Config::new(&url).protobuf(false))
+        .await
+        .unwrap();
     for _ in 0..20 {
         db.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
     }

@@ -24,6 +24,14 @@ pub struct Server {
 
 /// Starts a server on its own thread and runtime, so both async and blocking tests can use it.
 fn start(tls: Option<TlsConfig>) -> Server {
+    start_with(tls, |_| {})
+}
+
+/// A server of its own, its configuration adjusted by `adjust` (e.g. a small response limit).
+pub fn start_with(
+    tls: Option<TlsConfig>,
+    adjust: impl FnOnce(&mut ServerConfig) + Send + 'static,
+) -> Server {
     let dir: &'static tempfile::TempDir =
         Box::leak(Box::new(tempfile::tempdir().expect("tempdir")));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -39,6 +47,7 @@ fn start(tls: Option<TlsConfig>) -> Server {
             config.auth.disabled = false;
             config.tls = tls;
             config.engine.durability = skylite_engine::Durability::Normal;
+            adjust(&mut config);
             let app = App::open(config).expect("server opens");
             app.databases.create("app").expect("create app");
             let key = app
