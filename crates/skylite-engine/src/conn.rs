@@ -680,9 +680,7 @@ impl Conn {
                  commit or roll back first",
             ));
         }
-        let needs_lock = !readonly
-            || keyword == TxnKeyword::BeginImmediate
-            || sql_text::is_checkpoint_pragma(sql);
+        let needs_lock = !readonly || keyword == TxnKeyword::BeginImmediate;
         if needs_lock {
             if let Err(e) = self.shared.syncer.check_healthy() {
                 stmt.clear_bindings();

@@ -108,12 +108,6 @@ pub fn is_journal_mode_query(sql: &str) -> bool {
         .is_empty()
 }
 
-/// True for `PRAGMA wal_checkpoint` in any form: SQLite reports it as read-only, but a
-/// checkpoint must never run beside a write (the WAL-reset race), so it takes the write lock.
-pub fn is_checkpoint_pragma(sql: &str) -> bool {
-    pragma_name(sql).is_some_and(|(name, _)| name.eq_ignore_ascii_case("wal_checkpoint"))
-}
-
 /// The name of the pragma `sql` runs (schema prefix removed) and the text after the name.
 fn pragma_name(sql: &str) -> Option<(&str, &str)> {
     let body = skip_space_and_comments(sql);
@@ -293,8 +287,13 @@ impl Scanner {
             let &b = bytes.get(self.pos)?;
             // Finish a token left open by a shorter text first.
             match self.open {
-                Open::Quote(q) => {
-                    match find_byte(bytes, self.pos, q) {
+                // A quoted token ends at its quote, a line comment at the newline.
+                Open::Quote(_) | Open::Line => {
+                    let (end, token) = match self.open {
+                        Open::Quote(q) => (q, Token::Other),
+                        _ => (b'\n', Token::Ws),
+                    };
+                    match find_byte(bytes, self.pos, end) {
                         Some(i) if bytes.get(i) == Some(&0) => {
                             self.nul = true;
                             return None;
@@ -302,7 +301,7 @@ impl Scanner {
                         Some(i) => {
                             self.pos = i + 1;
                             self.open = Open::None;
-                            self.feed(Token::Other);
+                            self.feed(token);
                         }
                         None => {
                             self.pos = bytes.len();
@@ -325,24 +324,6 @@ impl Scanner {
                         None => {
                             // Keep a trailing '*' for the next call: it may start the "*/".
                             self.pos = bytes.len().saturating_sub(1).max(self.pos);
-                            return None;
-                        }
-                    }
-                    continue;
-                }
-                Open::Line => {
-                    match find_byte(bytes, self.pos, b'\n') {
-                        Some(i) if bytes.get(i) == Some(&0) => {
-                            self.nul = true;
-                            return None;
-                        }
-                        Some(i) => {
-                            self.pos = i + 1;
-                            self.open = Open::None;
-                            self.feed(Token::Ws);
-                        }
-                        None => {
-                            self.pos = bytes.len();
                             return None;
                         }
                     }

@@ -261,6 +261,20 @@ fn bind_error(which: &str, e: PyErr) -> PyErr {
     })
 }
 
+/// The statement a call runs and the transaction behaviour to begin (lazily) first: what every
+/// `execute`/`query_stream` method, sync or async, takes from Python.
+fn statement(
+    sql: String,
+    params: Option<&Bound<'_, PyAny>>,
+    begin: Option<&str>,
+) -> PyResult<(Statement, Option<TransactionBehavior>)> {
+    let stmt = Statement {
+        sql,
+        params: to_params(params)?,
+    };
+    Ok((stmt, begin.map(behavior).transpose()?))
+}
+
 fn behavior(name: &str) -> PyResult<TransactionBehavior> {
     Ok(match name.to_ascii_uppercase().as_str() {
         "" | "DEFERRED" => TransactionBehavior::Deferred,
@@ -691,11 +705,7 @@ impl Conn {
         params: Option<&Bound<'_, PyAny>>,
         begin: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let stmt = Statement {
-            sql,
-            params: to_params(params)?,
-        };
-        let begin = begin.map(behavior).transpose()?;
+        let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
         self.block(py, async move {
             begin_unless_open(&conn, begin).await?;
@@ -714,11 +724,7 @@ impl Conn {
         params: Option<&Bound<'_, PyAny>>,
         begin: Option<&str>,
     ) -> PyResult<()> {
-        let stmt = Statement {
-            sql,
-            params: to_params(params)?,
-        };
-        let begin = begin.map(behavior).transpose()?;
+        let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
         self.submit(loop_, future, async move {
             begin_unless_open(&conn, begin).await?;
@@ -735,11 +741,7 @@ impl Conn {
         params: Option<&Bound<'_, PyAny>>,
         begin: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let stmt = Statement {
-            sql,
-            params: to_params(params)?,
-        };
-        let begin = begin.map(behavior).transpose()?;
+        let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
         let rt = self.rt.clone();
         self.block(py, async move {
@@ -759,11 +761,7 @@ impl Conn {
         params: Option<&Bound<'_, PyAny>>,
         begin: Option<&str>,
     ) -> PyResult<()> {
-        let stmt = Statement {
-            sql,
-            params: to_params(params)?,
-        };
-        let begin = begin.map(behavior).transpose()?;
+        let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
         let rt = self.rt.clone();
         self.submit(loop_, future, async move {
