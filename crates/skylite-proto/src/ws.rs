@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Batch, BatchResult, CursorEntry, DescribeResult, Error, Stmt, StmtResult, StreamRequest,
+    StreamResponse, StreamResult,
 };
 
 /// A message from the client.
@@ -204,11 +205,22 @@ impl Request {
         }
     }
 
-    /// The same work as a stream request of Hrana over HTTP, for the requests that have one
-    /// and run SQL on a stream (`execute`, `batch`, `sequence`, `describe`, `get_autocommit`);
-    /// any other request is given back unchanged.
+    /// The same work as a stream request of Hrana over HTTP (see the `TryFrom` impl); any
+    /// other request is given back unchanged.
     pub fn into_stream_request(self) -> Result<StreamRequest, Request> {
-        Ok(match self {
+        StreamRequest::try_from(self)
+    }
+}
+
+/// The bridge from WebSocket requests to the one request type the server runs for both
+/// transports: the requests that run SQL on a stream (`execute`, `batch`, `sequence`,
+/// `describe`, `get_autocommit`) become the [`StreamRequest`] Hrana over HTTP sends for the same
+/// work; connection-wide ones (streams, cursors, stored SQL) are given back unchanged.
+impl TryFrom<Request> for StreamRequest {
+    type Error = Request;
+
+    fn try_from(request: Request) -> Result<StreamRequest, Request> {
+        Ok(match request {
             Request::Execute { stmt, .. } => StreamRequest::Execute { stmt },
             Request::Batch { batch, .. } => StreamRequest::Batch { batch },
             Request::Sequence { sql, sql_id, .. } => StreamRequest::Sequence { sql, sql_id },
@@ -216,6 +228,39 @@ impl Request {
             Request::GetAutocommit { .. } => StreamRequest::GetAutocommit,
             other => return Err(other),
         })
+    }
+}
+
+/// The bridge back: a stream response as the WebSocket response of the same type (`close`
+/// answers `close_stream`).
+impl From<StreamResponse> for Response {
+    fn from(response: StreamResponse) -> Response {
+        match response {
+            StreamResponse::Execute { result } => Response::Execute { result },
+            StreamResponse::Batch { result } => Response::Batch { result },
+            StreamResponse::Sequence => Response::Sequence,
+            StreamResponse::Describe { result } => Response::Describe { result },
+            StreamResponse::GetAutocommit { is_autocommit } => {
+                Response::GetAutocommit { is_autocommit }
+            }
+            StreamResponse::Close => Response::CloseStream,
+            StreamResponse::StoreSql => Response::StoreSql,
+            StreamResponse::CloseSql => Response::CloseSql,
+        }
+    }
+}
+
+impl ServerMsg {
+    /// The message answering request `request_id` with the outcome of its stream request:
+    /// `response_ok` or `response_error`.
+    pub fn for_result(request_id: i32, result: StreamResult) -> ServerMsg {
+        match result {
+            StreamResult::Ok { response } => ServerMsg::ResponseOk {
+                request_id,
+                response: response.into(),
+            },
+            StreamResult::Error { error } => ServerMsg::ResponseError { request_id, error },
+        }
     }
 }
 
@@ -332,5 +377,47 @@ mod tests {
         );
         let back: ServerMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn the_bridge_maps_stream_requests_and_responses_both_ways() {
+        let get = Request::GetAutocommit { stream_id: 9 };
+        assert_eq!(
+            StreamRequest::try_from(get),
+            Ok(StreamRequest::GetAutocommit)
+        );
+        let open = Request::OpenStream { stream_id: 9 };
+        assert_eq!(StreamRequest::try_from(open.clone()), Err(open));
+        assert_eq!(Response::from(StreamResponse::Close), Response::CloseStream);
+        let ok = ServerMsg::for_result(
+            3,
+            StreamResult::Ok {
+                response: StreamResponse::GetAutocommit {
+                    is_autocommit: true,
+                },
+            },
+        );
+        assert_eq!(
+            ok,
+            ServerMsg::ResponseOk {
+                request_id: 3,
+                response: Response::GetAutocommit {
+                    is_autocommit: true
+                }
+            }
+        );
+        let error = Error::new(crate::ErrorCode::StreamFailed, "x");
+        assert_eq!(
+            ServerMsg::for_result(
+                4,
+                StreamResult::Error {
+                    error: error.clone()
+                }
+            ),
+            ServerMsg::ResponseError {
+                request_id: 4,
+                error
+            }
+        );
     }
 }

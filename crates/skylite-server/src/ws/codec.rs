@@ -11,8 +11,8 @@ use serde::Deserialize;
 use skylite_engine::ErrorCode;
 use skylite_proto::pb::hrana::ws as pbws;
 use skylite_proto::protobuf::{self, FromProto};
-use skylite_proto::ws::{ClientMsg, Response as WsResponse, ServerMsg};
-use skylite_proto::{Error as ProtoError, StreamResponse, StreamResult};
+use skylite_proto::ws::{ClientMsg, ServerMsg};
+use skylite_proto::Error as ProtoError;
 
 /// A WebSocket subprotocol of Hrana.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,29 +337,5 @@ pub(super) fn decode_protobuf(bytes: &[u8]) -> Incoming {
                 Incoming::Violation(CloseReason::new(CloseReason::PROTOCOL_ERROR, e.to_string()))
             }
         },
-    }
-}
-
-pub(super) fn response_for(request_id: i32, result: StreamResult) -> ServerMsg {
-    match result {
-        StreamResult::Error { error } => ServerMsg::ResponseError { request_id, error },
-        StreamResult::Ok { response } => {
-            let response = match response {
-                StreamResponse::Execute { result } => WsResponse::Execute { result },
-                StreamResponse::Batch { result } => WsResponse::Batch { result },
-                StreamResponse::Sequence => WsResponse::Sequence,
-                StreamResponse::Describe { result } => WsResponse::Describe { result },
-                StreamResponse::GetAutocommit { is_autocommit } => {
-                    WsResponse::GetAutocommit { is_autocommit }
-                }
-                StreamResponse::Close => WsResponse::CloseStream,
-                StreamResponse::StoreSql => WsResponse::StoreSql,
-                StreamResponse::CloseSql => WsResponse::CloseSql,
-            };
-            ServerMsg::ResponseOk {
-                request_id,
-                response,
-            }
-        }
     }
 }

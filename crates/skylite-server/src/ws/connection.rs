@@ -10,7 +10,7 @@ use axum::extract::ws::Message;
 use skylite_engine::session::{batch_sql_ids, referenced_sql_ids};
 use skylite_engine::{ErrorCode, Session, SqlStore};
 use skylite_proto::ws::{ClientMsg, Request, Response as WsResponse, ServerMsg};
-use skylite_proto::Error as ProtoError;
+use skylite_proto::{Error as ProtoError, StreamRequest};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
@@ -501,7 +501,7 @@ impl Connection {
                         "unroutable request",
                     ));
                 };
-                let request = match other.into_stream_request() {
+                let request = match StreamRequest::try_from(other) {
                     Ok(r) => r,
                     Err(r) => {
                         return Some(error_msg(

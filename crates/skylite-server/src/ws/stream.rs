@@ -207,7 +207,7 @@ pub(super) async fn stream_task(
                         match crate::exec::run_requests(&mut s, requests, read_only, pinned, limit)
                         {
                             Ok(ran) => match ran.results.into_iter().next() {
-                                Some(result) => response_for(request_id, result),
+                                Some(result) => ServerMsg::for_result(request_id, result),
                                 None => error_msg(request_id, ErrorCode::Internal, "no result"),
                             },
                             Err(e) => ServerMsg::ResponseError {
