@@ -142,12 +142,14 @@ impl App {
                 tick.tick().await;
                 let Some(app) = weak.upgrade() else { return };
                 for db in app.databases.all_open() {
-                    db.streams().reap().await;
+                    db.streams().reap(&app.workers).await;
                 }
                 ticks += 1;
                 if ticks.is_multiple_of(5) {
                     // Closing checkpoints: blocking work.
-                    let _ = tokio::task::spawn_blocking(move || app.databases.evict_idle()).await;
+                    let workers = app.workers.clone();
+                    let _ =
+                        crate::blocking::run(&workers, move || app.databases.evict_idle()).await;
                 }
             }
         });
@@ -230,6 +232,6 @@ pub async fn serve(
     let result =
         crate::listener::serve(listener, router, limits, app.config.tls.clone(), shutdown).await;
     let closing = app.clone();
-    let _ = tokio::task::spawn_blocking(move || closing.databases.close_all()).await;
+    let _ = crate::blocking::run(&app.workers, move || closing.databases.close_all()).await;
     result
 }

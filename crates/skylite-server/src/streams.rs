@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use skylite_engine::{Database, ErrorCode, Session};
+use skylite_engine::{Database, ErrorCode, Session, Workers};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Most tombstones kept (oldest dropped first).
@@ -257,8 +257,8 @@ impl Streams {
     }
 
     /// Expires idle streams and applies lock revocations to idle transactions. Blocking work
-    /// (rollbacks) goes to the blocking pool.
-    pub async fn reap(self: &Arc<Self>) {
+    /// (rollbacks) goes to the SQL worker pool `workers`.
+    pub async fn reap(self: &Arc<Self>, workers: &Workers) {
         let candidates: Vec<(u64, SharedStream)> = self
             .live()
             .streams
@@ -293,11 +293,11 @@ impl Streams {
                     tracing::info!(stream = id, "{why}");
                     self.bury(id, ErrorCode::StreamExpired, why);
                 }
-                tokio::task::spawn_blocking(move || {
+                workers.execute(move || {
                     entry.session.close();
                 });
             } else if waiters && entry.session.in_transaction() {
-                tokio::task::spawn_blocking(move || {
+                workers.execute(move || {
                     if entry.session.enforce_revocation() {
                         tracing::warn!(
                             stream = id,

@@ -48,10 +48,10 @@ pub(super) struct Job {
     pub(super) _charge: Option<OwnedSemaphorePermit>,
 }
 
-/// Rolls back and frees a session on a blocking thread; returns whether a transaction was
+/// Rolls back and frees a session on the SQL worker pool; returns whether a transaction was
 /// open.
-pub(super) async fn close_session(mut session: Session) -> bool {
-    tokio::task::spawn_blocking(move || session.close())
+pub(super) async fn close_session(ctx: &Ctx, mut session: Session) -> bool {
+    crate::blocking::run(&ctx.workers, move || session.close())
         .await
         .unwrap_or(false)
 }
@@ -322,7 +322,7 @@ pub(super) async fn stream_task(
                 }
             }
             StreamJob::Close { request_id } => {
-                let had_txn = close_session(s).await;
+                let had_txn = close_session(&ctx, s).await;
                 if had_txn {
                     tracing::info!(
                         conn = conn_id,
@@ -341,7 +341,7 @@ pub(super) async fn stream_task(
         }
     }
     if let Some(s) = session.take() {
-        if close_session(s).await {
+        if close_session(&ctx, s).await {
             tracing::info!(
                 conn = conn_id,
                 stream = stream_id,
