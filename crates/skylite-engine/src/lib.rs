@@ -11,11 +11,11 @@
 //!
 //! Everything here blocks. The server calls it from blocking threads only.
 
-pub mod authorizer;
-pub mod conn;
-pub mod database;
+pub(crate) mod authorizer;
+pub(crate) mod conn;
+pub(crate) mod database;
 pub mod dump;
-pub mod durability;
+pub(crate) mod durability;
 mod error;
 pub mod fs_durable;
 pub mod import;
@@ -23,7 +23,7 @@ pub mod maintenance;
 pub mod session;
 pub mod sql_text;
 pub mod workers;
-pub mod write_lock;
+pub(crate) mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
 pub use database::{Database, DbCounters, EngineConfig};

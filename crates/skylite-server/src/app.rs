@@ -46,7 +46,7 @@ pub struct AppInner {
     /// Settings.
     pub config: ServerConfig,
     /// Signs batons.
-    pub baton_key: BatonKey,
+    pub(crate) baton_key: BatonKey,
     /// Every database, with its streams.
     pub databases: Databases,
     /// The threads that run SQL.
@@ -57,7 +57,7 @@ pub struct AppInner {
 
 /// A cheap handle to the shared state.
 #[derive(Clone)]
-pub struct App(pub Arc<AppInner>);
+pub struct App(Arc<AppInner>);
 
 impl std::ops::Deref for App {
     type Target = AppInner;

@@ -19,27 +19,32 @@
 //! - [`listener`]: the accept loop (plain and TLS), connection cap, header/idle/body timeouts.
 //! - [`tls`]: loading `--tls-cert`/`--tls-key`, and the TLS handshake.
 //!
+//! The API (what other crates may use) is [`App`] (open a data folder; its fields let an
+//! embedder or a test inspect the open databases, run work on the SQL workers and check
+//! tokens), [`serve`], [`ServerConfig`] and [`config::AuthSettings`], [`TlsConfig`] and
+//! [`TlsError`]. Every other module is `pub(crate)`.
+//!
 //! SQL never runs on async worker threads: every handler hands its work to the engine's
 //! worker pool through [`blocking::run`].
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
-pub mod baton;
-pub mod blocking;
+pub(crate) mod baton;
+pub(crate) mod blocking;
 pub mod config;
-pub mod databases;
-pub mod error;
-pub mod exec;
-pub mod hrana_http;
-pub mod legacy_http;
-pub mod listener;
-pub mod routing;
-pub mod streams;
+pub(crate) mod databases;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod hrana_http;
+pub(crate) mod legacy_http;
+pub(crate) mod listener;
+pub(crate) mod routing;
+pub(crate) mod streams;
 pub mod tls;
-pub mod tokens_api;
-pub mod transfer;
-pub mod ws;
+pub(crate) mod tokens_api;
+pub(crate) mod transfer;
+pub(crate) mod ws;
 
-pub use app::{serve, App, ServeError};
+pub use app::{serve, App, AppInner, ServeError};
 pub use config::ServerConfig;
 pub use tls::{TlsConfig, TlsError};

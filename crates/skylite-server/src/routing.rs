@@ -300,8 +300,6 @@ pub struct Authorized {
     pub db: Arc<DbHandle>,
     /// What the token allows on it.
     pub grant: Grant,
-    /// Who sent the request.
-    pub principal: Principal,
 }
 
 impl Authorized {
@@ -318,11 +316,7 @@ impl FromRequestParts<App> for Authorized {
         let principal = authenticate(app, parts)?;
         let selector = DbSelector::from_parts(parts)?;
         let (db, grant) = open_authorized(app, &selector, &principal).await?;
-        Ok(Authorized {
-            db,
-            grant,
-            principal,
-        })
+        Ok(Authorized { db, grant })
     }
 }
 
@@ -362,10 +356,7 @@ impl FromRequestParts<App> for UpgradeTarget {
 /// without a valid token, 403 for a token that is not an admin's; with `--no-auth` everything
 /// is allowed. Handlers take it first, so nothing else about the request is looked at before.
 #[derive(Debug, Clone)]
-pub struct AdminAuth {
-    /// Who sent the request.
-    pub principal: Principal,
-}
+pub struct AdminAuth;
 
 impl FromRequestParts<App> for AdminAuth {
     type Rejection = ApiError;
@@ -374,7 +365,7 @@ impl FromRequestParts<App> for AdminAuth {
         let principal = authenticate(app, parts)?;
         principal.authorize_admin().map_err(auth_error)?;
         tracing::info!(jti = principal.jti().unwrap_or("-"), "admin request");
-        Ok(AdminAuth { principal })
+        Ok(AdminAuth)
     }
 }
 

@@ -11,10 +11,14 @@ use common::{server_panics, TestServer};
 async fn a_panic_on_a_sql_worker_is_counted_and_the_server_goes_on() {
     let server = TestServer::start().await;
     let before = server_panics();
-    let outcome = skylite_server::blocking::run(&server.app.workers, || -> u32 {
+    // The same hand-off as the server's `blocking::run`: the job's result goes back through
+    // a oneshot, which a panicking job drops.
+    let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+    server.app.workers.execute(move || {
+        let _keep = tx;
         panic!("deliberate panic on a SQL worker")
-    })
-    .await;
+    });
+    let outcome = rx.await;
     assert!(outcome.is_err(), "the job reports that its worker failed");
     // The count rises once the unwinding is over (the oneshot is dropped during it).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
