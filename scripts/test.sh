@@ -157,7 +157,7 @@ setup_node() {
 }
 
 # protoc lets `cargo test` check the generated Protobuf code (crates/skylite-proto/src/pb)
-# against proto/ (crates/skylite-proto/tests/pb_generated.rs); without it that check is skipped.
+# against proto/ (crates/skylite-proto/tests/it/pb_generated.rs); without it that check is skipped.
 setup_protoc() {
   local protoc="${PROTOC:-protoc}"
   if ! command -v "$protoc" >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
@@ -174,7 +174,7 @@ setup_protoc() {
   fi
 }
 
-# tmux gives `skylite shell` a pseudo-terminal in crates/skylite/tests/db_cli.rs (the test is
+# tmux gives `skylite shell` a pseudo-terminal in crates/skylite/tests/it/db_cli.rs (the test is
 # skipped without it).
 setup_tmux() {
   if ! command -v tmux >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then

@@ -3,6 +3,7 @@
 //! input. This test panics a job on purpose, so it lives in its own test binary (the count is
 //! per process and other binaries assert it stays 0).
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::{server_panics, TestServer};

@@ -1,0 +1,6 @@
+//! The integration tests of this crate as one test binary (one link of the crate and its
+//! dependencies instead of one per file); each former `tests/<name>.rs` is module `<name>`,
+//! so `cargo test -p skylite-auth --test it <name>::` runs one of them.
+
+mod prop_jwt;
+mod tokens;

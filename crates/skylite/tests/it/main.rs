@@ -1,0 +1,11 @@
+//! The integration tests of this crate as one test binary (one link of the crate and its
+//! dependencies instead of one per file); each former `tests/<name>.rs` is module `<name>`,
+//! so `cargo test -p skylite --test it <name>::` runs one of them.
+
+mod common;
+
+mod db_cli;
+mod durability;
+mod migrate_guide;
+mod restart;
+mod token_cli;
