@@ -15,6 +15,7 @@ mod connections;
 mod databases;
 mod durable;
 mod governor;
+mod pool_state;
 mod prop_server;
 mod protobuf_http;
 mod protocol;
