@@ -1,5 +1,5 @@
 //! The execution layer under both transports: Hrana over HTTP (`hrana_http.rs`) and over
-//! WebSocket (`ws.rs`) run requests and cursors on a [`Session`] through these functions, so the
+//! WebSocket (`ws/`) run requests and cursors on a [`Session`] through these functions, so the
 //! governor applies the same way to both: what the token allows, one response budget per
 //! pipeline (errors included), stored SQL pinned when a request was queued, durability before
 //! anything is acknowledged, and cursors that write through a byte-bounded [`crate::blocking`]

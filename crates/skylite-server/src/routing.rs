@@ -26,7 +26,7 @@
 //! - [`Authorized`]: every SQL endpoint. Always authenticates (an `Upgrade` header changes
 //!   nothing) and carries a grant, never an optional one.
 //! - [`UpgradeTarget`]: only the WebSocket upgrade (`GET /`), whose token comes in `hello`:
-//!   without a token it carries only the validated name ([`DbSelector`]); `ws.rs` binds the
+//!   without a token it carries only the validated name ([`DbSelector`]); `ws/` binds the
 //!   database with [`open_authorized`] once `hello` brings a token.
 //! - [`AdminAuth`]: the admin API.
 
@@ -322,7 +322,7 @@ impl FromRequestParts<App> for Authorized {
 
 /// The extractor of the WebSocket upgrade route (`GET /`) only. A Hrana client sends its token
 /// in `hello`, after the upgrade, so an upgrade without a token cannot be bound to a database
-/// yet: it gets only the validated name, and `ws.rs` resolves and opens the database once
+/// yet: it gets only the validated name, and `ws/` resolves and opens the database once
 /// `hello` carries a token that opens it. An upgrade request that does carry a token
 /// (`Authorization: Bearer`) is checked up front like any SQL request.
 #[derive(Clone)]
