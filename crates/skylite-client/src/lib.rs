@@ -103,12 +103,14 @@
 //! file access refused, see COMPAT.md). The async flavour runs SQL on engine worker threads,
 //! never on the runtime's threads.
 
+pub mod admin;
 pub mod blocking;
 mod client;
 pub mod config;
 pub mod connection;
 pub mod de;
 mod error;
+pub mod http;
 mod local;
 pub mod params;
 mod remote;

@@ -33,7 +33,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use crate::remote::{empty_body, Server, Target};
+use crate::remote::{Server, Target};
 use crate::sql_split::StatementReader;
 
 /// The first 16 bytes of every SQLite database file.
@@ -356,32 +356,24 @@ async fn import_database(file: &Path, name: &str, server: &Server) -> Result<(),
         }
     });
     let body = BodyExt::boxed(StreamBody::new(chunks));
+    let content_length = snap.len.to_string();
+    let page_count = snap.page_count.to_string();
     let headers = [
-        ("content-type", "application/vnd.sqlite3".to_owned()),
-        ("content-length", snap.len.to_string()),
-        ("x-skylite-sha256", snap.sha256.clone()),
-        ("x-skylite-page-count", snap.page_count.to_string()),
+        ("content-type", "application/vnd.sqlite3"),
+        ("content-length", content_length.as_str()),
+        ("x-skylite-sha256", snap.sha256.as_str()),
+        ("x-skylite-page-count", page_count.as_str()),
     ];
-    let resp = server
-        .send(
+    let answer = server
+        .upload(
             Method::PUT,
             &format!("/v1/admin/databases/{name}/import"),
             &headers,
             body,
         )
         .await
-        .map_err(|e| format!("uploading {} failed: {e}", file.display()))?;
-    let status = resp.status();
-    let bytes = crate::remote::read_all(resp).await?;
+        .map_err(|e| format!("importing {} failed: {e}", file.display()))?;
     pb.finish_and_clear();
-    if !status.is_success() {
-        return Err(format!(
-            "importing {} failed: {}",
-            file.display(),
-            server.error_text(status, &bytes)
-        ));
-    }
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let upload_secs = upload_started.elapsed().as_secs_f64();
     let mb = snap.len as f64 / 1e6;
     println!(
@@ -584,27 +576,11 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
         .prefix(".skylite-export-")
         .tempfile_in(&dir)
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
-    let resp = server
-        .send(
-            Method::GET,
-            &format!("/v1/admin/databases/{name}/export"),
-            &[],
-            empty_body(),
-        )
-        .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let bytes = crate::remote::read_all(resp).await?;
-        return Err(format!(
-            "cannot export `{name}`: {}",
-            server.error_text(status, &bytes)
-        ));
-    }
-    let expected: Option<u64> = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let mut body = server
+        .download(&format!("/v1/admin/databases/{name}/export"))
+        .await
+        .map_err(|(_, e)| format!("cannot export `{name}`: {e}"))?;
+    let expected = body.content_length();
     let pb = progress(expected.unwrap_or(0), "export");
     let mut out = std::io::BufWriter::with_capacity(
         1024 * 1024,
@@ -612,17 +588,16 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
             .try_clone()
             .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?,
     );
-    let mut body = resp.into_body();
     let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| format!("the export of `{name}` broke off after {received} bytes: {e}"))?;
-        if let Ok(data) = frame.into_data() {
-            out.write_all(&data)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?;
-            received += data.len() as u64;
-            pb.set_position(received);
-        }
+    while let Some(data) = body
+        .chunk()
+        .await
+        .map_err(|e| format!("the export of `{name}` broke off after {received} bytes: {e}"))?
+    {
+        out.write_all(&data)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?;
+        received += data.len() as u64;
+        pb.set_position(received);
     }
     out.flush()
         .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?;
@@ -663,45 +638,26 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
 
 /// Streams the dump endpoint of database `name` into `out`. Fails if the dump breaks off.
 pub async fn dump_to(server: &Server, name: &str, out: &mut dyn Write) -> Result<u64, DumpFailure> {
-    let resp = server
-        .send(
-            Method::GET,
-            &format!("/v1/admin/databases/{name}/dump"),
-            &[],
-            empty_body(),
-        )
+    let mut body = server
+        .download(&format!("/v1/admin/databases/{name}/dump"))
         .await
-        .map_err(DumpFailure::Other)?;
-    let status = resp.status();
-    if !status.is_success() {
-        let bytes = crate::remote::read_all(resp)
-            .await
-            .map_err(DumpFailure::Other)?;
-        return Err(DumpFailure::Refused(
-            status.as_u16(),
-            format!(
-                "cannot dump `{name}`: {}",
-                server.error_text(status, &bytes)
-            ),
-        ));
-    }
-    let mut body = resp.into_body();
+        .map_err(|(status, e)| match status {
+            Some(status) => DumpFailure::Refused(status, format!("cannot dump `{name}`: {e}")),
+            None => DumpFailure::Other(e),
+        })?;
     let mut written = 0u64;
     let mut tail: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            DumpFailure::Other(format!(
-                "the dump of `{name}` broke off after {written} bytes: {e}"
-            ))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            out.write_all(&data)
-                .map_err(|e| DumpFailure::Other(format!("cannot write the dump: {e}")))?;
-            written += data.len() as u64;
-            tail.extend_from_slice(&data);
-            if tail.len() > 64 {
-                tail.drain(..tail.len() - 64);
-            }
+    while let Some(data) = body.chunk().await.map_err(|e| {
+        DumpFailure::Other(format!(
+            "the dump of `{name}` broke off after {written} bytes: {e}"
+        ))
+    })? {
+        out.write_all(&data)
+            .map_err(|e| DumpFailure::Other(format!("cannot write the dump: {e}")))?;
+        written += data.len() as u64;
+        tail.extend_from_slice(&data);
+        if tail.len() > 64 {
+            tail.drain(..tail.len() - 64);
         }
     }
     out.flush()
