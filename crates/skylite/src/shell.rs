@@ -20,10 +20,11 @@ use std::time::Instant;
 
 use clap::Args;
 use skylite_client::{Client, Rows, Transaction, TransactionBehavior, Value};
-use skylite_engine::sql_text::{first_word, txn_keyword, TxnKeyword};
+use skylite_engine::dump::quote_ident;
+use skylite_engine::sql_text::{first_word, is_blank, is_complete, txn_keyword, TxnKeyword};
 
 use crate::remote::{Server, ServerArgs, Target};
-use crate::sql_split::{is_blank, is_complete, split_complete};
+use crate::sql_split::split_complete;
 
 #[derive(Args)]
 pub struct ShellArgs {
@@ -525,38 +526,24 @@ const HELP: &str = "\
 Statements end with ';' and may span lines; BEGIN ... COMMIT works as usual.
 ";
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// A value as an SQL literal (for `.dump`).
+/// A value as an SQL literal (for `.dump`): the engine's dump printer, so both dumps read back
+/// to the same values.
 fn sql_literal(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".into(),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) if f.is_nan() => "NULL".into(),
-        Value::Float(f) if f.is_infinite() => {
-            if *f > 0.0 {
-                "1e999".into()
-            } else {
-                "-1e999".into()
-            }
-        }
-        Value::Float(f) => {
-            let s = format!("{f:?}");
-            if s.contains(['.', 'e', 'E']) {
-                s
-            } else {
-                format!("{s}.0")
-            }
-        }
-        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
-        Value::Blob(b) => format!("X'{}'", hex(b)),
-    }
+    use rusqlite::types::ValueRef;
+    let value = match v {
+        Value::Null => ValueRef::Null,
+        Value::Integer(i) => ValueRef::Integer(*i),
+        Value::Float(f) => ValueRef::Real(*f),
+        Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        Value::Blob(b) => ValueRef::Blob(b),
+    };
+    let mut out = String::new();
+    skylite_engine::dump::push_value(&mut out, value);
+    out
 }
 
 /// A value as text (table, line and csv modes).
@@ -698,7 +685,11 @@ mod tests {
     #[test]
     fn literals_round_trip_shapes() {
         assert_eq!(sql_literal(&Value::Text("it's".into())), "'it''s'");
-        assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00FF'");
+        assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00ff'");
+        assert_eq!(
+            sql_literal(&Value::Text("a\nb".into())),
+            "replace('a\\nb','\\n',char(10))"
+        );
         assert_eq!(sql_literal(&Value::Float(1.0)), "1.0");
         assert_eq!(
             sql_literal(&Value::Integer(i64::MIN)),
