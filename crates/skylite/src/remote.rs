@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use hyper::Method;
 use skylite_client::admin::{Admin, Download};
 use skylite_client::http::Body;
@@ -41,11 +42,11 @@ pub struct Target {
 }
 
 /// Reads one variable from the environment or `./.env` (the environment wins).
-fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, String> {
+fn env_lookup() -> anyhow::Result<impl Fn(&str) -> Option<String>> {
     let path = std::path::Path::new(".env");
     let file: Vec<(String, String)> = if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read .env: {e}"))?;
-        skylite_client::config::parse_dotenv(&text).map_err(|e| format!(".env: {e}"))?
+        let text = std::fs::read_to_string(path).context("cannot read .env")?;
+        skylite_client::config::parse_dotenv(&text).map_err(|e| anyhow::anyhow!(".env: {e}"))?
     } else {
         Vec::new()
     };
@@ -64,7 +65,7 @@ fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, String> {
 
 impl ServerArgs {
     /// The URL and token to use, from the flags or the environment and `.env`.
-    pub fn resolve(&self) -> Result<Target, String> {
+    pub fn resolve(&self) -> anyhow::Result<Target> {
         let get = env_lookup()?;
         let ca_file = get("SKYLITE_CA_FILE").map(PathBuf::from);
         let families = [
@@ -79,10 +80,12 @@ impl ServerArgs {
                 .find_map(|(u, t)| {
                     get(u).map(|url| (url, get(t).or_else(|| get("SKYLITE_AUTH_TOKEN"))))
                 })
-                .ok_or(
-                    "no server URL: pass --url URL, or set SKYLITE_URL (or TURSO_DATABASE_URL, \
-                     LIBSQL_URL) in the environment or in .env",
-                )?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no server URL: pass --url URL, or set SKYLITE_URL (or \
+                         TURSO_DATABASE_URL, LIBSQL_URL) in the environment or in .env"
+                    )
+                })?,
         };
         let token = self.token.clone().filter(|t| !t.is_empty()).or(env_token);
         Ok(Target {
@@ -90,6 +93,49 @@ impl ServerArgs {
             token,
             ca_file,
         })
+    }
+}
+
+/// What kind of failure a server call met: scripts get a distinct exit code for each (see
+/// `main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server could not be reached (refused, DNS, TLS, timeout, broken connection).
+    Connect,
+    /// The token was refused (HTTP 401 or 403).
+    Auth,
+    /// The database (or the endpoint) does not exist (HTTP 404).
+    NotFound,
+    /// Anything else the server refused or answered wrongly.
+    Other,
+}
+
+/// A failed server call: a message that names the server and what it said (with a hint for
+/// what a CLI user can fix), its kind, and the client's typed error as its source.
+#[derive(Debug)]
+pub struct ServerError {
+    text: String,
+    /// The kind, for the exit code.
+    pub failure: Failure,
+    /// The HTTP status, if the server answered.
+    pub status: Option<u16>,
+    /// The server's error code (`AUTH_DISABLED`, ...), if it sent one.
+    pub code: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl ServerError {
+    /// The same failure, its message prefixed with what was being done.
+    pub fn doing(mut self, what: impl std::fmt::Display) -> ServerError {
+        self.text = format!("{what}: {}", self.text);
+        self
     }
 }
 
@@ -102,15 +148,15 @@ pub struct Server {
 
 impl Server {
     /// The server of `target` (its base URL: a trailing `/db/<name>` is dropped).
-    pub fn new(target: &Target) -> Result<Server, String> {
+    pub fn new(target: &Target) -> anyhow::Result<Server> {
         let admin = Admin::new(
             &target.url,
             target.token.as_deref(),
             target.ca_file.as_deref(),
         )
         .map_err(|e| match e {
-            skylite_client::Error::Config(m) => m,
-            e => e.to_string(),
+            skylite_client::Error::Config(m) => anyhow::Error::msg(m),
+            e => anyhow::Error::new(e),
         })?;
         Ok(Server {
             base: admin.base().to_owned(),
@@ -129,11 +175,11 @@ impl Server {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, ServerError> {
         self.admin
             .json(method, path, body.as_ref())
             .await
-            .map_err(|e| self.error_text(&e))
+            .map_err(|e| self.error(&e))
     }
 
     /// Sends a request with a streamed body and returns the JSON answer of a 2xx.
@@ -143,24 +189,21 @@ impl Server {
         path: &str,
         headers: &[(&str, &str)],
         body: Body,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, ServerError> {
         self.admin
             .call(method, path, headers, body)
             .await
-            .map_err(|e| self.error_text(&e))
+            .map_err(|e| self.error(&e))
     }
 
-    /// `GET`s `path` as a stream; a refusal comes back with its HTTP status.
-    pub async fn download(&self, path: &str) -> Result<Download, (Option<u16>, String)> {
-        self.admin
-            .download(path)
-            .await
-            .map_err(|e| (e.http_status(), self.error_text(&e)))
+    /// `GET`s `path` as a stream.
+    pub async fn download(&self, path: &str) -> Result<Download, ServerError> {
+        self.admin.download(path).await.map_err(|e| self.error(&e))
     }
 
-    /// Turns an error into a message naming the server and saying what it said, with a hint
-    /// for the refusals a CLI user can fix.
-    pub fn error_text(&self, e: &skylite_client::Error) -> String {
+    /// Turns a client error into a message naming the server and saying what it said, with a
+    /// hint for the refusals a CLI user can fix.
+    pub fn error(&self, e: &skylite_client::Error) -> ServerError {
         use skylite_client::Error;
         let (status, code, message) = match e {
             Error::Auth {
@@ -173,10 +216,32 @@ impl Server {
                 code,
                 message,
             } => (*status, code, message),
-            Error::Connect(m) => return format!("cannot reach {}: {m}", self.base),
-            other => return format!("{} ({})", other, self.base),
+            Error::Connect(m) => {
+                return ServerError {
+                    text: format!("cannot reach {}: {m}", self.base),
+                    failure: Failure::Connect,
+                    status: None,
+                    code: None,
+                }
+            }
+            Error::Timeout { .. } => {
+                return ServerError {
+                    text: format!("{e} ({})", self.base),
+                    failure: Failure::Connect,
+                    status: None,
+                    code: None,
+                }
+            }
+            other => {
+                return ServerError {
+                    text: format!("{other} ({})", self.base),
+                    failure: Failure::Other,
+                    status: None,
+                    code: None,
+                }
+            }
         };
-        let code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+        let shown_code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
         let hint = match status {
             401 if !self.admin.has_token() => {
                 " (no token given: pass --token, or set SKYLITE_AUTH_TOKEN; mint an admin token \
@@ -185,14 +250,23 @@ impl Server {
             401 | 403 => {
                 " (this needs an admin token: `skylite token create --data-dir DIR --admin`)"
             }
-            404 if message.trim().is_empty() || code.is_empty() => {
+            404 if message.trim().is_empty() || code.is_none() => {
                 " (is this a skylite server with the admin API?)"
             }
             _ => "",
         };
-        format!(
-            "the server {} answered {status}{code}: {message}{hint}",
-            self.base
-        )
+        ServerError {
+            text: format!(
+                "the server {} answered {status}{shown_code}: {message}{hint}",
+                self.base
+            ),
+            failure: match status {
+                401 | 403 => Failure::Auth,
+                404 => Failure::NotFound,
+                _ => Failure::Other,
+            },
+            status: Some(status),
+            code: code.clone(),
+        }
     }
 }

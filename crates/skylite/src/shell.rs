@@ -18,6 +18,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::Args;
 use skylite_client::{Client, Rows, Transaction, TransactionBehavior, Value};
 use skylite_engine::dump::quote_ident;
@@ -38,11 +39,11 @@ pub struct ShellArgs {
 }
 
 /// `skylite shell`.
-pub fn run(args: ShellArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+pub fn run(args: ShellArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut server = args.server;
     if let Some(t) = args.target {
         if server.url.is_some() {
-            return Err("give the URL once: as the argument or as --url".into());
+            anyhow::bail!("give the URL once: as the argument or as --url");
         }
         server.url = Some(t);
     }
@@ -72,7 +73,7 @@ enum Flow {
 }
 
 /// Runs the shell on a resolved URL and token.
-pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut config = skylite_client::Config::new(target.url.clone());
     if let Some(t) = &target.token {
         config = config.auth_token(t.clone());
@@ -82,7 +83,7 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), St
     }
     let client = rt
         .block_on(Client::open(config))
-        .map_err(|e| format!("cannot open {}: {e}", target.url))?;
+        .with_context(|| format!("cannot open {}", target.url))?;
     let interactive = std::io::stdin().is_terminal();
     let mut shell = Shell {
         rt,
@@ -104,7 +105,7 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), St
             eprintln!("the open transaction was rolled back");
         }
     }
-    result
+    result.map_err(anyhow::Error::msg)
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -380,7 +381,7 @@ impl Shell<'_> {
                 {
                     Ok(_) => return Ok(()),
                     Err(crate::transfer_cmd::DumpFailure::Refused(401 | 403 | 404 | 405, _)) => {}
-                    Err(e) => return Err(e.message()),
+                    Err(e) => return Err(format!("{:#}", e.into_error())),
                 }
             }
         }
