@@ -1,10 +1,10 @@
 //! The one HTTP transport of skylite: hyper 1 HTTP/1.1 connections to one server, over rustls
 //! for `https://` (the public web roots plus an optional CA file), opened within a connect
-//! timeout and kept alive in a small pool. Hrana pipelines ([`crate::remote`]) and the admin API
+//! timeout and kept alive in a small pool. Hrana pipelines (the `remote` module) and the admin API
 //! ([`crate::admin`], used by the `skylite` command) both go through it.
 //!
 //! A request taken from the pool on a keep-alive connection that the server has closed meanwhile
-//! is handed back unsent by hyper; [`HttpClient::send`] then tries the next connection, so such
+//! is handed back unsent by hyper; the transport then tries the next connection, so such
 //! a request is never lost and never sent twice.
 
 use std::path::Path;
