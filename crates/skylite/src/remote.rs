@@ -15,7 +15,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use hyper::Method;
 use skylite_client::admin::{Admin, Download};
 use skylite_client::http::Body;
@@ -42,11 +41,13 @@ pub struct Target {
 }
 
 /// Reads one variable from the environment or `./.env` (the environment wins).
-fn env_lookup() -> anyhow::Result<impl Fn(&str) -> Option<String>> {
+fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, ServerError> {
     let path = std::path::Path::new(".env");
     let file: Vec<(String, String)> = if path.is_file() {
-        let text = std::fs::read_to_string(path).context("cannot read .env")?;
-        skylite_client::config::parse_dotenv(&text).map_err(|e| anyhow::anyhow!(".env: {e}"))?
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::other(format!("cannot read .env: {e}")))?;
+        skylite_client::config::parse_dotenv(&text)
+            .map_err(|e| ServerError::other(format!(".env: {e}")))?
     } else {
         Vec::new()
     };
@@ -65,7 +66,7 @@ fn env_lookup() -> anyhow::Result<impl Fn(&str) -> Option<String>> {
 
 impl ServerArgs {
     /// The URL and token to use, from the flags or the environment and `.env`.
-    pub fn resolve(&self) -> anyhow::Result<Target> {
+    pub fn resolve(&self) -> Result<Target, ServerError> {
         let get = env_lookup()?;
         let ca_file = get("SKYLITE_CA_FILE").map(PathBuf::from);
         let families = [
@@ -81,9 +82,9 @@ impl ServerArgs {
                     get(u).map(|url| (url, get(t).or_else(|| get("SKYLITE_AUTH_TOKEN"))))
                 })
                 .ok_or_else(|| {
-                    anyhow::anyhow!(
+                    ServerError::other(
                         "no server URL: pass --url URL, or set SKYLITE_URL (or \
-                         TURSO_DATABASE_URL, LIBSQL_URL) in the environment or in .env"
+                         TURSO_DATABASE_URL, LIBSQL_URL) in the environment or in .env",
                     )
                 })?,
         };
@@ -131,7 +132,25 @@ impl std::fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// For code that still reports errors as text (`Result<_, String>`): the message, chain
+/// included. Prefer `anyhow::Result`, which keeps the kind for the exit code.
+impl From<ServerError> for String {
+    fn from(e: ServerError) -> String {
+        e.text
+    }
+}
+
 impl ServerError {
+    /// A failure of the CLI's own (a missing URL, an unreadable `.env`, a bad URL).
+    pub fn other(text: impl Into<String>) -> ServerError {
+        ServerError {
+            text: text.into(),
+            failure: Failure::Other,
+            status: None,
+            code: None,
+        }
+    }
+
     /// The same failure, its message prefixed with what was being done.
     pub fn doing(mut self, what: impl std::fmt::Display) -> ServerError {
         self.text = format!("{what}: {}", self.text);
@@ -148,15 +167,15 @@ pub struct Server {
 
 impl Server {
     /// The server of `target` (its base URL: a trailing `/db/<name>` is dropped).
-    pub fn new(target: &Target) -> anyhow::Result<Server> {
+    pub fn new(target: &Target) -> Result<Server, ServerError> {
         let admin = Admin::new(
             &target.url,
             target.token.as_deref(),
             target.ca_file.as_deref(),
         )
         .map_err(|e| match e {
-            skylite_client::Error::Config(m) => anyhow::Error::msg(m),
-            e => anyhow::Error::new(e),
+            skylite_client::Error::Config(m) => ServerError::other(m),
+            e => ServerError::other(e.to_string()),
         })?;
         Ok(Server {
             base: admin.base().to_owned(),
