@@ -274,14 +274,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(server) = cause.downcast_ref::<ServerError>() {
             return Some(server.failure);
         }
-        match cause.downcast_ref::<skylite_client::Error>()? {
-            skylite_client::Error::Connect(_) | skylite_client::Error::Timeout { .. } => {
-                Some(Failure::Connect)
-            }
-            skylite_client::Error::Auth { .. } => Some(Failure::Auth),
-            skylite_client::Error::Http { status: 404, .. } => Some(Failure::NotFound),
-            _ => None,
-        }
+        Failure::of(cause.downcast_ref::<skylite_client::Error>()?)
     });
     match failure {
         Some(Failure::Connect) => 3,

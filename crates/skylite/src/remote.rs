@@ -111,6 +111,20 @@ pub enum Failure {
     Other,
 }
 
+impl Failure {
+    /// The kind of a client error, if it is one of those scripts can tell apart.
+    pub fn of(e: &skylite_client::Error) -> Option<Failure> {
+        match e {
+            skylite_client::Error::Connect(_) | skylite_client::Error::Timeout { .. } => {
+                Some(Failure::Connect)
+            }
+            skylite_client::Error::Auth { .. } => Some(Failure::Auth),
+            skylite_client::Error::Http { status: 404, .. } => Some(Failure::NotFound),
+            _ => None,
+        }
+    }
+}
+
 /// A failed server call: a message that names the server and what it said (with a hint for
 /// what a CLI user can fix), its kind, and the client's typed error as its source.
 #[derive(Debug)]
@@ -143,9 +157,14 @@ impl From<ServerError> for String {
 impl ServerError {
     /// A failure of the CLI's own (a missing URL, an unreadable `.env`, a bad URL).
     pub fn other(text: impl Into<String>) -> ServerError {
+        ServerError::new(text, Failure::Other)
+    }
+
+    /// A failure of this kind with this message.
+    pub fn new(text: impl Into<String>, failure: Failure) -> ServerError {
         ServerError {
             text: text.into(),
-            failure: Failure::Other,
+            failure,
             status: None,
             code: None,
         }

@@ -24,7 +24,7 @@ use skylite_client::{Client, Rows, Transaction, TransactionBehavior, Value};
 use skylite_engine::dump::quote_ident;
 use skylite_engine::sql_text::{first_word, is_blank, is_complete, txn_keyword, TxnKeyword};
 
-use crate::remote::{Server, ServerArgs, Target};
+use crate::remote::{Failure, Server, ServerArgs, ServerError, Target};
 use crate::sql_split::split_complete;
 
 #[derive(Args)]
@@ -65,6 +65,8 @@ struct Shell<'a> {
     tx: Option<Transaction>,
     mode: Mode,
     timer: bool,
+    /// The kind of the last error the client reported (for the exit code of a script).
+    last_failure: Option<Failure>,
 }
 
 enum Flow {
@@ -92,6 +94,7 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> anyhow::Resul
         tx: None,
         mode: Mode::Table,
         timer: false,
+        last_failure: None,
     };
     let result = if interactive {
         shell.interactive_loop()
@@ -105,7 +108,12 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> anyhow::Resul
             eprintln!("the open transaction was rolled back");
         }
     }
-    result.map_err(anyhow::Error::msg)
+    // A script that stopped on a client error exits with that error's kind (cannot connect,
+    // token refused, not found); any other failure is a plain error.
+    result.map_err(|text| match shell.last_failure {
+        Some(failure) => ServerError::new(text, failure).into(),
+        None => anyhow::Error::msg(text),
+    })
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -231,7 +239,7 @@ impl Shell<'_> {
             }
             self.tx = Some(
                 rt.block_on(self.client.transaction_with(b))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| self.client_error(e))?,
             );
             return Ok(None);
         }
@@ -255,22 +263,28 @@ impl Shell<'_> {
             } else {
                 rt.block_on(tx.commit())
             };
-            return r.map(|_| None).map_err(|e| e.to_string());
+            return r.map(|_| None).map_err(|e| self.client_error(e));
         }
         let result = match &self.tx {
             Some(tx) => rt.block_on(tx.execute(stmt, ())),
             None => rt.block_on(self.client.execute(stmt, ())),
         };
-        result.map(Some).map_err(|e| e.to_string())
+        result.map(Some).map_err(|e| self.client_error(e))
     }
 
     fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, String> {
         let rt = self.rt;
-        match &self.tx {
+        let result = match &self.tx {
             Some(tx) => rt.block_on(tx.execute(sql, params)),
             None => rt.block_on(self.client.execute(sql, params)),
-        }
-        .map_err(|e| e.to_string())
+        };
+        result.map_err(|e| self.client_error(e))
+    }
+
+    /// A client error as the shell prints it; its kind is kept for the exit code.
+    fn client_error(&mut self, e: skylite_client::Error) -> String {
+        self.last_failure = Failure::of(&e);
+        e.to_string()
     }
 
     fn dot(&mut self, line: &str) -> Result<Flow, String> {
@@ -399,7 +413,7 @@ impl Shell<'_> {
         if own_tx {
             self.tx = Some(
                 rt.block_on(self.client.transaction_with(TransactionBehavior::Deferred))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| self.client_error(e))?,
             );
         }
         let result = self.dump_body();

@@ -1,6 +1,7 @@
 //! The `skylite` command's exit codes and error chains, as scripts see them: 2 for a usage
 //! error, 3 when the server cannot be reached, 4 when it refuses the token, 5 when the database
-//! does not exist, 1 for anything else; errors print as `error: what was done: why`.
+//! does not exist, 1 for anything else (an SQL error in a shell script too); errors print as
+//! `error: what was done: why`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -148,6 +149,53 @@ fn exit_codes_tell_scripts_what_went_wrong() {
     );
     assert_eq!(code(&out), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+}
+
+/// `skylite shell` reading `script` from standard input.
+fn shell(cwd: &Path, args: &[&str], script: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skylite"));
+    cmd.arg("shell")
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SKYLITE_") || k.starts_with("TURSO_") || k.starts_with("LIBSQL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("HOME", cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skylite shell runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(script.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("skylite shell finishes")
+}
+
+#[test]
+fn a_shell_script_exits_with_the_kind_of_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (_server, url, admin) = start(cwd);
+    let db_url = format!("{url}/db/default/");
+    let out = shell(cwd, &[&db_url, "--token", &admin], "SELECT 1;\n");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = shell(cwd, &[&db_url, "--token", "not-a-token"], "SELECT 1;\n");
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}/db/default/", closed.local_addr().unwrap());
+    drop(closed);
+    let out = shell(cwd, &[&closed_url], "SELECT 1;\n");
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    // An SQL error is a plain failure.
+    let out = shell(cwd, &[&db_url, "--token", &admin], "SELECT * FROM nope;\n");
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no such table"), "{}", stderr(&out));
 }
 
 #[test]
