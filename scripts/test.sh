@@ -208,6 +208,10 @@ if [[ "${SKIP_RUST:-0}" != "1" ]]; then
     run_step "cargo build --release -p skylite" - cargo build --release -p skylite
   fi
   run_step "cargo test --workspace" cargo cargo test --workspace
+  # The workspace build turns skylite-client's `local` feature on (the CLI needs it); test the
+  # remote-only build too, which must compile without the engine and the libSQL C library.
+  run_step "cargo test -p skylite-client (remote only)" cargo \
+    cargo test -p skylite-client --no-default-features --features remote
 else
   log "SKIP_RUST=1: skipping cargo build and cargo test"
 fi

@@ -47,10 +47,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A local file needs no server:
+//! A local file needs no server (feature `local`):
 //!
 //! ```
 //! # fn main() -> skylite_client::Result<()> {
+//! # #[cfg(feature = "local")] {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let path = dir.path().join("app.db");
 //! let db = skylite_client::blocking::Client::connect(&format!("file:{}", path.display()), "")?;
@@ -58,6 +59,7 @@
 //! db.execute("INSERT INTO t VALUES (?), (?)", (1, "two"))?;
 //! let rows = db.execute("SELECT x FROM t ORDER BY rowid", ())?;
 //! assert_eq!(rows.get(1).unwrap().get::<&str>("x")?, "two");
+//! # }
 //! # Ok(()) }
 //! ```
 //!
@@ -96,6 +98,12 @@
 //! A `base_url` in the server's response (a stream moved elsewhere) is not followed. HTTP/1.1
 //! only; Hrana over WebSocket is not used.
 //!
+//! # Features
+//!
+//! - `remote` (default): Hrana over HTTP(S) to a server; pure Rust, no C compiler needed.
+//! - `local`: `file:` URLs, paths and `:memory:`, run on the skylite engine in this process;
+//!   pulls in the bundled libSQL C library. Without it a local URL is [`Error::Config`].
+//!
 //! # Local files
 //!
 //! A local file is opened once per process (clients of the same file share its write lock and
@@ -103,12 +111,18 @@
 //! file access refused, see COMPAT.md). The async flavour runs SQL on engine worker threads,
 //! never on the runtime's threads.
 
+pub mod admin;
 pub mod blocking;
 mod client;
 pub mod config;
 pub mod connection;
 pub mod de;
 mod error;
+pub mod http;
+#[cfg(feature = "local")]
+mod local;
+#[cfg(not(feature = "local"))]
+#[path = "no_local.rs"]
 mod local;
 pub mod params;
 mod remote;

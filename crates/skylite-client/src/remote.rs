@@ -26,44 +26,32 @@
 //! and stop after [`crate::Config::max_retries`].
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, StatusCode};
 use skylite_proto::protobuf;
 use skylite_proto::{
     CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
     StreamResult,
 };
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use crate::config::{Config, RemoteUrl};
 use crate::error::{Error, Result};
-
-/// Idle keep-alive connections kept per client.
-const MAX_IDLE: usize = 32;
+use crate::http::{full_body, http_error, Attempt, Body, HttpClient};
 
 /// A remote server: its address, token, TLS settings and connection pool.
 pub(crate) struct Remote {
     url: RemoteUrl,
-    auth_header: Option<String>,
-    tls: Option<TlsConnector>,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-    connect_timeout: Duration,
+    http: HttpClient,
     request_timeout: Duration,
     max_retries: u32,
     /// [`ENC_UNKNOWN`], [`ENC_PROTOBUF`] or [`ENC_JSON`]: what the server speaks.
     encoding: AtomicU8,
-    /// HTTP requests sent (attempts included), for tests and diagnostics.
-    requests_sent: std::sync::atomic::AtomicU64,
 }
 
 /// Protobuf not tried yet.
@@ -85,24 +73,22 @@ impl std::fmt::Debug for Remote {
 
 impl Remote {
     pub(crate) fn new(url: RemoteUrl, config: &Config) -> Result<Remote> {
-        let tls = if url.tls {
-            Some(tls_connector(config.ca_file.as_deref())?)
-        } else {
-            None
-        };
         let token = config
             .auth_token
             .clone()
             .or_else(|| url.query_token.clone());
+        let http = HttpClient::new(
+            &url,
+            token.as_deref(),
+            config.ca_file.as_deref(),
+            config.connect_timeout,
+            concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Remote {
-            auth_header: token.map(|t| format!("Bearer {t}")),
             url,
-            tls,
-            idle: Mutex::new(Vec::new()),
-            connect_timeout: config.connect_timeout,
+            http,
             request_timeout: config.request_timeout,
             max_retries: config.max_retries,
-            requests_sent: std::sync::atomic::AtomicU64::new(0),
             encoding: AtomicU8::new(if config.protobuf {
                 ENC_UNKNOWN
             } else {
@@ -113,7 +99,7 @@ impl Remote {
 
     /// HTTP requests sent so far.
     pub(crate) fn requests_sent(&self) -> u64 {
-        self.requests_sent.load(Ordering::Relaxed)
+        self.http.requests_sent()
     }
 
     /// Whether requests go out as Protobuf (`Some(true)`), JSON (`Some(false)`), or that is
@@ -253,74 +239,24 @@ impl Remote {
         }
     }
 
-    /// Sends one request and returns the response head (the body still to be read) with the
+    /// Sends one POST and returns the response head (the body still to be read) with the
     /// connection it came on, which goes back to the pool only once the body is read.
     async fn send(
         &self,
         endpoint: &str,
         content_type: &'static str,
         body: Bytes,
-    ) -> Result<
-        (
-            hyper::Response<hyper::body::Incoming>,
-            SendRequest<Full<Bytes>>,
-        ),
-        Attempt,
-    > {
-        self.requests_sent.fetch_add(1, Ordering::Relaxed);
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{endpoint}", self.url.base_path))
-            .header(HOST, &self.url.authority)
-            .header(CONTENT_TYPE, content_type)
-            .header(
-                USER_AGENT,
-                concat!("skylite-client/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(auth) = &self.auth_header {
-            builder = builder.header(AUTHORIZATION, auth);
-        }
-        let mut request = builder
-            .body(Full::new(body))
-            .map_err(|e| Attempt::NotSent(Error::Config(format!("invalid request: {e}"))))?;
-        // A pooled connection first; if the server closed it, hyper gives the request back
-        // unsent and we go on with the next one (or a new connection).
-        loop {
-            let (mut sender, fresh) = match self.take_idle() {
-                Some(s) => (s, false),
-                None => (self.connect().await.map_err(Attempt::NotSent)?, true),
-            };
-            if let Err(e) = sender.ready().await {
-                if fresh {
-                    return Err(Attempt::NotSent(Error::Connect(format!(
-                        "the new connection to {} closed at once: {e}",
-                        self.url.authority
-                    ))));
-                }
-                continue;
-            }
-            match sender.try_send_request(request).await {
-                Ok(resp) => return Ok((resp, sender)),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => {
-                        request = unsent;
-                        continue;
-                    }
-                    Some(_) => {
-                        return Err(Attempt::NotSent(Error::Connect(format!(
-                            "the connection closed before the request was sent: {}",
-                            e.error()
-                        ))))
-                    }
-                    None => {
-                        return Err(Attempt::Sent(Error::Connect(format!(
-                            "the connection broke during the request: {}",
-                            e.error()
-                        ))))
-                    }
-                },
-            }
-        }
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, SendRequest<Body>), Attempt> {
+        let request = self
+            .http
+            .request(
+                Method::POST,
+                &format!("{}{endpoint}", self.url.base_path),
+                &[(CONTENT_TYPE.as_str(), content_type)],
+                full_body(body),
+            )
+            .map_err(Attempt::NotSent)?;
+        self.http.send(request).await
     }
 
     /// Opens a cursor (`/v3-protobuf/cursor`, or `/v3/cursor` where the server speaks JSON
@@ -392,55 +328,8 @@ impl Remote {
         }
     }
 
-    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(s) = idle.pop() {
-            if !s.is_closed() {
-                return Some(s);
-            }
-        }
-        None
-    }
-
-    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
-    }
-
-    /// Opens a new HTTP/1.1 connection (TCP, then TLS for https) within the connect timeout.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let url = &self.url;
-        let what = || format!("connecting to {}", url.authority);
-        let connect = async {
-            let tcp = TcpStream::connect((url.host.as_str(), url.port))
-                .await
-                .map_err(|e| Error::Connect(format!("cannot connect to {}: {e}", url.authority)))?;
-            let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                None => handshake(tcp).await,
-                Some(connector) => {
-                    let name = ServerName::try_from(url.host.clone()).map_err(|e| {
-                        Error::Config(format!("invalid TLS server name {:?}: {e}", url.host))
-                    })?;
-                    let tls = connector.connect(name, tcp).await.map_err(|e| {
-                        Error::Connect(format!("TLS handshake with {} failed: {e}", url.authority))
-                    })?;
-                    handshake(tls).await
-                }
-            }
-        };
-        match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                what: what(),
-                after: self.connect_timeout,
-            }),
-        }
+    fn put_idle(&self, sender: SendRequest<Body>) {
+        self.http.put_idle(sender);
     }
 }
 
@@ -452,7 +341,7 @@ const PROTOBUF: &str = "application/x-protobuf";
 pub(crate) struct CursorFrames {
     body: hyper::body::Incoming,
     /// The connection, returned to the pool when the body has been read to its end.
-    sender: Option<SendRequest<Full<Bytes>>>,
+    sender: Option<SendRequest<Body>>,
     buf: Vec<u8>,
     protobuf: bool,
     timeout: Duration,
@@ -571,109 +460,6 @@ fn is_missing_endpoint(status: StatusCode, body: &[u8]) -> bool {
                 | StatusCode::METHOD_NOT_ALLOWED
                 | StatusCode::UNSUPPORTED_MEDIA_TYPE
         )
-}
-
-/// The outcome of a failed attempt: whether the request may have reached the server.
-enum Attempt {
-    NotSent(Error),
-    Sent(Error),
-}
-
-impl Attempt {
-    fn into_error(self) -> Error {
-        match self {
-            Attempt::NotSent(e) | Attempt::Sent(e) => e,
-        }
-    }
-}
-
-async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Error::Connect(format!("HTTP handshake failed: {e}")))?;
-    tokio::spawn(async move {
-        // The connection ends when the server closes it or every sender is dropped.
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// The rustls client: the public web roots (webpki-roots) plus the CA file, if any.
-fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                Error::Config(format!("invalid PEM in CA file {}: {e}", path.display()))
-            })?;
-        if certs.is_empty() {
-            return Err(Error::Config(format!(
-                "the CA file {} holds no certificate",
-                path.display()
-            )));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                Error::Config(format!("unusable certificate in {}: {e}", path.display()))
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// Turns a non-2xx answer into an error, reading the server's `{"message", "code"}` if present.
-fn http_error(status: StatusCode, body: &[u8]) -> Error {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        message: Option<String>,
-        error: Option<String>,
-        code: Option<String>,
-    }
-    let (message, code) = match serde_json::from_slice::<Body>(body) {
-        Ok(b) => (
-            b.message
-                .or(b.error)
-                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
-            b.code,
-        ),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body).trim().to_owned();
-            let text = if text.is_empty() {
-                status.canonical_reason().unwrap_or("").to_owned()
-            } else {
-                text
-            };
-            (text, None)
-        }
-    };
-    let status = status.as_u16();
-    if status == 401 || status == 403 {
-        Error::Auth {
-            status,
-            code,
-            message,
-        }
-    } else {
-        Error::Http {
-            status,
-            code,
-            message,
-        }
-    }
 }
 
 /// A stream on a remote server: its baton between requests.
@@ -835,17 +621,5 @@ mod tests {
         assert!(!is_read_only_sql("WITH x AS (SELECT 1) DELETE FROM t"));
         assert!(!is_read_only_sql("PRAGMA user_version = 3"));
         assert!(!is_read_only_sql("SELECTX"));
-    }
-
-    #[test]
-    fn http_errors_read_the_servers_message() {
-        let e = http_error(
-            StatusCode::UNAUTHORIZED,
-            br#"{"message":"the token has expired","code":"AUTH_EXPIRED"}"#,
-        );
-        assert!(matches!(e, Error::Auth { status: 401, .. }), "{e:?}");
-        assert!(e.to_string().contains("the token has expired"));
-        let e = http_error(StatusCode::BAD_GATEWAY, b"");
-        assert_eq!(e.to_string(), "HTTP 502: Bad Gateway");
     }
 }

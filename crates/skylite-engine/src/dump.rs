@@ -513,8 +513,9 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Appends one value as an SQL literal that reads back to exactly the same value.
-fn push_value(out: &mut String, value: ValueRef<'_>) {
+/// Appends one value as an SQL literal that reads back to exactly the same value. The one SQL
+/// literal printer of skylite: the dump here and the `skylite shell`'s `.dump` both use it.
+pub fn push_value(out: &mut String, value: ValueRef<'_>) {
     match value {
         ValueRef::Null => out.push_str("NULL"),
         ValueRef::Integer(i) => {

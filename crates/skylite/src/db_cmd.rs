@@ -144,7 +144,7 @@ struct DestroyArgs {
 }
 
 /// `skylite db ...`.
-pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match args.command {
         DbCommand::Import(a) => {
             let target = a.server.resolve()?;
@@ -177,7 +177,7 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
                     Some(serde_json::json!({ "name": a.name })),
                 )
                 .await
-                .map_err(|e| format!("cannot create database `{}`: {e}", a.name))?;
+                .map_err(|e| e.doing(format_args!("cannot create database `{}`", a.name)))?;
             println!("created database `{}` on {}", a.name, server.base);
             Ok(())
         }),
@@ -186,12 +186,12 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     }
 }
 
-async fn list(args: ListArgs) -> Result<(), String> {
+async fn list(args: ListArgs) -> anyhow::Result<()> {
     let server = Server::new(&args.server.resolve()?)?;
     let answer = server
         .json(Method::GET, "/v1/admin/databases", None)
         .await
-        .map_err(|e| format!("cannot list the databases: {e}"))?;
+        .map_err(|e| e.doing("cannot list the databases"))?;
     if args.json {
         println!("{answer}");
         return Ok(());
@@ -220,7 +220,7 @@ async fn list(args: ListArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn destroy(args: DestroyArgs) -> Result<(), String> {
+async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
     let server = Server::new(&args.server.resolve()?)?;
     if !args.yes && std::io::stdin().is_terminal() {
         eprint!(
@@ -228,7 +228,7 @@ async fn destroy(args: DestroyArgs) -> Result<(), String> {
             args.name, server.base
         );
         if transfer_cmd::read_answer() != args.name {
-            return Err("not confirmed; nothing was deleted".into());
+            return Err(anyhow::anyhow!("not confirmed; nothing was deleted"));
         }
     }
     server
@@ -238,7 +238,7 @@ async fn destroy(args: DestroyArgs) -> Result<(), String> {
             None,
         )
         .await
-        .map_err(|e| format!("cannot destroy database `{}`: {e}", args.name))?;
+        .map_err(|e| e.doing(format_args!("cannot destroy database `{}`", args.name)))?;
     println!("destroyed database `{}` on {}", args.name, server.base);
     Ok(())
 }
@@ -250,7 +250,7 @@ const ENV_VARS: [(&str, &str); 3] = [
     ("LIBSQL_URL", "LIBSQL_AUTH_TOKEN"),
 ];
 
-async fn env(args: EnvArgs) -> Result<(), String> {
+async fn env(args: EnvArgs) -> anyhow::Result<()> {
     let target = args.server.resolve()?;
     let server = Server::new(&target)?;
     let url = server.database_url(&args.name);
@@ -267,7 +267,7 @@ async fn env(args: EnvArgs) -> Result<(), String> {
                     None,
                 )
                 .await
-                .map_err(|e| format!("cannot look up database `{}`: {e}", args.name))?;
+                .map_err(|e| e.doing(format_args!("cannot look up database `{}`", args.name)))?;
             let answer = server
                 .json(
                     Method::POST,
@@ -283,18 +283,18 @@ async fn env(args: EnvArgs) -> Result<(), String> {
                 Ok(v) => {
                     let token = v["token"]
                         .as_str()
-                        .ok_or("the server's token answer has no token")?
+                        .ok_or_else(|| anyhow::anyhow!("the server's token answer has no token"))?
                         .to_owned();
                     (Some(token), expiry_text(v["exp"].as_i64()))
                 }
-                Err(e) if e.contains("AUTH_DISABLED") => {
+                Err(e) if e.code.as_deref() == Some("AUTH_DISABLED") => {
                     eprintln!("note: the server runs without authentication; no token is needed");
                     (None, String::new())
                 }
                 Err(e) => {
-                    return Err(format!(
-                        "cannot mint a token: {e} (or mint one locally with --data-dir DIR)"
-                    ))
+                    return Err(e
+                        .doing("cannot mint a token (or mint one locally with --data-dir DIR)")
+                        .into())
                 }
             }
         }
@@ -346,35 +346,35 @@ fn expiry_text(exp: Option<i64>) -> String {
     }
 }
 
-fn mint_locally(dir: &Path, args: &EnvArgs) -> Result<(String, String), String> {
+fn mint_locally(dir: &Path, args: &EnvArgs) -> anyhow::Result<(String, String)> {
     let key_path = dir.join(".skylite").join("jwt.key");
     if !key_path.is_file() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} has no signing key ({} is missing): is it the server's data folder?",
             dir.display(),
             key_path.display()
         ));
     }
-    let key = skylite_auth::load_signing_key(&key_path).map_err(|e| e.to_string())?;
-    let lifetime =
-        skylite_auth::parse_lifetime(&args.expires).map_err(|e| format!("--expires: {e}"))?;
+    let key = skylite_auth::load_signing_key(&key_path)?;
+    let lifetime = skylite_auth::parse_lifetime(&args.expires)
+        .map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
     let spec = skylite_auth::TokenSpec {
         databases: vec![args.name.clone()],
         read_only: args.read_only,
         admin: false,
         lifetime,
     };
-    let (token, claims) = skylite_auth::mint(&key, &spec)?;
+    let (token, claims) = skylite_auth::mint(&key, &spec).map_err(anyhow::Error::msg)?;
     Ok((token, expiry_text(claims.exp)))
 }
 
 /// Appends `block` to the .env file, dropping earlier lines that set the same variables;
 /// written to a temporary file and renamed, so the file is never half-written.
-fn write_env_file(path: &Path, block: &str) -> Result<(), String> {
+fn write_env_file(path: &Path, block: &str) -> anyhow::Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
     };
     let ours = |line: &str| {
         let l = line.trim_start();
@@ -402,7 +402,7 @@ fn write_env_file(path: &Path, block: &str) -> Result<(), String> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".env-skylite-")
         .tempfile_in(&dir)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot write in {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -412,8 +412,8 @@ fn write_env_file(path: &Path, block: &str) -> Result<(), String> {
         let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode));
     }
     std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     tmp.persist(path)
-        .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
     Ok(())
 }

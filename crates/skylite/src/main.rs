@@ -2,8 +2,13 @@
 //! `skylite db ...` moves and manages databases on a server; `skylite shell` is an SQL shell.
 //!
 //! Every flag can also come from a `SKYLITE_*` environment variable (named after the flag).
+//!
+//! Errors print as `error: ` and their chain of causes (`what was done: why`). Exit codes, for
+//! scripts: 0 success; 1 any other failure; 2 a usage error (clap); 3 the server could not be
+//! reached; 4 the server refused the token (HTTP 401/403); 5 not found (HTTP 404: no such
+//! database); `skylite bench` exits with the code of `skylite-bench`.
 
-mod bench;
+mod bench_cmd;
 mod db_cmd;
 mod remote;
 mod shell;
@@ -16,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use skylite_engine::{Durability, EngineConfig};
 use skylite_server::{App, ServerConfig, TlsConfig};
@@ -35,8 +41,9 @@ struct Cli {
 enum Command {
     /// Serve the databases in a data folder over Hrana (HTTP) and the legacy HTTP API.
     Serve(ServeArgs),
-    /// Load a server over HTTP and the same engine in-process, and print the figures.
-    Bench(bench::BenchArgs),
+    /// Load a server over HTTP and WebSocket and the same engine in-process, and print the
+    /// figures (runs the separate skylite-bench binary next to this one).
+    Bench(bench_cmd::BenchArgs),
     /// Make an Ed25519 key pair for signing tokens (jwt.key, jwt.pub).
     Keygen(token_cmd::KeygenArgs),
     /// Create, revoke or inspect tokens.
@@ -164,12 +171,14 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn config(&self) -> Result<ServerConfig, String> {
+    fn config(&self) -> anyhow::Result<ServerConfig> {
         let mut config = ServerConfig::new(&self.data_dir);
         config.tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsConfig::load(cert, key).map_err(|e| e.to_string())?),
+            (Some(cert), Some(key)) => Some(
+                TlsConfig::load(cert, key).context("cannot load the TLS certificate and key")?,
+            ),
             (None, None) => None,
-            _ => return Err("--tls-cert and --tls-key go together: give both or neither".into()),
+            _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
         };
         config.engine = EngineConfig {
             durability: match self.durability {
@@ -236,13 +245,15 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight, rolling back open transactions");
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let app = App::open(config.clone()).map_err(|e| e.to_string())?;
+    let app = App::open(config.clone()).context("cannot open the data folder")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         durability = ?config.engine.durability,
@@ -253,11 +264,40 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     skylite_server::serve(app, listener, shutdown_signal())
         .await
-        .map_err(|e| format!("server error: {e}"))
+        .context("server error")
+}
+
+/// The exit code for an error: the kind of the first server failure in its chain, else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use remote::{Failure, ServerError};
+    let failure = e.chain().find_map(|cause| {
+        if let Some(server) = cause.downcast_ref::<ServerError>() {
+            return Some(server.failure);
+        }
+        Failure::of(cause.downcast_ref::<skylite_client::Error>()?)
+    });
+    match failure {
+        Some(Failure::Connect) => 3,
+        Some(Failure::Auth) => 4,
+        Some(Failure::NotFound) => 5,
+        Some(Failure::Other) | None => 1,
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = match Cli::parse().command {
+        // The bench prints its own errors; its exit code is ours.
+        Command::Bench(args) => {
+            return match bench_cmd::run(args) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => other,
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -269,9 +309,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
+    let result = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(_) => Ok(()),
         Command::Keygen(args) => token_cmd::keygen(args),
         Command::Token(args) => token_cmd::token(args),
         Command::Db(args) => db_cmd::run(args, &runtime),
@@ -280,8 +320,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where the CLI's server is and how it talks to it: `--url` and `--token` (or the environment
-//! and `.env`, read as skylite-client reads them), and plain HTTP(S) requests to the admin API
-//! with streamed bodies in both directions (hyper HTTP/1.1, rustls for `https://`).
+//! and `.env`, read as skylite-client reads them), and the admin API through skylite-client's
+//! [`Admin`] (the one HTTP transport: pooled hyper HTTP/1.1, rustls for `https://`), with the
+//! CLI's hints added to the server's errors.
 //!
 //! URL and token: `--url` wins; else the first of `SKYLITE_URL`, `TURSO_DATABASE_URL`,
 //! `LIBSQL_URL` in the environment or `./.env`. `--token` wins; else the token of the same
@@ -13,23 +14,10 @@
 //! works too (its token, though, is not an admin's).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-
-/// How long connecting (TCP and TLS) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use hyper::Method;
+use skylite_client::admin::{Admin, Download};
+use skylite_client::http::Body;
 
 /// The `--url` and `--token` every command that talks to a server takes.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -53,11 +41,13 @@ pub struct Target {
 }
 
 /// Reads one variable from the environment or `./.env` (the environment wins).
-fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, String> {
+fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, ServerError> {
     let path = std::path::Path::new(".env");
     let file: Vec<(String, String)> = if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read .env: {e}"))?;
-        skylite_client::config::parse_dotenv(&text).map_err(|e| format!(".env: {e}"))?
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::other(format!("cannot read .env: {e}")))?;
+        skylite_client::config::parse_dotenv(&text)
+            .map_err(|e| ServerError::other(format!(".env: {e}")))?
     } else {
         Vec::new()
     };
@@ -76,7 +66,7 @@ fn env_lookup() -> Result<impl Fn(&str) -> Option<String>, String> {
 
 impl ServerArgs {
     /// The URL and token to use, from the flags or the environment and `.env`.
-    pub fn resolve(&self) -> Result<Target, String> {
+    pub fn resolve(&self) -> Result<Target, ServerError> {
         let get = env_lookup()?;
         let ca_file = get("SKYLITE_CA_FILE").map(PathBuf::from);
         let families = [
@@ -91,10 +81,12 @@ impl ServerArgs {
                 .find_map(|(u, t)| {
                     get(u).map(|url| (url, get(t).or_else(|| get("SKYLITE_AUTH_TOKEN"))))
                 })
-                .ok_or(
-                    "no server URL: pass --url URL, or set SKYLITE_URL (or TURSO_DATABASE_URL, \
-                     LIBSQL_URL) in the environment or in .env",
-                )?,
+                .ok_or_else(|| {
+                    ServerError::other(
+                        "no server URL: pass --url URL, or set SKYLITE_URL (or \
+                         TURSO_DATABASE_URL, LIBSQL_URL) in the environment or in .env",
+                    )
+                })?,
         };
         let token = self.token.clone().filter(|t| !t.is_empty()).or(env_token);
         Ok(Target {
@@ -105,137 +97,114 @@ impl ServerArgs {
     }
 }
 
-/// A server's admin API: base URL, token, TLS.
+/// What kind of failure a server call met: scripts get a distinct exit code for each (see
+/// `main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server could not be reached (refused, DNS, TLS, timeout, broken connection).
+    Connect,
+    /// The token was refused (HTTP 401 or 403).
+    Auth,
+    /// The database (or the endpoint) does not exist (HTTP 404).
+    NotFound,
+    /// Anything else the server refused or answered wrongly.
+    Other,
+}
+
+impl Failure {
+    /// The kind of a client error, if it is one of those scripts can tell apart.
+    pub fn of(e: &skylite_client::Error) -> Option<Failure> {
+        match e {
+            skylite_client::Error::Connect(_) | skylite_client::Error::Timeout { .. } => {
+                Some(Failure::Connect)
+            }
+            skylite_client::Error::Auth { .. } => Some(Failure::Auth),
+            skylite_client::Error::Http { status: 404, .. } => Some(Failure::NotFound),
+            _ => None,
+        }
+    }
+}
+
+/// A failed server call: a message that names the server and what it said (with a hint for
+/// what a CLI user can fix), its kind, and the client's typed error as its source.
+#[derive(Debug)]
+pub struct ServerError {
+    text: String,
+    /// The kind, for the exit code.
+    pub failure: Failure,
+    /// The HTTP status, if the server answered.
+    pub status: Option<u16>,
+    /// The server's error code (`AUTH_DISABLED`, ...), if it sent one.
+    pub code: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// For code that still reports errors as text (`Result<_, String>`): the message, chain
+/// included. Prefer `anyhow::Result`, which keeps the kind for the exit code.
+impl From<ServerError> for String {
+    fn from(e: ServerError) -> String {
+        e.text
+    }
+}
+
+impl ServerError {
+    /// A failure of the CLI's own (a missing URL, an unreadable `.env`, a bad URL).
+    pub fn other(text: impl Into<String>) -> ServerError {
+        ServerError::new(text, Failure::Other)
+    }
+
+    /// A failure of this kind with this message.
+    pub fn new(text: impl Into<String>, failure: Failure) -> ServerError {
+        ServerError {
+            text: text.into(),
+            failure,
+            status: None,
+            code: None,
+        }
+    }
+
+    /// The same failure, its message prefixed with what was being done.
+    pub fn doing(mut self, what: impl std::fmt::Display) -> ServerError {
+        self.text = format!("{what}: {}", self.text);
+        self
+    }
+}
+
+/// A server's admin API, with messages for the CLI.
 pub struct Server {
+    admin: Admin,
     /// The base URL as shown in messages (`http://host:port` plus any proxy prefix).
     pub base: String,
-    tls: Option<TlsConnector>,
-    host: String,
-    port: u16,
-    authority: String,
-    /// Path prefix before `/v1/...` (no trailing slash).
-    prefix: String,
-    auth_header: Option<String>,
-}
-
-/// A request body: empty, whole, or streamed.
-pub type ReqBody = BoxBody<Bytes, std::io::Error>;
-
-/// An empty request body.
-pub fn empty_body() -> ReqBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-/// A JSON request body.
-pub fn json_body(value: &serde_json::Value) -> ReqBody {
-    Full::new(Bytes::from(value.to_string()))
-        .map_err(|never| match never {})
-        .boxed()
 }
 
 impl Server {
     /// The server of `target` (its base URL: a trailing `/db/<name>` is dropped).
-    pub fn new(target: &Target) -> Result<Server, String> {
-        let raw = target.url.trim();
-        let (scheme, rest) = raw.split_once("://").ok_or_else(|| {
-            format!("{raw:?} is not a server URL (expected http://host:port or https://...)")
+    pub fn new(target: &Target) -> Result<Server, ServerError> {
+        let admin = Admin::new(
+            &target.url,
+            target.token.as_deref(),
+            target.ca_file.as_deref(),
+        )
+        .map_err(|e| match e {
+            skylite_client::Error::Config(m) => ServerError::other(m),
+            e => ServerError::other(e.to_string()),
         })?;
-        let scheme = scheme.to_ascii_lowercase();
-        let mut tls = match scheme.as_str() {
-            "http" | "ws" => false,
-            "https" | "wss" | "libsql" => true,
-            other => {
-                return Err(format!(
-                    "unsupported URL scheme {other:?} in {raw:?} (expected http:// or https://)"
-                ))
-            }
-        };
-        let uri: hyper::Uri = format!("http://{rest}")
-            .parse()
-            .map_err(|e| format!("invalid URL {raw:?}: {e}"))?;
-        if scheme == "libsql"
-            && uri
-                .query()
-                .is_some_and(|q| q.split('&').any(|p| p == "tls=0"))
-        {
-            tls = false;
-        }
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("the URL {raw:?} names no host"))?
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let authority = match uri.port_u16() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
-        let prefix = base_prefix(uri.path());
-        let tls_connector = if tls {
-            Some(tls_connector(target.ca_file.as_deref())?)
-        } else {
-            None
-        };
         Ok(Server {
-            base: format!(
-                "{}://{authority}{prefix}",
-                if tls { "https" } else { "http" }
-            ),
-            tls: tls_connector,
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-            authority,
-            prefix,
-            auth_header: target.token.as_ref().map(|t| format!("Bearer {t}")),
+            base: admin.base().to_owned(),
+            admin,
         })
     }
 
     /// The URL of database `name` for HTTP clients (with the trailing slash they need).
     pub fn database_url(&self, name: &str) -> String {
-        format!("{}/db/{name}/", self.base)
-    }
-
-    /// Whether a token will be sent.
-    pub fn has_token(&self) -> bool {
-        self.auth_header.is_some()
-    }
-
-    /// Sends one request to `<base><path>` on a new connection and returns the response head
-    /// and its streaming body (any status).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, String)],
-        body: ReqBody,
-    ) -> Result<Response<Incoming>, String> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.prefix))
-            .header(HOST, &self.authority)
-            .header(
-                USER_AGENT,
-                concat!("skylite-cli/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(auth) = &self.auth_header {
-            builder = builder.header(AUTHORIZATION, auth);
-        }
-        for (k, v) in headers {
-            builder = builder.header(*k, v);
-        }
-        let request = builder
-            .body(body)
-            .map_err(|e| format!("invalid request: {e}"))?;
-        let mut sender = self.connect().await?;
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("the request to {} failed: {e}", self.base))
+        self.admin.database_url(name)
     }
 
     /// Sends a JSON request and returns the JSON answer of a 2xx, or the server's error.
@@ -244,166 +213,98 @@ impl Server {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
-        let (headers, body) = match &body {
-            Some(v) => (
-                vec![(CONTENT_TYPE.as_str(), "application/json".to_owned())],
-                json_body(v),
-            ),
-            None => (Vec::new(), empty_body()),
-        };
-        let resp = self.send(method, path, &headers, body).await?;
-        let status = resp.status();
-        let bytes = read_all(resp).await?;
-        if !status.is_success() {
-            return Err(self.error_text(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "the server {} answered something that is not JSON ({e}): {}",
-                self.base,
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            )
-        })
+    ) -> Result<serde_json::Value, ServerError> {
+        self.admin
+            .json(method, path, body.as_ref())
+            .await
+            .map_err(|e| self.error(&e))
     }
 
-    /// Turns an error response into a message naming the server and saying what it said.
-    pub fn error_text(&self, status: StatusCode, body: &[u8]) -> String {
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-        let message = parsed
-            .as_ref()
-            .and_then(|v| v["message"].as_str().or(v["error"].as_str()))
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-                if text.trim().is_empty() {
-                    status.canonical_reason().unwrap_or("").to_owned()
-                } else {
-                    text.trim().to_owned()
+    /// Sends a request with a streamed body and returns the JSON answer of a 2xx.
+    pub async fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<serde_json::Value, ServerError> {
+        self.admin
+            .call(method, path, headers, body)
+            .await
+            .map_err(|e| self.error(&e))
+    }
+
+    /// `GET`s `path` as a stream.
+    pub async fn download(&self, path: &str) -> Result<Download, ServerError> {
+        self.admin.download(path).await.map_err(|e| self.error(&e))
+    }
+
+    /// Turns a client error into a message naming the server and saying what it said, with a
+    /// hint for the refusals a CLI user can fix.
+    pub fn error(&self, e: &skylite_client::Error) -> ServerError {
+        use skylite_client::Error;
+        let (status, code, message) = match e {
+            Error::Auth {
+                status,
+                code,
+                message,
+            }
+            | Error::Http {
+                status,
+                code,
+                message,
+            } => (*status, code, message),
+            Error::Connect(m) => {
+                return ServerError {
+                    text: format!("cannot reach {}: {m}", self.base),
+                    failure: Failure::Connect,
+                    status: None,
+                    code: None,
                 }
-            });
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v["code"].as_str())
-            .map(|c| format!(" {c}"))
-            .unwrap_or_default();
-        let hint = match status.as_u16() {
-            401 if !self.has_token() => {
+            }
+            Error::Timeout { .. } => {
+                return ServerError {
+                    text: format!("{e} ({})", self.base),
+                    failure: Failure::Connect,
+                    status: None,
+                    code: None,
+                }
+            }
+            other => {
+                return ServerError {
+                    text: format!("{other} ({})", self.base),
+                    failure: Failure::Other,
+                    status: None,
+                    code: None,
+                }
+            }
+        };
+        let shown_code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+        let hint = match status {
+            401 if !self.admin.has_token() => {
                 " (no token given: pass --token, or set SKYLITE_AUTH_TOKEN; mint an admin token \
                  with `skylite token create --data-dir DIR --admin`)"
             }
             401 | 403 => {
                 " (this needs an admin token: `skylite token create --data-dir DIR --admin`)"
             }
-            404 if message.trim().is_empty() || code.is_empty() => {
+            404 if message.trim().is_empty() || code.is_none() => {
                 " (is this a skylite server with the admin API?)"
             }
             _ => "",
         };
-        format!(
-            "the server {} answered {}{code}: {message}{hint}",
-            self.base,
-            status.as_u16()
-        )
-    }
-
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<ReqBody>, String> {
-        let addr = (self.host.as_str(), self.port);
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("timed out connecting to {}", self.base))?
-            .map_err(|e| format!("cannot connect to {}: {e}", self.base))?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => handshake(TokioIo::new(tcp), &self.base).await,
-            Some(connector) => {
-                let name = ServerName::try_from(self.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {:?}: {e}", self.host))?;
-                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
-                    .await
-                    .map_err(|_| format!("timed out in the TLS handshake with {}", self.base))?
-                    .map_err(|e| format!("TLS handshake with {} failed: {e}", self.base))?;
-                handshake(TokioIo::new(stream), &self.base).await
-            }
+        ServerError {
+            text: format!(
+                "the server {} answered {status}{shown_code}: {message}{hint}",
+                self.base
+            ),
+            failure: match status {
+                401 | 403 => Failure::Auth,
+                404 => Failure::NotFound,
+                _ => Failure::Other,
+            },
+            status: Some(status),
+            code: code.clone(),
         }
-    }
-}
-
-async fn handshake<T>(
-    io: T,
-    base: &str,
-) -> Result<hyper::client::conn::http1::SendRequest<ReqBody>, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake with {base} failed: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// Reads a whole (small) response body.
-pub async fn read_all(resp: Response<Incoming>) -> Result<Bytes, String> {
-    resp.into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| format!("the server's answer broke off: {e}"))
-}
-
-/// The base path of a server URL: no trailing slash, no trailing `/db/<name>` or `/dev/<name>`.
-fn base_prefix(path: &str) -> String {
-    let trimmed = path.trim_end_matches('/');
-    let mut parts: Vec<&str> = trimmed.split('/').collect();
-    if parts.len() >= 3 {
-        let n = parts.len();
-        if matches!(parts[n - 2], "db" | "dev") && !parts[n - 1].is_empty() {
-            parts.truncate(n - 2);
-        }
-    }
-    parts.join("/").trim_end_matches('/').to_owned()
-}
-
-fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| format!("invalid PEM in the CA file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base_prefix;
-
-    #[test]
-    fn database_paths_are_dropped_from_the_base() {
-        assert_eq!(base_prefix(""), "");
-        assert_eq!(base_prefix("/"), "");
-        assert_eq!(base_prefix("/db/app/"), "");
-        assert_eq!(base_prefix("/db/app"), "");
-        assert_eq!(base_prefix("/dev/app"), "");
-        assert_eq!(base_prefix("/proxy/db/app/"), "/proxy");
-        assert_eq!(base_prefix("/proxy/"), "/proxy");
     }
 }

@@ -18,12 +18,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::Args;
 use skylite_client::{Client, Rows, Transaction, TransactionBehavior, Value};
-use skylite_engine::sql_text::{first_word, txn_keyword, TxnKeyword};
+use skylite_engine::dump::quote_ident;
+use skylite_engine::sql_text::{first_word, is_blank, is_complete, txn_keyword, TxnKeyword};
 
-use crate::remote::{Server, ServerArgs, Target};
-use crate::sql_split::{is_blank, is_complete, split_complete};
+use crate::remote::{Failure, Server, ServerArgs, ServerError, Target};
+use crate::sql_split::split_complete;
 
 #[derive(Args)]
 pub struct ShellArgs {
@@ -37,11 +39,11 @@ pub struct ShellArgs {
 }
 
 /// `skylite shell`.
-pub fn run(args: ShellArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+pub fn run(args: ShellArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut server = args.server;
     if let Some(t) = args.target {
         if server.url.is_some() {
-            return Err("give the URL once: as the argument or as --url".into());
+            anyhow::bail!("give the URL once: as the argument or as --url");
         }
         server.url = Some(t);
     }
@@ -63,6 +65,8 @@ struct Shell<'a> {
     tx: Option<Transaction>,
     mode: Mode,
     timer: bool,
+    /// The kind of the last error the client reported (for the exit code of a script).
+    last_failure: Option<Failure>,
 }
 
 enum Flow {
@@ -71,7 +75,7 @@ enum Flow {
 }
 
 /// Runs the shell on a resolved URL and token.
-pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut config = skylite_client::Config::new(target.url.clone());
     if let Some(t) = &target.token {
         config = config.auth_token(t.clone());
@@ -81,7 +85,7 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), St
     }
     let client = rt
         .block_on(Client::open(config))
-        .map_err(|e| format!("cannot open {}: {e}", target.url))?;
+        .with_context(|| format!("cannot open {}", target.url))?;
     let interactive = std::io::stdin().is_terminal();
     let mut shell = Shell {
         rt,
@@ -90,6 +94,7 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), St
         tx: None,
         mode: Mode::Table,
         timer: false,
+        last_failure: None,
     };
     let result = if interactive {
         shell.interactive_loop()
@@ -103,7 +108,12 @@ pub fn run_target(target: Target, rt: &tokio::runtime::Runtime) -> Result<(), St
             eprintln!("the open transaction was rolled back");
         }
     }
-    result
+    // A script that stopped on a client error exits with that error's kind (cannot connect,
+    // token refused, not found); any other failure is a plain error.
+    result.map_err(|text| match shell.last_failure {
+        Some(failure) => ServerError::new(text, failure).into(),
+        None => anyhow::Error::msg(text),
+    })
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -229,7 +239,7 @@ impl Shell<'_> {
             }
             self.tx = Some(
                 rt.block_on(self.client.transaction_with(b))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| self.client_error(e))?,
             );
             return Ok(None);
         }
@@ -253,22 +263,28 @@ impl Shell<'_> {
             } else {
                 rt.block_on(tx.commit())
             };
-            return r.map(|_| None).map_err(|e| e.to_string());
+            return r.map(|_| None).map_err(|e| self.client_error(e));
         }
         let result = match &self.tx {
             Some(tx) => rt.block_on(tx.execute(stmt, ())),
             None => rt.block_on(self.client.execute(stmt, ())),
         };
-        result.map(Some).map_err(|e| e.to_string())
+        result.map(Some).map_err(|e| self.client_error(e))
     }
 
     fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, String> {
         let rt = self.rt;
-        match &self.tx {
+        let result = match &self.tx {
             Some(tx) => rt.block_on(tx.execute(sql, params)),
             None => rt.block_on(self.client.execute(sql, params)),
-        }
-        .map_err(|e| e.to_string())
+        };
+        result.map_err(|e| self.client_error(e))
+    }
+
+    /// A client error as the shell prints it; its kind is kept for the exit code.
+    fn client_error(&mut self, e: skylite_client::Error) -> String {
+        self.last_failure = Failure::of(&e);
+        e.to_string()
     }
 
     fn dot(&mut self, line: &str) -> Result<Flow, String> {
@@ -379,7 +395,7 @@ impl Shell<'_> {
                 {
                     Ok(_) => return Ok(()),
                     Err(crate::transfer_cmd::DumpFailure::Refused(401 | 403 | 404 | 405, _)) => {}
-                    Err(e) => return Err(e.message()),
+                    Err(e) => return Err(format!("{:#}", e.into_error())),
                 }
             }
         }
@@ -397,7 +413,7 @@ impl Shell<'_> {
         if own_tx {
             self.tx = Some(
                 rt.block_on(self.client.transaction_with(TransactionBehavior::Deferred))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| self.client_error(e))?,
             );
         }
         let result = self.dump_body();
@@ -525,38 +541,24 @@ const HELP: &str = "\
 Statements end with ';' and may span lines; BEGIN ... COMMIT works as usual.
 ";
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// A value as an SQL literal (for `.dump`).
+/// A value as an SQL literal (for `.dump`): the engine's dump printer, so both dumps read back
+/// to the same values.
 fn sql_literal(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".into(),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) if f.is_nan() => "NULL".into(),
-        Value::Float(f) if f.is_infinite() => {
-            if *f > 0.0 {
-                "1e999".into()
-            } else {
-                "-1e999".into()
-            }
-        }
-        Value::Float(f) => {
-            let s = format!("{f:?}");
-            if s.contains(['.', 'e', 'E']) {
-                s
-            } else {
-                format!("{s}.0")
-            }
-        }
-        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
-        Value::Blob(b) => format!("X'{}'", hex(b)),
-    }
+    use rusqlite::types::ValueRef;
+    let value = match v {
+        Value::Null => ValueRef::Null,
+        Value::Integer(i) => ValueRef::Integer(*i),
+        Value::Float(f) => ValueRef::Real(*f),
+        Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        Value::Blob(b) => ValueRef::Blob(b),
+    };
+    let mut out = String::new();
+    skylite_engine::dump::push_value(&mut out, value);
+    out
 }
 
 /// A value as text (table, line and csv modes).
@@ -698,7 +700,11 @@ mod tests {
     #[test]
     fn literals_round_trip_shapes() {
         assert_eq!(sql_literal(&Value::Text("it's".into())), "'it''s'");
-        assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00FF'");
+        assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00ff'");
+        assert_eq!(
+            sql_literal(&Value::Text("a\nb".into())),
+            "replace('a\\nb','\\n',char(10))"
+        );
         assert_eq!(sql_literal(&Value::Float(1.0)), "1.0");
         assert_eq!(
             sql_literal(&Value::Integer(i64::MIN)),

@@ -3,40 +3,19 @@
 //! `sqlite3_complete`) decides where a statement ends, so semicolons inside strings, quoted
 //! names, comments and `CREATE TRIGGER ... BEGIN ... END;` bodies never split one. The scanner
 //! resumes where it stopped, so a statement of many lines is scanned once, not once per line.
-//! Used by `skylite db import dump.sql` and by the shell.
+//! Used by `skylite db import dump.sql` and by the shell. Blank text, completeness and the end
+//! of the first statement are the engine's judgement ([`skylite_engine::sql_text`]), never
+//! re-implemented here.
 
 use std::io::BufRead;
 
-use skylite_engine::sql_text::Scanner;
-
-/// SQLite's judgement of whether `sql` ends with a complete statement (`sqlite3_complete`, in
-/// one linear pass).
-pub fn is_complete(sql: &str) -> bool {
-    if sql.contains('\0') {
-        // A NUL byte: SQLite would stop reading there; let the server judge the text.
-        return sql.trim_end().ends_with(';');
-    }
-    skylite_engine::sql_text::is_complete(sql)
-}
-
-/// True if `sql` holds nothing but whitespace, comments and semicolons.
-pub fn is_blank(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        let s = skylite_engine::sql_text::skip_space_and_comments(rest);
-        let s = s.trim_start_matches(|c: char| c == ';' || c.is_whitespace());
-        if s.len() == rest.len() {
-            return s.is_empty();
-        }
-        rest = s;
-    }
-}
+use skylite_engine::sql_text::{first_statement, is_blank, Scanner};
 
 /// Splits complete text (one or more whole statements) into its statements, trimmed.
 pub fn split_complete(mut sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     while !is_blank(sql) {
-        let (len, _) = skylite_engine::sql_text::first_statement(sql);
+        let (len, _) = first_statement(sql);
         let stmt = sql[..len].trim();
         if !is_blank(stmt) {
             out.push(stmt.to_owned());
@@ -205,6 +184,5 @@ mod tests {
         let mut r = StatementReader::new("SELECT 1;\nINSERT INTO t VALUES('open".as_bytes());
         assert!(r.next_statement().unwrap().is_some());
         assert!(r.next_statement().unwrap_err().contains("line 2"));
-        assert!(is_blank(" -- x\n /* y */ ;; "));
     }
 }

@@ -81,8 +81,8 @@ struct InspectArgs {
 }
 
 /// `skylite keygen`.
-pub fn keygen(args: KeygenArgs) -> Result<(), String> {
-    let pair = generate_keypair(&args.out_dir).map_err(|e| e.to_string())?;
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let pair = generate_keypair(&args.out_dir)?;
     println!("private key: {}", pair.private_path.display());
     println!("public key: {}", pair.public_path.display());
     println!("public key (base64url): {}", pair.public_raw());
@@ -98,7 +98,7 @@ pub fn keygen(args: KeygenArgs) -> Result<(), String> {
 }
 
 /// `skylite token ...`.
-pub fn token(args: TokenArgs) -> Result<(), String> {
+pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     match args.command {
         TokenCommand::Create(a) => create(a),
         TokenCommand::Revoke(a) => revoke(a),
@@ -106,8 +106,8 @@ pub fn token(args: TokenArgs) -> Result<(), String> {
     }
 }
 
-fn create(args: CreateArgs) -> Result<(), String> {
-    let lifetime = parse_lifetime(&args.expires).map_err(|e| format!("--expires: {e}"))?;
+fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let lifetime = parse_lifetime(&args.expires).map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
     let databases: Vec<String> = if args.admin {
         Vec::new()
     } else {
@@ -124,9 +124,9 @@ fn create(args: CreateArgs) -> Result<(), String> {
         lifetime,
     };
     let key = match &args.key_file {
-        Some(path) => load_signing_key(path).map_err(|e| e.to_string())?,
+        Some(path) => load_signing_key(path)?,
         None => {
-            let pair = load_or_create_keypair(&args.data_dir).map_err(|e| e.to_string())?;
+            let pair = load_or_create_keypair(&args.data_dir)?;
             if pair.created {
                 eprintln!(
                     "made a key pair in {} (the server trusts it)",
@@ -139,7 +139,7 @@ fn create(args: CreateArgs) -> Result<(), String> {
             pair.signing
         }
     };
-    let (token, claims) = mint(&key, &spec)?;
+    let (token, claims) = mint(&key, &spec).map_err(anyhow::Error::msg)?;
     println!("{token}");
     let what = if claims.skylite_admin {
         "the admin API and every database".to_owned()
@@ -162,23 +162,27 @@ fn create(args: CreateArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn revoke(args: RevokeArgs) -> Result<(), String> {
+fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let arg = args.jti.trim();
     let (jti, exp) = if arg.contains('.') {
-        let (_, payload) = decode_unverified(arg).map_err(|e| e.to_string())?;
+        let (_, payload) = decode_unverified(arg)?;
         let jti = payload["jti"]
             .as_str()
-            .ok_or("this token has no `jti` claim, so it cannot be revoked on its own")?
+            .ok_or_else(|| {
+                anyhow::anyhow!("this token has no `jti` claim, so it cannot be revoked on its own")
+            })?
             .to_owned();
         (jti, payload["exp"].as_i64())
     } else {
         (arg.to_owned(), None)
     };
     if jti.is_empty() {
-        return Err("give the token's jti (see `skylite token inspect`)".into());
+        return Err(anyhow::anyhow!(
+            "give the token's jti (see `skylite token inspect`)"
+        ));
     }
-    let list = RevocationList::for_data_dir(&args.data_dir).map_err(|e| e.to_string())?;
-    let added = list.revoke(&jti, exp).map_err(|e| e.to_string())?;
+    let list = RevocationList::for_data_dir(&args.data_dir)?;
+    let added = list.revoke(&jti, exp)?;
     if added {
         println!("revoked {jti}");
         eprintln!(
@@ -191,22 +195,19 @@ fn revoke(args: RevokeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(args: InspectArgs) -> Result<(), String> {
+fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let token = if args.token == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))?;
         s
     } else {
         args.token
     };
-    let (header, payload) = decode_unverified(&token).map_err(|e| e.to_string())?;
+    let (header, payload) = decode_unverified(&token)?;
     let out = serde_json::json!({"header": header, "payload": payload});
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-    );
+    println!("{}", serde_json::to_string_pretty(&out)?);
     eprintln!("(decoded only: the signature was NOT checked)");
     for claim in ["iat", "nbf", "exp"] {
         if let Some(t) = payload[claim].as_i64() {

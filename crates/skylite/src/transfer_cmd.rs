@@ -25,6 +25,7 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -33,7 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use crate::remote::{empty_body, Server, Target};
+use crate::remote::{Server, ServerError, Target};
 use crate::sql_split::StatementReader;
 
 /// The first 16 bytes of every SQLite database file.
@@ -70,16 +71,16 @@ enum Kind {
 }
 
 /// Looks at the start of `path`: an SQLite database, SQL text, or neither (an error).
-fn sniff(path: &Path) -> Result<Kind, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+fn sniff(path: &Path) -> anyhow::Result<Kind> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     let mut head = vec![0u8; 4096];
     let mut got = 0;
     while got < head.len() {
         match file.read(&mut head[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
     }
     head.truncate(got);
@@ -87,14 +88,17 @@ fn sniff(path: &Path) -> Result<Kind, String> {
         return Ok(Kind::Database);
     }
     let not_db = || {
-        format!(
+        anyhow::anyhow!(
             "{} is not an SQLite database (it does not start with the 16-byte header \
              \"SQLite format 3\\0\") nor an SQL text dump; nothing was uploaded",
             path.display()
         )
     };
     if got == 0 {
-        return Err(format!("{} is empty; nothing was uploaded", path.display()));
+        return Err(anyhow::anyhow!(
+            "{} is empty; nothing was uploaded",
+            path.display()
+        ));
     }
     if head.contains(&0) {
         return Err(not_db());
@@ -133,7 +137,7 @@ fn sniff(path: &Path) -> Result<Kind, String> {
 }
 
 /// `skylite db import FILE --name NAME`.
-pub async fn import(file: &Path, name: &str, target: &Target) -> Result<(), String> {
+pub async fn import(file: &Path, name: &str, target: &Target) -> anyhow::Result<()> {
     let kind = sniff(file)?;
     let server = Server::new(target)?;
     // Fail fast (before a long snapshot) on a bad token or an existing database.
@@ -142,14 +146,14 @@ pub async fn import(file: &Path, name: &str, target: &Target) -> Result<(), Stri
         .await
     {
         Ok(_) => {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "database `{name}` already exists on {}; pick another --name or remove it \
                  with `skylite db destroy {name}`",
                 server.base
             ))
         }
-        Err(e) if e.contains(" answered 404") => {}
-        Err(e) => return Err(e),
+        Err(e) if e.status == Some(404) => {}
+        Err(e) => return Err(e.into()),
     }
     match kind {
         Kind::Database => import_database(file, name, &server).await,
@@ -169,16 +173,16 @@ struct Snapshot {
 
 /// Checks the header of a source file: a truncated file (shorter than the page count its
 /// header vouches for, with no WAL beside it) is refused before anything is copied.
-fn check_source_header(path: &Path) -> Result<(), String> {
+fn check_source_header(path: &Path) -> anyhow::Result<()> {
     let mut head = [0u8; 100];
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
         .len();
     file.read_exact(&mut head).map_err(|_| {
-        format!(
+        anyhow::anyhow!(
             "{} is truncated: {len} bytes, less than an SQLite header; nothing was uploaded",
             path.display()
         )
@@ -186,7 +190,7 @@ fn check_source_header(path: &Path) -> Result<(), String> {
     let raw = u16::from_be_bytes([head[16], head[17]]) as u64;
     let page_size = if raw == 1 { 65536 } else { raw };
     if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} has an invalid page size ({raw}) in its header: it is damaged; nothing was \
              uploaded",
             path.display()
@@ -199,7 +203,7 @@ fn check_source_header(path: &Path) -> Result<(), String> {
     wal.push("-wal");
     let has_wal = Path::new(&wal).exists();
     if pages > 0 && change == valid_for && !has_wal && len < pages * page_size {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} is truncated: its header says {pages} pages of {page_size} bytes ({} bytes) \
              but the file has {len} bytes; nothing was uploaded",
             path.display(),
@@ -210,42 +214,44 @@ fn check_source_header(path: &Path) -> Result<(), String> {
 }
 
 /// Takes a consistent snapshot of `source` with the backup API (blocking).
-fn snapshot(source: &Path) -> Result<Snapshot, String> {
+fn snapshot(source: &Path) -> anyhow::Result<Snapshot> {
     check_source_header(source)?;
     let shown = source.display();
     let src = Connection::open_with_flags(
         source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| format!("cannot open {shown} as an SQLite database: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot open {shown} as an SQLite database: {e}"))?;
     src.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     // One read transaction for the whole copy: every step sees the same committed state, and
     // a writer in another process never makes the backup start over.
     src.execute_batch("BEGIN")
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let schema_objects: i64 = src
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(|e| format!("{shown} is not a readable SQLite database: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown} is not a readable SQLite database: {e}"))?;
     let page_size: i64 = src
         .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let pages: i64 = src
         .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let dir = tempfile::Builder::new()
         .prefix("skylite-import-")
         .tempdir()
-        .map_err(|e| format!("cannot make a temporary folder (set TMPDIR elsewhere?): {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot make a temporary folder (set TMPDIR elsewhere?): {e}")
+        })?;
     let path = dir.path().join("snapshot.db");
     let mut dst = Connection::open(&path)
-        .map_err(|e| format!("cannot create the snapshot {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot create the snapshot {}: {e}", path.display()))?;
     dst.execute_batch("PRAGMA synchronous=OFF; PRAGMA journal_mode=OFF;")
-        .map_err(|e| format!("snapshot: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("snapshot: {e}"))?;
     let pb = progress((pages.max(0) as u64) * page_size.max(0) as u64, "snapshot");
     {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst)
-            .map_err(|e| format!("cannot start the backup of {shown}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot start the backup of {shown}: {e}"))?;
         loop {
             let step = backup
                 .step(BACKUP_STEP_PAGES)
@@ -270,10 +276,10 @@ fn snapshot(source: &Path) -> Result<Snapshot, String> {
     let _ = schema_objects;
     // Hash the snapshot.
     let mut file = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot read the snapshot {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot read the snapshot {}: {e}", path.display()))?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot read the snapshot: {e}"))?
+        .map_err(|e| anyhow::anyhow!("cannot read the snapshot: {e}"))?
         .len();
     let pb = progress(len, "checksum");
     let mut hasher = Sha256::new();
@@ -281,7 +287,7 @@ fn snapshot(source: &Path) -> Result<Snapshot, String> {
     loop {
         let n = file
             .read(&mut buf)
-            .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot read the snapshot: {e}"))?;
         if n == 0 {
             break;
         }
@@ -304,15 +310,15 @@ fn snapshot(source: &Path) -> Result<Snapshot, String> {
     })
 }
 
-fn snapshot_error(source: &Path, e: rusqlite::Error) -> String {
+fn snapshot_error(source: &Path, e: rusqlite::Error) -> anyhow::Error {
     let text = e.to_string();
     if text.contains("malformed") || text.contains("corrupt") || text.contains("not a database") {
-        format!(
+        anyhow::anyhow!(
             "{} is damaged (SQLite says: {text}); nothing was uploaded",
             source.display()
         )
     } else {
-        format!("cannot copy {}: {text}", source.display())
+        anyhow::anyhow!("cannot copy {}: {text}", source.display())
     }
 }
 
@@ -320,18 +326,18 @@ fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-async fn import_database(file: &Path, name: &str, server: &Server) -> Result<(), String> {
+async fn import_database(file: &Path, name: &str, server: &Server) -> anyhow::Result<()> {
     let started = Instant::now();
     let source = file.to_owned();
     let snap = tokio::task::spawn_blocking(move || snapshot(&source))
         .await
-        .map_err(|e| format!("the snapshot failed: {e}"))??;
+        .map_err(|e| anyhow::anyhow!("the snapshot failed: {e}"))??;
     let snapshot_secs = started.elapsed().as_secs_f64();
     let upload_started = Instant::now();
     let pb = progress(snap.len, "upload");
     let reader = tokio::fs::File::open(&snap.path)
         .await
-        .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot read the snapshot: {e}"))?;
     let total = snap.len;
     let bar = pb.clone();
     let chunks = futures_util::stream::unfold((reader, 0u64), move |(mut f, sent)| {
@@ -356,32 +362,24 @@ async fn import_database(file: &Path, name: &str, server: &Server) -> Result<(),
         }
     });
     let body = BodyExt::boxed(StreamBody::new(chunks));
+    let content_length = snap.len.to_string();
+    let page_count = snap.page_count.to_string();
     let headers = [
-        ("content-type", "application/vnd.sqlite3".to_owned()),
-        ("content-length", snap.len.to_string()),
-        ("x-skylite-sha256", snap.sha256.clone()),
-        ("x-skylite-page-count", snap.page_count.to_string()),
+        ("content-type", "application/vnd.sqlite3"),
+        ("content-length", content_length.as_str()),
+        ("x-skylite-sha256", snap.sha256.as_str()),
+        ("x-skylite-page-count", page_count.as_str()),
     ];
-    let resp = server
-        .send(
+    let answer = server
+        .upload(
             Method::PUT,
             &format!("/v1/admin/databases/{name}/import"),
             &headers,
             body,
         )
         .await
-        .map_err(|e| format!("uploading {} failed: {e}", file.display()))?;
-    let status = resp.status();
-    let bytes = crate::remote::read_all(resp).await?;
+        .map_err(|e| anyhow::anyhow!("importing {} failed: {e}", file.display()))?;
     pb.finish_and_clear();
-    if !status.is_success() {
-        return Err(format!(
-            "importing {} failed: {}",
-            file.display(),
-            server.error_text(status, &bytes)
-        ));
-    }
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let upload_secs = upload_started.elapsed().as_secs_f64();
     let mb = snap.len as f64 / 1e6;
     println!(
@@ -443,7 +441,7 @@ async fn import_sql(
     name: &str,
     server: &Server,
     target: &Target,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let started = Instant::now();
     server
         .json(
@@ -452,11 +450,11 @@ async fn import_sql(
             Some(serde_json::json!({ "name": name })),
         )
         .await
-        .map_err(|e| format!("cannot create database `{name}`: {e}"))?;
+        .map_err(|e| e.doing(format_args!("cannot create database `{name}`")))?;
     let work = apply_dump(file, name, server, target);
     let outcome = tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     match outcome {
         Ok((statements, skipped)) => {
@@ -481,7 +479,10 @@ async fn import_sql(
                      with `skylite db destroy {name}`"
                 ),
             };
-            Err(format!("importing {} failed: {e}; {note}", file.display()))
+            Err(anyhow::anyhow!(
+                "importing {} failed: {e:#}; {note}",
+                file.display()
+            ))
         }
     }
 }
@@ -492,7 +493,7 @@ async fn apply_dump(
     name: &str,
     server: &Server,
     target: &Target,
-) -> Result<(u64, u64), String> {
+) -> anyhow::Result<(u64, u64)> {
     let mut config = skylite_client::Config::new(server.database_url(name))
         .request_timeout(Duration::from_secs(300));
     if let Some(t) = &target.token {
@@ -503,15 +504,15 @@ async fn apply_dump(
     }
     let client = skylite_client::Client::open(config)
         .await
-        .map_err(|e| format!("cannot connect to database `{name}`: {e}"))?;
+        .with_context(|| format!("cannot connect to database `{name}`"))?;
     let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let input =
-        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let input = std::fs::File::open(file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
     let mut reader = StatementReader::new(std::io::BufReader::with_capacity(256 * 1024, input));
     let tx = client
         .transaction_with(skylite_client::TransactionBehavior::Immediate)
         .await
-        .map_err(|e| format!("cannot start the transaction: {e}"))?;
+        .context("cannot start the transaction")?;
     let pb = progress(len, "import");
     let (mut applied, mut skipped) = (0u64, 0u64);
     let mut batch: Vec<String> = Vec::new();
@@ -521,7 +522,7 @@ async fn apply_dump(
         // Reading is blocking, but a file read of one statement is short.
         let next = reader
             .next_statement()
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let flush = match &next {
             None => !batch.is_empty(),
             Some(_) => batch.len() >= DUMP_BATCH_STATEMENTS || batch_bytes >= DUMP_BATCH_BYTES,
@@ -529,9 +530,9 @@ async fn apply_dump(
         if flush {
             let n = batch.len() as u64;
             let first_line = batch_line;
-            tx.batch(std::mem::take(&mut batch)).await.map_err(|e| {
-                format!("in the statements from line {first_line} of the dump: {e}")
-            })?;
+            tx.batch(std::mem::take(&mut batch))
+                .await
+                .with_context(|| format!("in the statements from line {first_line} of the dump"))?;
             applied += n;
             batch_bytes = 0;
             pb.set_position(reader.bytes_read());
@@ -539,7 +540,7 @@ async fn apply_dump(
         let Some(stmt) = next else { break };
         match classify(&stmt.sql) {
             Action::Skip => skipped += 1,
-            Action::Fail(why) => return Err(format!("line {}: {why}", stmt.line)),
+            Action::Fail(why) => return Err(anyhow::anyhow!("line {}: {why}", stmt.line)),
             Action::Run => {
                 if batch.is_empty() {
                     batch_line = stmt.line;
@@ -549,18 +550,16 @@ async fn apply_dump(
             }
         }
     }
-    tx.commit()
-        .await
-        .map_err(|e| format!("the final commit failed: {e}"))?;
+    tx.commit().await.context("the final commit failed")?;
     pb.finish_and_clear();
     Ok((applied, skipped))
 }
 
 /// `skylite db export NAME -o FILE`.
-pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> Result<(), String> {
+pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> anyhow::Result<()> {
     let server = Server::new(target)?;
     if output.exists() && !force {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} exists; pass --force to replace it",
             output.display()
         ));
@@ -569,7 +568,7 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
         let mut side = output.as_os_str().to_owned();
         side.push(suffix);
         if Path::new(&side).exists() {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "{} exists beside {}: it is a live database; export to another file",
                 Path::new(&side).display(),
                 output.display()
@@ -583,54 +582,35 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
     let tmp = tempfile::Builder::new()
         .prefix(".skylite-export-")
         .tempfile_in(&dir)
-        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
-    let resp = server
-        .send(
-            Method::GET,
-            &format!("/v1/admin/databases/{name}/export"),
-            &[],
-            empty_body(),
-        )
-        .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let bytes = crate::remote::read_all(resp).await?;
-        return Err(format!(
-            "cannot export `{name}`: {}",
-            server.error_text(status, &bytes)
-        ));
-    }
-    let expected: Option<u64> = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+        .map_err(|e| anyhow::anyhow!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    let mut body = server
+        .download(&format!("/v1/admin/databases/{name}/export"))
+        .await
+        .map_err(|e| e.doing(format_args!("cannot export `{name}`")))?;
+    let expected = body.content_length();
     let pb = progress(expected.unwrap_or(0), "export");
     let mut out = std::io::BufWriter::with_capacity(
         1024 * 1024,
         tmp.as_file()
             .try_clone()
-            .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?,
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.path().display()))?,
     );
-    let mut body = resp.into_body();
     let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| format!("the export of `{name}` broke off after {received} bytes: {e}"))?;
-        if let Ok(data) = frame.into_data() {
-            out.write_all(&data)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?;
-            received += data.len() as u64;
-            pb.set_position(received);
-        }
+    while let Some(data) = body.chunk().await.map_err(|e| {
+        anyhow::anyhow!("the export of `{name}` broke off after {received} bytes: {e}")
+    })? {
+        out.write_all(&data)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.path().display()))?;
+        received += data.len() as u64;
+        pb.set_position(received);
     }
     out.flush()
-        .map_err(|e| format!("cannot write {}: {e}", tmp.path().display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.path().display()))?;
     drop(out);
     pb.finish_and_clear();
     if let Some(n) = expected {
         if n != received {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "the export of `{name}` broke off: {received} of {n} bytes received"
             ));
         }
@@ -638,15 +618,17 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
     let mut head = [0u8; 16];
     std::fs::File::open(tmp.path())
         .and_then(|mut f| f.read_exact(&mut head))
-        .map_err(|_| format!("the server sent {received} bytes, not an SQLite database"))?;
+        .map_err(|_| anyhow::anyhow!("the server sent {received} bytes, not an SQLite database"))?;
     if &head != SQLITE_MAGIC {
-        return Err("the server's export is not an SQLite database".into());
+        return Err(anyhow::anyhow!(
+            "the server's export is not an SQLite database"
+        ));
     }
     tmp.as_file()
         .sync_all()
-        .map_err(|e| format!("cannot fsync {}: {e}", tmp.path().display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot fsync {}: {e}", tmp.path().display()))?;
     tmp.persist(output).map_err(|e| {
-        format!(
+        anyhow::anyhow!(
             "cannot move the export to {}: {}",
             output.display(),
             e.error
@@ -663,54 +645,38 @@ pub async fn export(name: &str, output: &Path, force: bool, target: &Target) -> 
 
 /// Streams the dump endpoint of database `name` into `out`. Fails if the dump breaks off.
 pub async fn dump_to(server: &Server, name: &str, out: &mut dyn Write) -> Result<u64, DumpFailure> {
-    let resp = server
-        .send(
-            Method::GET,
-            &format!("/v1/admin/databases/{name}/dump"),
-            &[],
-            empty_body(),
-        )
+    let mut body = server
+        .download(&format!("/v1/admin/databases/{name}/dump"))
         .await
-        .map_err(DumpFailure::Other)?;
-    let status = resp.status();
-    if !status.is_success() {
-        let bytes = crate::remote::read_all(resp)
-            .await
-            .map_err(DumpFailure::Other)?;
-        return Err(DumpFailure::Refused(
-            status.as_u16(),
-            format!(
-                "cannot dump `{name}`: {}",
-                server.error_text(status, &bytes)
-            ),
-        ));
-    }
-    let mut body = resp.into_body();
+        .map_err(|e| {
+            let e = e.doing(format_args!("cannot dump `{name}`"));
+            match e.status {
+                Some(status) => DumpFailure::Refused(status, e),
+                None => DumpFailure::Other(e.into()),
+            }
+        })?;
     let mut written = 0u64;
     let mut tail: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            DumpFailure::Other(format!(
-                "the dump of `{name}` broke off after {written} bytes: {e}"
-            ))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            out.write_all(&data)
-                .map_err(|e| DumpFailure::Other(format!("cannot write the dump: {e}")))?;
-            written += data.len() as u64;
-            tail.extend_from_slice(&data);
-            if tail.len() > 64 {
-                tail.drain(..tail.len() - 64);
-            }
+    while let Some(data) = body.chunk().await.map_err(|e| {
+        DumpFailure::Other(anyhow::anyhow!(
+            "the dump of `{name}` broke off after {written} bytes: {e}"
+        ))
+    })? {
+        out.write_all(&data)
+            .map_err(|e| DumpFailure::Other(anyhow::anyhow!("cannot write the dump: {e}")))?;
+        written += data.len() as u64;
+        tail.extend_from_slice(&data);
+        if tail.len() > 64 {
+            tail.drain(..tail.len() - 64);
         }
     }
     out.flush()
-        .map_err(|e| DumpFailure::Other(format!("cannot write the dump: {e}")))?;
+        .map_err(|e| DumpFailure::Other(anyhow::anyhow!("cannot write the dump: {e}")))?;
     if !String::from_utf8_lossy(&tail)
         .trim_end()
         .ends_with("COMMIT;")
     {
-        return Err(DumpFailure::Other(format!(
+        return Err(DumpFailure::Other(anyhow::anyhow!(
             "the dump of `{name}` is incomplete (it does not end with COMMIT;)"
         )));
     }
@@ -719,22 +685,24 @@ pub async fn dump_to(server: &Server, name: &str, out: &mut dyn Write) -> Result
 
 /// Why a dump through the endpoint failed.
 pub enum DumpFailure {
-    /// The server refused (HTTP status and message): a caller may fall back to SQL.
-    Refused(u16, String),
+    /// The server refused (HTTP status and the error): a caller may fall back to SQL.
+    Refused(u16, ServerError),
     /// Anything else.
-    Other(String),
+    Other(anyhow::Error),
 }
 
 impl DumpFailure {
-    pub fn message(self) -> String {
+    /// The failure as an error with its chain.
+    pub fn into_error(self) -> anyhow::Error {
         match self {
-            DumpFailure::Refused(_, m) | DumpFailure::Other(m) => m,
+            DumpFailure::Refused(_, e) => e.into(),
+            DumpFailure::Other(e) => e,
         }
     }
 }
 
 /// `skylite db dump NAME [-o FILE]`.
-pub async fn dump(name: &str, output: Option<&Path>, target: &Target) -> Result<(), String> {
+pub async fn dump(name: &str, output: Option<&Path>, target: &Target) -> anyhow::Result<()> {
     let server = Server::new(target)?;
     match output {
         None => {
@@ -742,7 +710,7 @@ pub async fn dump(name: &str, output: Option<&Path>, target: &Target) -> Result<
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
             dump_to(&server, name, &mut out)
                 .await
-                .map_err(DumpFailure::message)?;
+                .map_err(DumpFailure::into_error)?;
         }
         Some(path) => {
             let dir = match path.parent() {
@@ -752,18 +720,20 @@ pub async fn dump(name: &str, output: Option<&Path>, target: &Target) -> Result<
             let tmp = tempfile::Builder::new()
                 .prefix(".skylite-dump-")
                 .tempfile_in(&dir)
-                .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create a temporary file in {}: {e}", dir.display())
+                })?;
             let file = tmp
                 .as_file()
                 .try_clone()
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
             let n = dump_to(&server, name, &mut out)
                 .await
-                .map_err(DumpFailure::message)?;
+                .map_err(DumpFailure::into_error)?;
             drop(out);
             tmp.persist(path)
-                .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
             eprintln!("dumped `{name}` to {} ({})", path.display(), human_bytes(n));
         }
     }

@@ -235,10 +235,12 @@ fn ten_thousand_rows_and_twenty_threads() {
 
 #[tokio::test]
 async fn blocking_calls_inside_a_runtime_are_refused_not_panics() {
-    let err = Client::connect(&common::local_url(), "").unwrap_err();
+    // The first target: the local file, or the server in a remote-only build.
+    let (_, url, token) = common::targets().remove(0);
+    let err = Client::connect(&url, &token).unwrap_err();
     assert!(matches!(err, Error::InsideRuntime), "{err}");
     // A client made outside the runtime, used and dropped inside it.
-    let db = std::thread::spawn(|| Client::connect(&common::local_url(), "").unwrap())
+    let db = std::thread::spawn(move || Client::connect(&url, &token).unwrap())
         .join()
         .unwrap();
     let err = db.execute("SELECT 1", ()).unwrap_err();

@@ -27,7 +27,9 @@ async fn targets() -> Vec<(&'static str, Connection)> {
     for (name, url, token) in common::targets() {
         out.push((name, Connection::connect(&url, &token).await.unwrap()));
     }
-    out.push(("memory", Connection::connect(":memory:", "").await.unwrap()));
+    if cfg!(feature = "local") {
+        out.push(("memory", Connection::connect(":memory:", "").await.unwrap()));
+    }
     out
 }
 
@@ -154,6 +156,7 @@ async fn json_still_works_when_protobuf_is_off() {
     assert_eq!(db.uses_protobuf(), Some(false));
 }
 
+#[cfg(feature = "local")]
 #[tokio::test]
 async fn memory_databases_are_private() {
     let a = Connection::connect(":memory:", "").await.unwrap();
@@ -264,14 +267,17 @@ async fn query_stream_inside_a_transaction_and_dropped_early() {
     drop(rows);
     db.execute("SELECT 1", ()).await.unwrap();
     // A local file streams too (produced whole).
-    let local = Connection::connect(":memory:", "").await.unwrap();
-    let mut rows = local
-        .query_stream(Statement::new("VALUES (1), (2)"))
-        .await
-        .unwrap();
-    assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(1)]);
-    assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(2)]);
-    assert!(rows.next().await.is_none());
+    #[cfg(feature = "local")]
+    {
+        let local = Connection::connect(":memory:", "").await.unwrap();
+        let mut rows = local
+            .query_stream(Statement::new("VALUES (1), (2)"))
+            .await
+            .unwrap();
+        assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(1)]);
+        assert_eq!(rows.next().await.unwrap().unwrap(), vec![Value::Integer(2)]);
+        assert!(rows.next().await.is_none());
+    }
 }
 
 #[tokio::test]

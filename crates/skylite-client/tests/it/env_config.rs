@@ -7,7 +7,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::io::Write;
 
-use skylite_client::{Client, Config, Error};
+use skylite_client::{Config, Error};
 
 fn dotenv(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -114,6 +114,12 @@ fn a_client_connects_from_a_dotenv_file_and_the_process_env_wins() {
     let e = db.execute("SELECT 1", ()).unwrap_err();
     assert_eq!(e.http_status(), Some(401), "{e}");
     // A local file from the environment works the same way.
+    #[cfg(feature = "local")]
+    local_file_from_env();
+}
+
+#[cfg(feature = "local")]
+fn local_file_from_env() {
     let dir = tempfile::tempdir().unwrap();
     let local = dotenv(&format!(
         "SKYLITE_URL=file:{}\n",
@@ -124,7 +130,7 @@ fn a_client_connects_from_a_dotenv_file_and_the_process_env_wins() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let db = Client::open(Config::from_env_file(local.path()).unwrap())
+        let db = skylite_client::Client::open(Config::from_env_file(local.path()).unwrap())
             .await
             .unwrap();
         assert!(!db.is_remote());

@@ -1,8 +1,12 @@
-//! `skylite bench`: measures a real `skylite serve` over Hrana over HTTP and Hrana over
+//! `skylite-bench` (also run as `skylite bench`): measures a real `skylite serve` over Hrana over HTTP and Hrana over
 //! WebSocket and, in the same run, the same engine called in-process, so the ratio of each
 //! transport to the in-process figure is the cost of the network, the protocol and JSON.
 //! The server runs as users run it, with authentication on (every HTTP request and every
 //! WebSocket `hello` carries a token minted for the run); `--no-auth` measures without.
+//!
+//! It is its own crate and binary, outside the workspace's default members, so the server
+//! binary does not ship the load generator; `skylite bench` runs this binary when it sits next
+//! to `skylite`.
 //!
 //! This file owns the command line, the order of the run and the report. The pieces:
 //! - [`workload`]: the requests (point reads, single-row inserts, batches of 100 inserts) and
@@ -75,6 +79,41 @@ impl Transport {
     }
 }
 
+/// The command line: `skylite-bench [OPTIONS]` (the same options as `skylite bench`).
+#[derive(clap::Parser)]
+#[command(
+    name = "skylite-bench",
+    version,
+    about = "Load a skylite server over HTTP and WebSocket and the same engine in-process, and \
+             print the figures"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Benchmark options.
 ///
 /// Each workload runs at each concurrency for `--duration-secs`, over each transport against a
@@ -108,7 +147,7 @@ pub struct BenchArgs {
     /// WebSocket). The in-process baseline runs once per cell whatever this says.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "http,ws")]
     transports: Vec<Transport>,
-    /// The skylite binary to start as the server (default: this executable).
+    /// The skylite binary to start as the server (default: `skylite` next to this executable).
     #[arg(long)]
     server_bin: Option<PathBuf>,
     /// Pin the server process to this CPU (`taskset -c N`; ignored with a warning if taskset
@@ -189,12 +228,11 @@ struct Row {
 }
 
 /// Runs the benchmark.
-pub async fn run(args: BenchArgs) -> Result<(), String> {
+async fn run(args: BenchArgs) -> Result<(), String> {
     let plan = Plan::from_args(&args)?;
     let binary = match &args.server_bin {
         Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot find this executable (use --server-bin): {e}"))?,
+        None => default_server_bin()?,
     };
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     // Declared before the server so that it is removed after the server is killed.
@@ -397,6 +435,23 @@ fn print_report(table: &[Row], plan: &Plan, pinned: Option<usize>, scratch: &Scr
         skylite_engine::sqlite_version(),
         scratch.path().display()
     );
+}
+
+/// The `skylite` binary next to this executable (cargo builds both into the same folder).
+fn default_server_bin() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this executable (use --server-bin): {e}"))?;
+    let name = format!("skylite{}", std::env::consts::EXE_SUFFIX);
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no server binary at {} (build it with `cargo build --release -p skylite`, or pass \
+             --server-bin PATH)",
+            path.display()
+        ))
+    }
 }
 
 /// This process's command line, quoted for a POSIX shell where needed.
