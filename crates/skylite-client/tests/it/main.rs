@@ -4,8 +4,10 @@
 
 mod common;
 
+mod admin;
 mod async_client;
 mod blocking_client;
 mod connection;
 mod env_config;
+mod features;
 mod remote;

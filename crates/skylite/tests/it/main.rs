@@ -6,6 +6,7 @@ mod common;
 
 mod db_cli;
 mod durability;
+mod exit_codes;
 mod migrate_guide;
 mod restart;
 mod token_cli;

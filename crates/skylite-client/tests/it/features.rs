@@ -1,7 +1,7 @@
 //! The client's features: a build without `local` (remote only, no libSQL C) refuses local
 //! URLs with a configuration error that names the feature, and still reaches servers.
 
-mod common;
+use crate::common;
 
 #[cfg(not(feature = "local"))]
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! a streamed upload and streamed downloads on a real server, the server's refusals as typed
 //! errors, https with a custom CA, and the database path dropped from a database URL.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
