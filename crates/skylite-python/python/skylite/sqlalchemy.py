@@ -10,10 +10,12 @@ Query parameters: ``secure=true|false`` (TLS; default true except for loopback h
 ``protobuf=false`` (force JSON). Without a host the database is a local file
 (``sqlite+skylite:///app.db``) or, empty, a private ``:memory:`` database.
 
-The dialects are SQLAlchemy's SQLite dialect (pysqlite flavour) with the driver swapped; what
-needs ``create_function`` (SQLAlchemy's Python ``regexp`` and ``floor``) is not registered, and
-the isolation level is not probed with ``PRAGMA read_uncommitted`` (so read-only tokens
-connect).
+The dialects are SQLAlchemy's SQLite dialect (pysqlite flavour) with the driver swapped. The
+``regexp`` and ``floor`` that SQLAlchemy registers with ``create_function`` on stdlib sqlite3 come
+from the engine instead (skylite registers ``regexp`` and SQLite's math functions on every
+connection, server and local file alike; patterns are the Rust ``regex`` crate's syntax, which
+has no backreferences or lookaround). The isolation level is not probed with
+``PRAGMA read_uncommitted`` (so read-only tokens connect).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class SkyliteDialect(SQLiteDialect_pysqlite):
         return connect_args_for(url)
 
     def on_connect(self):
-        # No create_function over the network: regexp() and floor() are the server's business.
+        # No create_function over the network: the engine provides regexp() and floor().
         return None
 
     def get_isolation_level(self, dbapi_connection):
