@@ -21,6 +21,7 @@ has no backreferences or lookaround). The isolation level is not probed with
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 
 from sqlalchemy import pool
@@ -142,6 +143,7 @@ class _AsyncCursor:
     def __init__(self, adapt_connection, stream=False):
         self._adapt_connection = adapt_connection
         self._cursor = adapt_connection._connection.cursor(stream=stream)
+        self._rows = None  # a large result, prefetched by execute (see _prefetch)
 
     @property
     def description(self):
@@ -165,30 +167,50 @@ class _AsyncCursor:
 
     def execute(self, operation, parameters=None):
         _await(self._cursor.execute(operation, parameters))
+        self._prefetch()
         return self
 
     def executemany(self, operation, seq_of_parameters):
         _await(self._cursor.executemany(operation, seq_of_parameters))
+        self._rows = None
         return self
 
+    def _prefetch(self):
+        """A large buffered result becomes rows here, inside the await (SQLAlchemy fetches
+        outside of it): a slice at a time, other tasks running in between."""
+        remaining = getattr(self._cursor._result, "remaining", None)
+        if remaining is not None and remaining() > self._cursor.SLICE:
+            self._rows = collections.deque(_await(self._cursor.fetchall()))
+        else:
+            self._rows = None
+
     def fetchone(self):
+        if self._rows is not None:
+            return self._rows.popleft() if self._rows else None
         return self._cursor.fetchone_now()
 
     def fetchmany(self, size=None):
+        if self._rows is not None:
+            n = self._cursor.arraysize if size is None else size
+            return [self._rows.popleft() for _ in range(min(n, len(self._rows)))]
         return self._cursor.fetchmany_now(size)
 
     def fetchall(self):
+        if self._rows is not None:
+            rows, self._rows = list(self._rows), collections.deque()
+            return rows
         return self._cursor.fetchall_now()
 
     def __iter__(self):
         while True:
-            row = self._cursor.fetchone_now()
+            row = self.fetchone()
             if row is None:
                 return
             yield row
 
     def close(self):
         self._cursor._result = None
+        self._rows = None
 
     async def _async_soft_close(self):
         # Rows are already in memory (they arrive with execute): nothing to release early.
