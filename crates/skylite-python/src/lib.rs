@@ -403,22 +403,24 @@ impl ResultSet {
     }
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
+/// A value as a Python object (cannot fail: every conversion here is infallible).
+fn value_to_py<'py>(py: Python<'py>, v: Value) -> Bound<'py, PyAny> {
+    match v {
         Value::Null => py.None().into_bound(py),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        Value::Integer(i) => match i.into_pyobject(py) {
+            Ok(int) => int.into_any(),
+            Err(never) => match never {},
+        },
         Value::Float(f) => PyFloat::new(py, f).into_any(),
         Value::Text(s) => PyString::new(py, &s).into_any(),
         Value::Blob(b) => PyBytes::new(py, &b).into_any(),
-    })
+    }
 }
 
+/// A row as a tuple, built straight from the values (no intermediate vector: this runs once
+/// per row of every result).
 fn row_to_py<'py>(py: Python<'py>, row: Vec<Value>) -> PyResult<Bound<'py, PyTuple>> {
-    let items = row
-        .into_iter()
-        .map(|v| value_to_py(py, v))
-        .collect::<PyResult<Vec<_>>>()?;
-    PyTuple::new(py, items)
+    PyTuple::new(py, row.into_iter().map(|v| value_to_py(py, v)))
 }
 
 #[pymethods]

@@ -392,7 +392,8 @@ class Streamed:
     async def _afill(self, n):
         import asyncio
 
-        n = self._want(n)
+        # At most CHUNK rows per await: they become tuples on the event loop's thread.
+        n = min(self._want(n), self.CHUNK)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._rc.fetchmany_async(waker(loop), future, n)
