@@ -34,6 +34,7 @@ AGAIN = []
 ROUNDS = 3
 METRICS = [
     ("point reads, 1 thread", "reads/s"),
+    ("point read median latency, interleaved (ms)", "ms"),
     ("point reads, 8 threads", "reads/s"),
     ("point reads, 64 asyncio tasks", "reads/s"),
     ("executemany 10,000 rows", "rows/s"),
@@ -50,7 +51,7 @@ DRIVERS = ["skylite", "libsql 0.1.11", "libsql-client 0.3.1", "sqlite3 (file)"]
 def record(metric, driver, value):
     """Keeps the best of repeated measurements (lag: the lowest)."""
     row = RESULTS.setdefault(metric, {})
-    best = min if metric.startswith("loop lag") else max
+    best = min if metric.endswith("(ms)") else max
     row[driver] = value if driver not in row else best(row[driver], value)
     print(f"  {driver:<20} {metric:<34} {value:>12,.2f}", flush=True)
 
@@ -364,18 +365,46 @@ def bench_sqlite3():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def interleaved_latency(url, token):
+    """Median latency of one point read, the drivers taking turns in 200-read stints over the
+    same stretch of time: the fairest 1-thread comparison on a machine whose load moves."""
+    cursors = []
+    try:
+        import skylite
+
+        cursors.append(("skylite", skylite.connect(url, auth_token=token).cursor()))
+    except Exception as e:
+        print(f"  skylite: {e}")
+    try:
+        import libsql
+
+        cursors.append(("libsql 0.1.11", libsql.connect(url, auth_token=token or "").cursor()))
+    except Exception as e:
+        print(f"  libsql 0.1.11: {e}")
+    latencies = {name: [] for name, _ in cursors}
+    for _ in range(10):
+        for name, cur in cursors:
+            for i in range(200):
+                start = time.perf_counter()
+                cur.execute("SELECT a FROM bench WHERE id = ?", (i + 1,))
+                cur.fetchone()
+                latencies[name].append(time.perf_counter() - start)
+    for name, xs in latencies.items():
+        record("point read median latency, interleaved (ms)", name, statistics.median(xs) * 1000)
+
+
 def table():
     width = 20
     print()
     print(f"best of {ROUNDS} rounds for point reads; higher is better except loop lag")
-    print(f"{'':<34}" + "".join(f"{d:>{width + 2}}" for d in DRIVERS))
+    print(f"{'':<46}" + "".join(f"{d:>{width + 2}}" for d in DRIVERS))
     for metric, _unit in METRICS:
         row = RESULTS.get(metric, {})
         cells = []
         for d in DRIVERS:
             v = row.get(d)
             cells.append(f"{'-' if v is None else f'{v:,.2f}' if v < 100 else f'{v:,.0f}':>{width + 2}}")
-        print(f"{metric:<34}" + "".join(cells))
+        print(f"{metric:<46}" + "".join(cells))
     print()
 
     def get(metric, driver):
@@ -391,6 +420,9 @@ def table():
     print("targets")
     ratio("skylite 1-thread reads / libsql 0.1.11", get("point reads, 1 thread", "skylite"),
           get("point reads, 1 thread", "libsql 0.1.11"), 3)
+    ratio("  the same by median latency, interleaved (libsql / skylite)",
+          get("point read median latency, interleaved (ms)", "libsql 0.1.11"),
+          get("point read median latency, interleaved (ms)", "skylite"), 3)
     ratio("skylite 64 tasks / libsql-client 64 tasks",
           get("point reads, 64 asyncio tasks", "skylite"),
           get("point reads, 64 asyncio tasks", "libsql-client 0.3.1"), 2)
@@ -417,6 +449,8 @@ if __name__ == "__main__":
     bench_libsql(server, auth)
     bench_libsql_client(server, auth)
     bench_sqlite3()
+    print("point read latency, skylite and libsql taking turns", flush=True)
+    interleaved_latency(server, auth)
     for round_ in range(2, ROUNDS + 1):
         print(f"point reads, round {round_} of {ROUNDS}", flush=True)
         for measure in AGAIN:
