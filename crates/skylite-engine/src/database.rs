@@ -313,5 +313,7 @@ fn open_sqlite(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
+    // REGEXP and the math functions this libSQL build lacks (server and local files alike).
+    crate::sql_functions::register(&conn)?;
     Ok(conn)
 }

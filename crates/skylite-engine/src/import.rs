@@ -155,6 +155,8 @@ pub fn check_and_prepare(
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.execute_batch("PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON")?;
+        // CHECK constraints may use REGEXP or math functions; the check evaluates them.
+        crate::sql_functions::register(&conn)?;
         Ok(())
     };
     setup().map_err(|e| sqlite_error("cannot set up the check", e))?;

@@ -21,6 +21,7 @@ pub mod fs_durable;
 pub mod import;
 pub mod maintenance;
 pub mod session;
+pub mod sql_functions;
 pub mod sql_text;
 pub mod workers;
 pub(crate) mod write_lock;

@@ -19,6 +19,8 @@ fn open(path: &Path) -> Result<Connection, ExecError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| ExecError::from_sqlite(&e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| ExecError::from_sqlite(&e))?;
+    // quick_check evaluates CHECK constraints, which may use REGEXP or math functions.
+    crate::sql_functions::register(&conn).map_err(|e| ExecError::from_sqlite(&e))?;
     Ok(conn)
 }
 

@@ -4,8 +4,10 @@
 //!
 //! Every request runs on one tokio runtime owned by this module. The blocking methods release
 //! the GIL while they wait (network and decoding happen without it); the `*_async` methods
-//! return at once and complete an asyncio future through `loop.call_soon_threadsafe` when the
-//! request is done. A cancelled Python await never cancels the Rust request: it completes in the
+//! return at once, and when the request is done its outcome goes, without the GIL, into the
+//! event loop's [`LoopWaker`] queue, whose socket wakes the loop; the loop turns outcomes into
+//! Python objects and completes the futures on its own thread (an I/O thread never waits for
+//! the GIL, which a busy event loop would hold for up to the interpreter's switch interval). A cancelled Python await never cancels the Rust request: it completes in the
 //! background, so the stream stays consistent (skylite_client's cancellation rule).
 //!
 //! Errors are built by a Python factory registered at import (`_set_error_factory`), so they
@@ -61,40 +63,112 @@ struct Hooks {
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
 
-/// Set by the package's `atexit` hook: from then on no I/O thread attaches to the interpreter
-/// (a thread attaching while Python finalizes aborts the process).
+/// Set by the package's `atexit` hook: from then on outcomes that no event loop will drain are
+/// leaked rather than dropped (dropping a Python object needs a live interpreter).
 static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// I/O threads inside the interpreter right now (completing an asyncio future).
-static IN_PYTHON: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// The `atexit` hook: no I/O thread enters the interpreter from now on, and those inside are
-/// waited for (at most 2 s, without the GIL), because a thread still inside once Python
-/// finalizes (its `call_soon_threadsafe` releases the GIL while it writes to the loop's pipe)
-/// aborts the process.
+/// The `atexit` hook (see [`SHUTTING_DOWN`]).
 #[pyfunction]
-fn _shutdown(py: Python<'_>) {
-    use std::sync::atomic::Ordering;
-    SHUTTING_DOWN.store(true, Ordering::SeqCst);
-    py.detach(|| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while IN_PYTHON.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
+fn _shutdown() {
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Runs `f` attached to the interpreter unless it is shutting down (then `None`).
-fn attach_unless_exiting<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> Option<T> {
-    use std::sync::atomic::Ordering;
-    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
-    let out = if SHUTTING_DOWN.load(Ordering::SeqCst) {
-        None
-    } else {
-        Some(Python::attach(f))
-    };
-    IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
-    out
+/// One asyncio request's future and its outcome, waiting for the loop to take it.
+type Completion = (Py<PyAny>, Result<Done, Error>);
+
+/// The completion queue of one event loop: I/O threads push outcomes without the GIL and wake
+/// the loop through a socket pair; the loop watches the read end (`loop.add_reader(fileno(),
+/// drain)`) and completes the futures on its own thread. One per event loop (the package keeps
+/// them in `_common.waker`).
+#[pyclass(module = "skylite._skylite")]
+struct LoopWaker {
+    inner: Arc<Completions>,
+}
+
+struct Completions {
+    queue: Mutex<Vec<Completion>>,
+    reader: std::os::unix::net::UnixStream,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl Completions {
+    /// Queues an outcome (any thread, no GIL). Only the push that finds the queue empty writes
+    /// a byte: the loop drains everything queued when it wakes, so the socket never fills.
+    fn push(&self, future: Py<PyAny>, outcome: Result<Done, Error>) {
+        use std::io::Write;
+        let was_empty = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let was_empty = queue.is_empty();
+            queue.push((future, outcome));
+            was_empty
+        };
+        if was_empty {
+            // A full socket (WouldBlock) already holds a wake-up byte.
+            let _ = (&self.writer).write(&[1]);
+        }
+    }
+}
+
+impl Drop for Completions {
+    fn drop(&mut self) {
+        let left = std::mem::take(self.queue.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if SHUTTING_DOWN.load(std::sync::atomic::Ordering::SeqCst) {
+            // Python objects must not be touched while the interpreter finalizes.
+            std::mem::forget(left);
+        }
+    }
+}
+
+#[pymethods]
+impl LoopWaker {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot create a socket pair: {e}")))?;
+        for end in [&reader, &writer] {
+            end.set_nonblocking(true)
+                .map_err(|e| PyRuntimeError::new_err(format!("socket pair: {e}")))?;
+        }
+        Ok(LoopWaker {
+            inner: Arc::new(Completions {
+                queue: Mutex::new(Vec::new()),
+                reader,
+                writer,
+            }),
+        })
+    }
+
+    /// The descriptor the event loop watches.
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.inner.reader.as_raw_fd()
+    }
+
+    /// Completes every queued future (on the event loop's thread). Rows of a buffered result
+    /// stay Rust values here; they become tuples as they are fetched.
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        // Consume the wake-up bytes first, then take the queue: a push after the take writes
+        // a new byte, so nothing is left without a wake-up.
+        while matches!((&self.inner.reader).read(&mut buf), Ok(n) if n > 0) {}
+        let items =
+            std::mem::take(&mut *self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let complete = hooks()?;
+        for (future, outcome) in items {
+            let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
+                Ok(done) => match done.into_py(py) {
+                    Ok(o) => (o, py.None()),
+                    Err(e) => (py.None(), e.into_value(py).into_any()),
+                },
+                Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
+            };
+            if let Err(e) = complete.complete.call1(py, (future, result, error)) {
+                e.write_unraisable(py, None);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[pyfunction]
@@ -295,39 +369,12 @@ fn behavior(name: &str) -> PyResult<TransactionBehavior> {
 struct ResultSet {
     columns: Vec<String>,
     decltypes: Vec<Option<String>>,
-    /// Rows already turned into tuples (asyncio: off the event loop, see
-    /// [`ResultSet::convert_in_chunks`]); handed out before `rows`.
-    converted: std::collections::VecDeque<Py<PyTuple>>,
     rows: std::vec::IntoIter<Vec<Value>>,
     rows_affected: u64,
     last_insert_rowid: Option<i64>,
 }
 
-/// Rows converted per attach by [`ResultSet::convert_in_chunks`].
-const CONVERT_CHUNK: usize = 512;
-
 impl ResultSet {
-    /// Turns the rows into tuples on this (I/O) thread, a chunk per attach, so the event loop
-    /// can run between chunks instead of converting a large result in one go. Returns false if
-    /// the interpreter is exiting.
-    fn convert_in_chunks(&mut self) -> bool {
-        while self.rows.len() > 0 {
-            let converted = attach_unless_exiting(|py| -> PyResult<()> {
-                for r in self.rows.by_ref().take(CONVERT_CHUNK) {
-                    self.converted.push_back(row_to_py(py, r)?.unbind());
-                }
-                Ok(())
-            });
-            match converted {
-                None => return false,
-                // A conversion error surfaces again (and is raised) at fetch time.
-                Some(Err(_)) => return true,
-                Some(Ok(())) => {}
-            }
-        }
-        true
-    }
-
     fn from_rows(rows: Rows) -> ResultSet {
         let columns = rows.columns().to_vec();
         let decltypes = rows.column_types().to_vec();
@@ -337,7 +384,6 @@ impl ResultSet {
         ResultSet {
             columns,
             decltypes,
-            converted: Default::default(),
             rows: values.into_iter(),
             rows_affected,
             last_insert_rowid,
@@ -350,7 +396,6 @@ impl ResultSet {
         ResultSet {
             columns: Vec::new(),
             decltypes: Vec::new(),
-            converted: Default::default(),
             rows: Vec::new().into_iter(),
             rows_affected,
             last_insert_rowid,
@@ -358,22 +403,24 @@ impl ResultSet {
     }
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
+/// A value as a Python object (cannot fail: every conversion here is infallible).
+fn value_to_py<'py>(py: Python<'py>, v: Value) -> Bound<'py, PyAny> {
+    match v {
         Value::Null => py.None().into_bound(py),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        Value::Integer(i) => match i.into_pyobject(py) {
+            Ok(int) => int.into_any(),
+            Err(never) => match never {},
+        },
         Value::Float(f) => PyFloat::new(py, f).into_any(),
         Value::Text(s) => PyString::new(py, &s).into_any(),
         Value::Blob(b) => PyBytes::new(py, &b).into_any(),
-    })
+    }
 }
 
+/// A row as a tuple, built straight from the values (no intermediate vector: this runs once
+/// per row of every result).
 fn row_to_py<'py>(py: Python<'py>, row: Vec<Value>) -> PyResult<Bound<'py, PyTuple>> {
-    let items = row
-        .into_iter()
-        .map(|v| value_to_py(py, v))
-        .collect::<PyResult<Vec<_>>>()?;
-    PyTuple::new(py, items)
+    PyTuple::new(py, row.into_iter().map(|v| value_to_py(py, v)))
 }
 
 #[pymethods]
@@ -402,28 +449,22 @@ impl ResultSet {
 
     /// Rows not fetched yet.
     fn remaining(&self) -> usize {
-        self.converted.len() + self.rows.len()
+        self.rows.len()
     }
 
     /// The next row as a tuple, or `None`.
     fn fetchone<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        if let Some(t) = self.converted.pop_front() {
-            return Ok(Some(t.into_bound(py)));
-        }
         self.rows.next().map(|r| row_to_py(py, r)).transpose()
     }
 
     /// Up to `n` rows as a list of tuples.
     fn fetchmany<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        let ready = n.min(self.converted.len());
-        let mut rows: Vec<Bound<'py, PyTuple>> = self
-            .converted
-            .drain(..ready)
-            .map(|t| t.into_bound(py))
-            .collect();
-        for r in self.rows.by_ref().take(n - ready) {
-            rows.push(row_to_py(py, r)?);
-        }
+        let rows = self
+            .rows
+            .by_ref()
+            .take(n)
+            .map(|r| row_to_py(py, r))
+            .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, rows)
     }
 
@@ -441,6 +482,8 @@ enum Done {
     Rows(Vec<Vec<Value>>),
     Flag(bool),
     Unit,
+    /// A connection opened by `connect_async`.
+    Opened(Conn),
 }
 
 impl Done {
@@ -460,6 +503,7 @@ impl Done {
                 .into_any()
                 .unbind(),
             Done::Unit => py.None(),
+            Done::Opened(conn) => Py::new(py, conn)?.into_any(),
         })
     }
 }
@@ -514,69 +558,36 @@ impl RowCursor {
     }
 
     /// [`RowCursor::fetchmany`] for asyncio.
-    fn fetchmany_async(&self, loop_: Py<PyAny>, future: Py<PyAny>, n: usize) -> PyResult<()> {
+    fn fetchmany_async(
+        &self,
+        waker: PyRef<'_, LoopWaker>,
+        future: Py<PyAny>,
+        n: usize,
+    ) -> PyResult<()> {
         let rows = self.rows.clone();
-        submit_on(&self.rt, loop_, future, async move {
+        submit_on(&self.rt, &waker, future, async move {
             take_rows(rows, n).await.map(Done::Rows)
         })
     }
 }
 
-/// Spawns `work` on `rt`; when it is done, `complete(future, result, error)` runs on `loop_`.
+/// Spawns `work` on `rt`; its outcome goes to `waker`'s loop, which completes `future`.
 fn submit_on<F>(
     rt: &tokio::runtime::Runtime,
-    loop_: Py<PyAny>,
+    waker: &LoopWaker,
     future: Py<PyAny>,
     work: F,
 ) -> PyResult<()>
 where
     F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
 {
-    let complete = hooks()?;
+    hooks()?;
+    let completions = waker.inner.clone();
     rt.spawn(async move {
         let outcome = work.await;
-        complete_on_loop(complete, loop_, future, outcome);
+        completions.push(future, outcome);
     });
     Ok(())
-}
-
-/// Hands `outcome` to the event loop: `complete(future, result, error)` via
-/// `loop.call_soon_threadsafe`.
-fn complete_on_loop(
-    complete: &'static Hooks,
-    loop_: Py<PyAny>,
-    future: Py<PyAny>,
-    outcome: Result<Done, Error>,
-) {
-    let mut outcome = outcome;
-    if let Ok(Done::Result(rs)) = &mut outcome {
-        if rs.rows.len() > CONVERT_CHUNK && !rs.convert_in_chunks() {
-            std::mem::forget((loop_, future, outcome));
-            return;
-        }
-    }
-    let mut pending = Some((loop_, future, outcome));
-    let done = attach_unless_exiting(|py| {
-        let Some((loop_, future, outcome)) = pending.take() else {
-            return;
-        };
-        let (result, error): (Py<PyAny>, Py<PyAny>) = match outcome {
-            Ok(done) => match done.into_py(py) {
-                Ok(o) => (o, py.None()),
-                Err(e) => (py.None(), e.into_value(py).into_any()),
-            },
-            Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
-        };
-        let args = (complete.complete.clone_ref(py), future, result, error);
-        if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
-            // The loop is closed: nobody waits any more.
-            e.write_unraisable(py, None);
-        }
-    });
-    if done.is_none() {
-        // The interpreter is exiting: nobody waits, and Python objects must not be touched.
-        std::mem::forget(pending);
-    }
 }
 
 /// One queued operation of a connection.
@@ -649,18 +660,17 @@ impl Conn {
             .map_err(|_| PyRuntimeError::new_err("the connection's operation queue stopped"))
     }
 
-    /// Spawns `work`; when it is done, `complete(future, result, error)` runs on `loop_`.
-    fn submit<F>(&self, loop_: Py<PyAny>, future: Py<PyAny>, work: F) -> PyResult<()>
+    /// Queues `work`; its outcome goes to `waker`'s loop, which completes `future`.
+    fn submit<F>(&self, waker: &LoopWaker, future: Py<PyAny>, work: F) -> PyResult<()>
     where
         F: std::future::Future<Output = Result<Done, Error>> + Send + 'static,
     {
         self.check_pid()?;
-        let complete = hooks()?;
-        let handle = self.rt.handle().clone();
+        hooks()?;
+        let completions = waker.inner.clone();
         self.enqueue(async move {
             let outcome = work.await;
-            // Completing needs the GIL: not on the queue's time.
-            handle.spawn(async move { complete_on_loop(complete, loop_, future, outcome) });
+            completions.push(future, outcome);
         })
     }
 }
@@ -714,11 +724,11 @@ impl Conn {
         .into_py(py)
     }
 
-    /// Executes one statement; completes `future` on `loop_`.
-    #[pyo3(signature = (loop_, future, sql, params=None, begin=None))]
+    /// Executes one statement; completes `future` through `waker`'s loop.
+    #[pyo3(signature = (waker, future, sql, params=None, begin=None))]
     fn execute_async(
         &self,
-        loop_: Py<PyAny>,
+        waker: PyRef<'_, LoopWaker>,
         future: Py<PyAny>,
         sql: String,
         params: Option<&Bound<'_, PyAny>>,
@@ -726,7 +736,7 @@ impl Conn {
     ) -> PyResult<()> {
         let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             begin_unless_open(&conn, begin).await?;
             conn.execute_statement(stmt).await.map(done_result)
         })
@@ -752,10 +762,10 @@ impl Conn {
     }
 
     /// [`Conn::query_stream`] for asyncio.
-    #[pyo3(signature = (loop_, future, sql, params=None, begin=None))]
+    #[pyo3(signature = (waker, future, sql, params=None, begin=None))]
     fn query_stream_async(
         &self,
-        loop_: Py<PyAny>,
+        waker: PyRef<'_, LoopWaker>,
         future: Py<PyAny>,
         sql: String,
         params: Option<&Bound<'_, PyAny>>,
@@ -764,7 +774,7 @@ impl Conn {
         let (stmt, begin) = statement(sql, params, begin)?;
         let conn = self.inner.clone();
         let rt = self.rt.clone();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             begin_unless_open(&conn, begin).await?;
             conn.query_stream(stmt).await.map(|s| stream_done(s, rt))
         })
@@ -793,10 +803,10 @@ impl Conn {
     }
 
     /// [`Conn::execute_many`] for asyncio.
-    #[pyo3(signature = (loop_, future, sql, seq, begin=None))]
+    #[pyo3(signature = (waker, future, sql, seq, begin=None))]
     fn execute_many_async(
         &self,
-        loop_: Py<PyAny>,
+        waker: PyRef<'_, LoopWaker>,
         future: Py<PyAny>,
         sql: String,
         seq: &Bound<'_, PyAny>,
@@ -805,7 +815,7 @@ impl Conn {
         let stmts = many(&sql, seq)?;
         let begin = begin.map(behavior).transpose()?;
         let conn = self.inner.clone();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             begin_unless_open(&conn, begin).await?;
             conn.execute_batch(stmts)
                 .await
@@ -825,12 +835,12 @@ impl Conn {
     /// [`Conn::execute_script`] for asyncio.
     fn execute_script_async(
         &self,
-        loop_: Py<PyAny>,
+        waker: PyRef<'_, LoopWaker>,
         future: Py<PyAny>,
         sql: String,
     ) -> PyResult<()> {
         let conn = self.inner.clone();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             conn.execute_multiple(&sql).await.map(|()| Done::Unit)
         })
     }
@@ -863,10 +873,10 @@ impl Conn {
 
     /// `"commit"`, `"rollback"`, or `"rollback_if_open"` (completes with whether a
     /// transaction was open and rolled back: the clean-up after a cancelled await) for asyncio.
-    fn end_async(&self, loop_: Py<PyAny>, future: Py<PyAny>, how: &str) -> PyResult<()> {
+    fn end_async(&self, waker: PyRef<'_, LoopWaker>, future: Py<PyAny>, how: &str) -> PyResult<()> {
         let conn = self.inner.clone();
         let how = how.to_owned();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             match how.as_str() {
                 "commit" => conn.commit().await.map(|()| Done::Unit),
                 "rollback_if_open" => {
@@ -900,9 +910,9 @@ impl Conn {
     }
 
     /// `close` for asyncio.
-    fn close_async(&self, loop_: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+    fn close_async(&self, waker: PyRef<'_, LoopWaker>, future: Py<PyAny>) -> PyResult<()> {
         let conn = self.inner.clone();
-        self.submit(loop_, future, async move {
+        self.submit(&waker, future, async move {
             conn.close().await.map(|()| Done::Unit)
         })
     }
@@ -995,9 +1005,9 @@ fn connect(
 
 /// [`connect`] for asyncio: completes `future` with a `Conn`.
 #[pyfunction]
-#[pyo3(signature = (loop_, future, url=None, auth_token=None, timeout=None, protobuf=true))]
+#[pyo3(signature = (waker, future, url=None, auth_token=None, timeout=None, protobuf=true))]
 fn connect_async(
-    loop_: Py<PyAny>,
+    waker: PyRef<'_, LoopWaker>,
     future: Py<PyAny>,
     url: Option<String>,
     auth_token: Option<String>,
@@ -1005,43 +1015,16 @@ fn connect_async(
     protobuf: bool,
 ) -> PyResult<()> {
     let rt = runtime()?;
-    let complete = hooks()?;
     let rt2 = rt.clone();
-    rt.spawn(async move {
-        let opened = match config(url, auth_token, timeout, protobuf) {
-            Ok(c) => Connection::open(c).await,
-            Err(e) => Err(e),
-        };
-        let mut pending = Some((loop_, future, opened));
-        let done = attach_unless_exiting(|py| {
-            let Some((loop_, future, opened)) = pending.take() else {
-                return;
-            };
-            let (result, error): (Py<PyAny>, Py<PyAny>) = match opened {
-                Ok(inner) => match Py::new(
-                    py,
-                    Conn {
-                        inner,
-                        queue: start_queue(&rt2),
-                        rt: rt2,
-                        pid: std::process::id(),
-                    },
-                ) {
-                    Ok(c) => (c.into_any(), py.None()),
-                    Err(e) => (py.None(), e.into_value(py).into_any()),
-                },
-                Err(e) => (py.None(), to_pyerr(py, e).into_value(py).into_any()),
-            };
-            let args = (complete.complete.clone_ref(py), future, result, error);
-            if let Err(e) = loop_.call_method1(py, "call_soon_threadsafe", args) {
-                e.write_unraisable(py, None);
-            }
-        });
-        if done.is_none() {
-            std::mem::forget(pending);
-        }
-    });
-    Ok(())
+    submit_on(&rt, &waker, future, async move {
+        let inner = Connection::open(config(url, auth_token, timeout, protobuf)?).await?;
+        Ok(Done::Opened(Conn {
+            inner,
+            queue: start_queue(&rt2),
+            rt: rt2,
+            pid: std::process::id(),
+        }))
+    })
 }
 
 #[pymodule]
@@ -1053,5 +1036,6 @@ fn _skylite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Conn>()?;
     m.add_class::<ResultSet>()?;
     m.add_class::<RowCursor>()?;
+    m.add_class::<LoopWaker>()?;
     Ok(())
 }

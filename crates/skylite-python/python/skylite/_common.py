@@ -10,8 +10,10 @@ from __future__ import annotations
 import atexit
 import collections
 import datetime
+import os
 import re
 import time
+import weakref
 
 from . import _skylite
 
@@ -228,6 +230,24 @@ def _complete(future, result, error):
 
 
 _skylite._set_hooks(_make_error, _adapt, _complete)
+
+# One completion queue per event loop (see _skylite.LoopWaker): the I/O threads queue outcomes
+# without the GIL and wake the loop through a socket it watches.
+_wakers = weakref.WeakKeyDictionary()
+
+
+def waker(loop):
+    """The completion queue of ``loop``, created (and watched by the loop) on first use, and
+    again in a forked child (the parent's socket would be shared with the parent)."""
+    pid = os.getpid()
+    owner, w = _wakers.get(loop, (None, None))
+    if owner != pid:
+        if w is not None:
+            loop.remove_reader(w.fileno())
+        w = _skylite.LoopWaker()
+        loop.add_reader(w.fileno(), w.drain)
+        _wakers[loop] = (pid, w)
+    return w
 # Requests still in flight when Python exits must not call back into a finalizing interpreter.
 atexit.register(_skylite._shutdown)
 
@@ -372,10 +392,11 @@ class Streamed:
     async def _afill(self, n):
         import asyncio
 
-        n = self._want(n)
+        # At most CHUNK rows per await: they become tuples on the event loop's thread.
+        n = min(self._want(n), self.CHUNK)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._rc.fetchmany_async(loop, future, n)
+        self._rc.fetchmany_async(waker(loop), future, n)
         self._took(await future, n)
 
     async def afetchone(self):

@@ -8,8 +8,10 @@
     await con.commit()
     await con.close()
 
-Requests run on the driver's own I/O threads (Rust, tokio); an await completes through
-``loop.call_soon_threadsafe``, so the event loop never blocks on the network. Calls on one
+Requests run on the driver's own I/O threads (Rust, tokio); their outcomes come back to the
+event loop through a socket it watches (no I/O thread ever waits for the GIL), so the event
+loop never blocks on the network. Rows of a large result become Python objects on the loop's
+thread, 256 at a time, and other tasks run in between. Calls on one
 connection run one at a time, in order.
 
 Cancellation: a cancelled await does not interrupt its request, which completes in the
@@ -64,6 +66,7 @@ from ._common import (
     check_isolation_level,
     description_of,
     first_keyword,
+    waker,
 )
 
 
@@ -71,6 +74,10 @@ class Cursor:
     """An asyncio cursor: ``await cur.execute(...)``, ``await cur.fetchone()``,
     ``async for row in cur``. The fetch methods are awaitable for symmetry; they never wait
     for the network (rows arrive with ``execute``)."""
+
+    #: Rows made into Python objects per turn of the event loop by fetchall/fetchmany (about
+    #: 0.05 ms of work for three columns: other tasks never wait long).
+    SLICE = 256
 
     def __init__(self, connection, stream=False):
         self.stream = stream
@@ -176,16 +183,34 @@ class Cursor:
 
     async def fetchmany(self, size=None):
         self._check()
+        size = self.arraysize if size is None else max(size, 0)
         if isinstance(self._result, Streamed):
-            rows = await self._result.afetchmany(self.arraysize if size is None else max(size, 0))
+            rows = await self._result.afetchmany(size)
             return [self._row(r) for r in rows]
-        return self.fetchmany_now(size)
+        return await self._fetch_sliced(size)
 
     async def fetchall(self):
         self._check()
         if isinstance(self._result, Streamed):
             return [self._row(r) for r in await self._result.afetchall()]
-        return self.fetchall_now()
+        if self._result is None:
+            return []
+        return await self._fetch_sliced(self._result.remaining())
+
+    async def _fetch_sliced(self, n):
+        """Up to ``n`` buffered rows, made into Python objects ``SLICE`` at a time with the
+        event loop running other tasks in between (a large result never holds it long)."""
+        if n <= self.SLICE:
+            return self.fetchmany_now(n)
+        rows = []
+        while n > 0:
+            chunk = self.fetchmany_now(min(n, self.SLICE))
+            rows.extend(chunk)
+            n -= len(chunk)
+            if len(chunk) < self.SLICE:
+                break
+            await asyncio.sleep(0)
+        return rows
 
     def __aiter__(self):
         return self
@@ -256,7 +281,7 @@ class Connection:
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             try:
-                method(loop, future, *args)
+                method(waker(loop), future, *args)
             except TypeError as e:
                 raise ProgrammingError(str(e)) from e
             try:
@@ -265,7 +290,7 @@ class Connection:
                 # The request goes on in the background; after it (requests of a connection
                 # run in order) roll back whatever transaction it leaves open.
                 cleanup = loop.create_future()
-                self._core.end_async(loop, cleanup, "rollback_if_open")
+                self._core.end_async(waker(loop), cleanup, "rollback_if_open")
                 self._cleanups.append(cleanup)
                 raise
 
@@ -357,6 +382,6 @@ async def connect(database=None, auth_token=None, *, timeout=None, isolation_lev
         database = str(database)
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    _skylite.connect_async(loop, future, database, auth_token, timeout, protobuf)
+    _skylite.connect_async(waker(loop), future, database, auth_token, timeout, protobuf)
     core = await future
     return (factory or Connection)(core, isolation_level=isolation_level, autocommit=autocommit)

@@ -10,15 +10,18 @@ Query parameters: ``secure=true|false`` (TLS; default true except for loopback h
 ``protobuf=false`` (force JSON). Without a host the database is a local file
 (``sqlite+skylite:///app.db``) or, empty, a private ``:memory:`` database.
 
-The dialects are SQLAlchemy's SQLite dialect (pysqlite flavour) with the driver swapped; what
-needs ``create_function`` (SQLAlchemy's Python ``regexp`` and ``floor``) is not registered, and
-the isolation level is not probed with ``PRAGMA read_uncommitted`` (so read-only tokens
-connect).
+The dialects are SQLAlchemy's SQLite dialect (pysqlite flavour) with the driver swapped. The
+``regexp`` and ``floor`` that SQLAlchemy registers with ``create_function`` on stdlib sqlite3 come
+from the engine instead (skylite registers ``regexp`` and SQLite's math functions on every
+connection, server and local file alike; patterns are the Rust ``regex`` crate's syntax, which
+has no backreferences or lookaround). The isolation level is not probed with
+``PRAGMA read_uncommitted`` (so read-only tokens connect).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 
 from sqlalchemy import pool
@@ -106,7 +109,7 @@ class SkyliteDialect(SQLiteDialect_pysqlite):
         return connect_args_for(url)
 
     def on_connect(self):
-        # No create_function over the network: regexp() and floor() are the server's business.
+        # No create_function over the network: the engine provides regexp() and floor().
         return None
 
     def get_isolation_level(self, dbapi_connection):
@@ -140,6 +143,7 @@ class _AsyncCursor:
     def __init__(self, adapt_connection, stream=False):
         self._adapt_connection = adapt_connection
         self._cursor = adapt_connection._connection.cursor(stream=stream)
+        self._rows = None  # a large result, prefetched by execute (see _prefetch)
 
     @property
     def description(self):
@@ -163,30 +167,50 @@ class _AsyncCursor:
 
     def execute(self, operation, parameters=None):
         _await(self._cursor.execute(operation, parameters))
+        self._prefetch()
         return self
 
     def executemany(self, operation, seq_of_parameters):
         _await(self._cursor.executemany(operation, seq_of_parameters))
+        self._rows = None
         return self
 
+    def _prefetch(self):
+        """A large buffered result becomes rows here, inside the await (SQLAlchemy fetches
+        outside of it): a slice at a time, other tasks running in between."""
+        remaining = getattr(self._cursor._result, "remaining", None)
+        if remaining is not None and remaining() > self._cursor.SLICE:
+            self._rows = collections.deque(_await(self._cursor.fetchall()))
+        else:
+            self._rows = None
+
     def fetchone(self):
+        if self._rows is not None:
+            return self._rows.popleft() if self._rows else None
         return self._cursor.fetchone_now()
 
     def fetchmany(self, size=None):
+        if self._rows is not None:
+            n = self._cursor.arraysize if size is None else size
+            return [self._rows.popleft() for _ in range(min(n, len(self._rows)))]
         return self._cursor.fetchmany_now(size)
 
     def fetchall(self):
+        if self._rows is not None:
+            rows, self._rows = list(self._rows), collections.deque()
+            return rows
         return self._cursor.fetchall_now()
 
     def __iter__(self):
         while True:
-            row = self._cursor.fetchone_now()
+            row = self.fetchone()
             if row is None:
                 return
             yield row
 
     def close(self):
         self._cursor._result = None
+        self._rows = None
 
     async def _async_soft_close(self):
         # Rows are already in memory (they arrive with execute): nothing to release early.

@@ -160,5 +160,8 @@ fn the_guides_code_blocks_are_the_tested_files() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4, "the SQLAlchemy, TypeScript and two Rust apps");
+    assert_eq!(
+        checked, 5,
+        "the sync and async SQLAlchemy, TypeScript and two Rust apps"
+    );
 }
