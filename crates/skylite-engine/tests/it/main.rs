@@ -8,5 +8,6 @@ mod durable;
 mod engine;
 mod prop_sql_text;
 mod read_only;
+mod sql_functions;
 mod sql_limits;
 mod sql_split;
