@@ -32,6 +32,7 @@ pub mod error;
 pub mod exec;
 pub mod hrana_http;
 pub mod legacy_http;
+pub mod limits;
 pub mod listener;
 pub mod routing;
 pub mod streams;

@@ -447,7 +447,7 @@ pub async fn dump(
     app.workers.execute(move || {
         let dump = match Dump::begin_with_timeout(
             handle.database().path(),
-            handle.database().config().statement_timeout,
+            handle.database().statement_timeout(),
         ) {
             Ok(d) => d,
             Err(e) => {

@@ -7,7 +7,8 @@
 //! | `skylite db dump NAME` | the database as SQL text on standard output |
 //! | `skylite db shell NAME` | the SQL shell on that database ([`crate::shell`]) |
 //! | `skylite db env NAME [--write]` | the URL and a fresh token for an app, as `.env` lines |
-//! | `skylite db create NAME`, `list`, `destroy NAME` | manage databases |
+//! | `skylite db create NAME [--max-size-bytes N ...]`, `list`, `destroy NAME` | manage databases |
+//! | `skylite db set NAME --max-size-bytes N --statement-timeout-ms N --txn-timeout-ms N` | change a database's limits ([`crate::limits_cmd`]) |
 //!
 //! Every command takes `--url URL` (the server's base URL) and `--token TOKEN` (an admin
 //! token), defaulting to the environment and `.env` ([`crate::remote`]).
@@ -39,8 +40,10 @@ enum DbCommand {
     Shell(DbShellArgs),
     /// Print (or append to .env) the URL and a fresh token for a database, for an app.
     Env(EnvArgs),
-    /// Create an empty database.
-    Create(NameArgs),
+    /// Create an empty database (optionally with limits of its own).
+    Create(CreateArgs),
+    /// Change a database's limits (size, statement timeout, transaction timeout).
+    Set(crate::limits_cmd::SetArgs),
     /// List the databases.
     List(ListArgs),
     /// Delete a database and its files.
@@ -116,9 +119,11 @@ struct EnvArgs {
 }
 
 #[derive(Args)]
-struct NameArgs {
+struct CreateArgs {
     /// The database.
     name: String,
+    #[command(flatten)]
+    limits: crate::limits_cmd::LimitArgs,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -168,13 +173,15 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
             crate::shell::run_target(target, rt)
         }
         DbCommand::Env(a) => rt.block_on(env(a)),
+        DbCommand::Set(a) => rt.block_on(crate::limits_cmd::set(a)),
         DbCommand::Create(a) => rt.block_on(async {
+            let limits = a.limits.to_json()?;
             let server = Server::new(&a.server.resolve()?)?;
             server
                 .json(
                     Method::POST,
                     "/v1/admin/databases",
-                    Some(serde_json::json!({ "name": a.name })),
+                    Some(serde_json::json!({ "name": a.name, "limits": limits })),
                 )
                 .await
                 .map_err(|e| format!("cannot create database `{}`: {e}", a.name))?;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod db_cmd;
+mod limits_cmd;
 mod remote;
 mod shell;
 mod sql_split;
