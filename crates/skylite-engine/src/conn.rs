@@ -651,6 +651,37 @@ impl Conn {
         }
     }
 
+    /// Copies the whole WAL into the database file and empties it (`TRUNCATE`), under the
+    /// write lock like every checkpoint, then fsyncs the database file: at shutdown, so the
+    /// data is in the database file itself. Waits for readers (SQLite's busy timeout).
+    pub fn checkpoint_truncate(&mut self) -> Result<(), ExecError> {
+        Self::take_lock(&self.shared, self.id, &self.revoker, &mut self.holds_lock)?;
+        // SAFETY: a valid handle while `self.sqlite` lives, a NUL-terminated name, and null
+        // out-pointers (allowed by SQLite).
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                self.sqlite.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_CHECKPOINT_TRUNCATE,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        self.release_lock();
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(ExecError::new(
+                ErrorCode::Sqlite(rc),
+                format!("checkpoint failed: {}", crate::sqlite_code_name(rc)),
+            ));
+        }
+        crate::fs_durable::sync_file(&self.shared.path).map_err(|e| {
+            ExecError::new(
+                ErrorCode::SQLITE_IOERR,
+                format!("cannot fsync the database file: {e}"),
+            )
+        })
+    }
+
     /// Checkpoints the WAL if it has grown past [`crate::database::WAL_CHECKPOINT_PAGES`]
     /// since the last checkpoint. Runs right after a commit, while this connection still
     /// holds the write lock: the only place a checkpoint ever runs (see `database.rs`).

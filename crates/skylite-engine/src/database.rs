@@ -362,6 +362,15 @@ impl Database {
         Arc::strong_count(&self.shared) == 1 + pool.len()
     }
 
+    /// Shutdown: copies the WAL into the database file, empties it and fsyncs the file (see
+    /// `Conn::checkpoint_truncate`). Blocking.
+    pub fn checkpoint_for_shutdown(&self) -> Result<(), ExecError> {
+        let mut conn = self.acquire()?;
+        let result = conn.checkpoint_truncate();
+        self.release(conn);
+        result
+    }
+
     /// Drops the idle pooled connections (before the database's files go away).
     pub fn drain_pool(&self) {
         let idle: Vec<Conn> =

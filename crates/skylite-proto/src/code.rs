@@ -175,6 +175,9 @@ skylite_codes! {
     ImportTooLarge => "IMPORT_TOO_LARGE",
     /// The disk has no room for the operation.
     NoSpace => "NO_SPACE",
+    /// A reload (SIGHUP, `POST /v1/admin/reload`) could not use a new certificate, key file or
+    /// revocation list; the old ones stay in use (HTTP 500).
+    ReloadFailed => "RELOAD_FAILED",
     /// A per-database limit with a value out of range (admin API).
     InvalidLimit => "INVALID_LIMIT",
     /// A write would grow the database past its size limit (`max_size_bytes`, HTTP 507).

@@ -11,6 +11,7 @@
 //! | `PUT /v1/admin/databases/{name}/import` | an SQLite file | 201 `{"name", "created": true, "size_bytes", "page_count", "page_size", "tables", "sha256"}`; 400; 409; 413 |
 //! | `GET /v1/admin/databases/{name}/export` | | 200 the database file; 404 |
 //! | `GET /v1/admin/databases/{name}/dump` | | 200 SQL text; 404 |
+//! | `POST /v1/admin/reload` | | 200 `{"reloaded": true, "tls", "auth", "keys"}`; 500 `RELOAD_FAILED` (the old certificate/keys stay) |
 //! | `POST /v1/admin/tokens` | `{"db": "app", "read_only": false, "expires": "30d"}` | 201 `{"token", "jti", "exp"}` ([`crate::tokens_api`]) |
 //!
 //! Import, export and dump live in [`crate::transfer`].
@@ -61,6 +62,7 @@ pub fn routes() -> Router<App> {
         )
         .route("/v1/admin/databases/{name}/export", get(transfer::export))
         .route("/v1/admin/databases/{name}/dump", get(transfer::dump))
+        .route("/v1/admin/reload", post(reload))
         .merge(crate::tokens_api::routes())
 }
 
@@ -167,6 +169,23 @@ async fn update(
     Ok(json_response(
         StatusCode::OK,
         json!({ "name": answer, "limits": limits }),
+    ))
+}
+
+/// `POST /v1/admin/reload`: the TLS certificate and key, trusted key files and revocation
+/// list are read again (as on SIGHUP).
+async fn reload(State(app): State<App>, _admin: AdminAuth) -> Result<Response, ApiError> {
+    let report = on_worker(&app, |app| Ok(app.reload())).await?;
+    if !report.errors.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ReloadFailed,
+            report.errors.join("; "),
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "reloaded": true, "tls": report.tls, "auth": report.auth, "keys": report.keys }),
     ))
 }
 

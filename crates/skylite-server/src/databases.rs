@@ -729,6 +729,25 @@ impl Databases {
             handle.streams.close_all();
         }
     }
+
+    /// Graceful shutdown, after the requests in flight: rolls back every open transaction,
+    /// then checkpoints every open database into its file and fsyncs it. Blocking.
+    pub fn shutdown(&self) {
+        self.close_all();
+        for handle in self.all_open() {
+            match handle.database().checkpoint_for_shutdown() {
+                Ok(()) => tracing::debug!(database = handle.name(), "checkpointed at shutdown"),
+                Err(e) => tracing::warn!(
+                    database = handle.name(),
+                    "checkpoint at shutdown failed: {}: {} (the WAL is kept and replayed at \
+                     the next start)",
+                    e.code,
+                    e.message
+                ),
+            }
+            handle.database().drain_pool();
+        }
+    }
 }
 
 fn file_len(path: &Path) -> u64 {

@@ -162,6 +162,10 @@ struct ServeArgs {
     /// (by default such a token may do nothing).
     #[arg(long, env = "SKYLITE_AUTH_LEGACY_FULL_ACCESS")]
     auth_legacy_full_access: bool,
+    /// Seconds requests in flight get to finish on SIGTERM/SIGINT; then open transactions are
+    /// rolled back and every database is checkpointed and fsynced anyway.
+    #[arg(long, env = "SKYLITE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    shutdown_timeout: u64,
 }
 
 impl ServeArgs {
@@ -196,6 +200,7 @@ impl ServeArgs {
         config.ws_hello_timeout = Duration::from_secs(self.ws_hello_timeout.max(1));
         config.send_timeout = Duration::from_secs(self.send_timeout.max(1));
         config.max_streams_per_principal = self.max_streams_per_token.max(1);
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),
@@ -240,6 +245,8 @@ async fn shutdown_signal() {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
     let app = App::open(config.clone()).map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    app.reload_on_sighup();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
