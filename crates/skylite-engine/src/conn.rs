@@ -522,6 +522,43 @@ impl Conn {
             return Err(err);
         }
         self.apply_limits()?;
+        let started = Instant::now();
+        let result = self.run_checked(input, sink);
+        let threshold = self.shared.config.slow_statement_threshold;
+        let took = started.elapsed();
+        if !threshold.is_zero() && took >= threshold {
+            // The SQL text only: argument values may be private, and they are not logged.
+            let (len, _) = sql_text::first_statement(input.sql);
+            let sql: String = input
+                .sql
+                .get(..len)
+                .unwrap_or(input.sql)
+                .trim()
+                .chars()
+                .take(200)
+                .collect();
+            let path = &self.shared.path;
+            let database = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            tracing::warn!(
+                %database,
+                duration_ms = took.as_secs_f64() * 1000.0,
+                ok = result.is_ok(),
+                sql = %sql,
+                "slow statement"
+            );
+        }
+        result
+    }
+
+    fn run_checked(
+        &mut self,
+        input: StmtInput<'_>,
+        sink: &mut dyn RowSink,
+    ) -> Result<StmtSummary, ExecError> {
         // A stale reason must not explain this statement's error.
         self.flags.take_denial();
         let (len, more) = sql_text::first_statement(input.sql);

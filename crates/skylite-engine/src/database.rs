@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// Longest time one statement may spend running in SQLite before it is stopped with
     /// `STATEMENT_TIMEOUT` (zero: no limit). Also the limit of each statement of a dump.
     pub statement_timeout: Duration,
+    /// A statement that takes at least this long (write-lock wait included) is logged at warn
+    /// level with its database, duration and the first 200 characters of its SQL, never its
+    /// arguments (zero: never).
+    pub slow_statement_threshold: Duration,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +85,7 @@ impl Default for EngineConfig {
             pool_size: 64,
             statement_cache: 128,
             statement_timeout: Duration::from_secs(30),
+            slow_statement_threshold: Duration::from_millis(500),
         }
     }
 }

@@ -108,17 +108,20 @@ impl App {
     /// (and remembered) before routing, so every route also works under it.
     pub fn router(&self) -> Router {
         let inner = self.routes();
-        Router::new().fallback(move |req: Request| {
-            let inner = inner.clone();
-            async move {
-                use tower::ServiceExt;
-                let req = routing::strip_database_prefix(req);
-                match inner.oneshot(req).await {
-                    Ok(resp) => resp,
-                    Err(never) => match never {},
+        Router::new()
+            .fallback(move |req: Request| {
+                let inner = inner.clone();
+                async move {
+                    use tower::ServiceExt;
+                    let req = routing::strip_database_prefix(req);
+                    match inner.oneshot(req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    }
                 }
-            }
-        })
+            })
+            // Outermost: every request, routed or not, gets an id and a span.
+            .layer(axum::middleware::from_fn(crate::request_id::layer))
     }
 
     /// The routes, as seen after the database prefix is stripped.

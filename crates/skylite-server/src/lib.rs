@@ -34,6 +34,7 @@ pub mod hrana_http;
 pub mod legacy_http;
 pub mod limits;
 pub mod listener;
+pub mod request_id;
 pub mod routing;
 pub mod streams;
 pub mod tls;

@@ -444,7 +444,9 @@ pub async fn dump(
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(DUMP_QUEUE);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let log_name = name.clone();
+    let span = tracing::Span::current();
     app.workers.execute(move || {
+        let _entered = span.enter();
         let dump = match Dump::begin_with_timeout(
             handle.database().path(),
             handle.database().statement_timeout(),

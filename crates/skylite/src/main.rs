@@ -166,6 +166,22 @@ struct ServeArgs {
     /// rolled back and every database is checkpointed and fsynced anyway.
     #[arg(long, env = "SKYLITE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     shutdown_timeout: u64,
+    /// Log lines as text (for people) or JSON objects, one per line (for log collectors); each
+    /// line of a request carries its id (`x-request-id`).
+    #[arg(long, env = "SKYLITE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Milliseconds from which a statement is logged as slow (warn level: database, duration,
+    /// the first 200 characters of its SQL, never its arguments); 0: never.
+    #[arg(long, env = "SKYLITE_SLOW_STATEMENT_THRESHOLD", default_value_t = 500)]
+    slow_statement_threshold: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format, with the request span).
+    Json,
 }
 
 impl ServeArgs {
@@ -185,6 +201,7 @@ impl ServeArgs {
             max_response_bytes: self.max_response_size,
             max_connections: self.max_sqlite_connections.max(2),
             statement_timeout: Duration::from_secs(self.statement_timeout),
+            slow_statement_threshold: Duration::from_millis(self.slow_statement_threshold),
             ..EngineConfig::default()
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
@@ -210,14 +227,21 @@ impl ServeArgs {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKYLITE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -266,7 +290,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
