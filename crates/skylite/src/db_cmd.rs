@@ -2,7 +2,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `skylite db import FILE --name NAME` | a local SQLite file or SQL dump → a new database ([`crate::transfer_cmd`]) |
+//! | `skylite db import FILE [--name NAME] [--env-file .env]` | a local SQLite file or SQL dump → a new database ([`crate::transfer_cmd`]); without `--url`, a server on this machine is found through `--data-dir` ([`crate::local_server`]) |
 //! | `skylite db export NAME -o FILE` | a consistent copy of the database as a file |
 //! | `skylite db dump NAME` | the database as SQL text on standard output |
 //! | `skylite db shell NAME` | the SQL shell on that database ([`crate::shell`]) |
@@ -54,9 +54,18 @@ enum DbCommand {
 struct ImportArgs {
     /// The SQLite database file, or an SQL text dump (told apart by the SQLite header).
     file: PathBuf,
-    /// Name of the new database (1-63 of a-z, 0-9, -, _).
+    /// Name of the new database (1-63 of a-z, 0-9, -, _). Default: made from the file name
+    /// (`My App.db` -> `my-app`).
     #[arg(long)]
-    name: String,
+    name: Option<String>,
+    /// Without --url: the data folder of a `skylite serve` on this machine, found through the
+    /// file it writes there; an admin token is minted with the folder's key.
+    #[arg(long, value_name = "DIR", default_value = "./skylite-data")]
+    data_dir: PathBuf,
+    /// Also write the new database's URL and a fresh read-write token (TURSO_*, LIBSQL_* and
+    /// SKYLITE_* variables) to this .env file.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -152,8 +161,27 @@ struct DestroyArgs {
 pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     match args.command {
         DbCommand::Import(a) => {
-            let target = a.server.resolve()?;
-            rt.block_on(transfer_cmd::import(&a.file, &a.name, &target))
+            let name = match &a.name {
+                Some(name) => name.clone(),
+                None => name_from_file(&a.file)?,
+            };
+            let (target, local_dir) = import_target(&a)?;
+            rt.block_on(transfer_cmd::import(&a.file, &name, &target))?;
+            match a.env_file {
+                Some(env_file) => rt.block_on(env(EnvArgs {
+                    name,
+                    write: true,
+                    env_file,
+                    read_only: false,
+                    expires: "30d".into(),
+                    data_dir: local_dir,
+                    server: ServerArgs {
+                        url: Some(target.url),
+                        token: target.token,
+                    },
+                })),
+                None => Ok(()),
+            }
         }
         DbCommand::Export(a) => {
             let target = a.server.resolve()?;
@@ -191,6 +219,62 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
         DbCommand::List(a) => rt.block_on(list(a)),
         DbCommand::Destroy(a) => rt.block_on(destroy(a)),
     }
+}
+
+/// Where `db import` goes: `--url` (and the token from the flags or the environment) if given;
+/// else a server running on `--data-dir` on this machine, with an admin token minted from the
+/// folder's key ([`crate::local_server`]); else the URL and token from the environment.
+/// Returns the data folder too when the server is local.
+fn import_target(args: &ImportArgs) -> Result<(crate::remote::Target, Option<PathBuf>), String> {
+    if args.server.url.is_none() {
+        if let Some(mut target) = crate::local_server::discover(&args.data_dir)? {
+            if let Some(token) = args.server.token.clone() {
+                target.token = Some(token);
+            }
+            eprintln!(
+                "using the local server {} (data folder {})",
+                target.url,
+                args.data_dir.display()
+            );
+            return Ok((target, Some(args.data_dir.clone())));
+        }
+    }
+    let target = args.server.resolve().map_err(|e| {
+        format!(
+            "{e}; or run it on the machine of a `skylite serve` whose data folder is \
+             --data-dir (default ./skylite-data)"
+        )
+    })?;
+    Ok((target, None))
+}
+
+/// A database name made from a file name: lowercase, runs of other characters as `-`, at most
+/// 63 characters (`My App.db` -> `my-app`).
+fn name_from_file(file: &Path) -> Result<String, String> {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+            name.push(c);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name: String = name
+        .trim_matches(|c| c == '-' || c == '_')
+        .chars()
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        return Err(format!(
+            "cannot make a database name from {}: pass --name NAME",
+            file.display()
+        ));
+    }
+    Ok(name)
 }
 
 async fn list(args: ListArgs) -> Result<(), String> {

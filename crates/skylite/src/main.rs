@@ -6,6 +6,7 @@
 mod bench;
 mod db_cmd;
 mod limits_cmd;
+mod local_server;
 mod remote;
 mod shell;
 mod sql_split;
@@ -275,6 +276,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Lets `skylite db import` on this machine find the server without --url (removed on exit).
+    let url = local_server::local_url(local, config.tls.is_some());
+    let _announced = local_server::announce(&config.data_dir, &url);
     tracing::info!(
         data_dir = %config.data_dir.display(),
         durability = ?config.engine.durability,
@@ -282,6 +286,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         if config.tls.is_some() { "https" } else { "http" },
         if config.tls.is_some() { "wss" } else { "ws" },
+    );
+    tracing::info!(
+        "move a database in with: skylite db import FILE.db --data-dir {} [--env-file .env]",
+        config.data_dir.display()
     );
     skylite_server::serve(app, listener, shutdown_signal())
         .await

@@ -1,7 +1,9 @@
 //! `skylite serve` run like a service, as the real binary: `--log-format json` lines carry the
 //! request id (the client's `x-request-id`, echoed in the response, or a fresh one), a slow
 //! statement is logged with its database, duration and SQL but never its arguments, and
-//! SIGTERM shuts down cleanly with exit code 0.
+//! SIGTERM shuts down cleanly with exit code 0; `skylite db import app.db --env-file .env`
+//! finds the local server through its data folder (no `--url`, no copied token) and writes a
+//! working `.env`; `db create`/`db set` set per-database limits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,13 +22,7 @@ struct Served {
 
 fn serve(data: &std::path::Path, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_skylite"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-auth",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
         .env("SKYLITE_LOG", "info")
@@ -142,7 +138,13 @@ fn json_logs_carry_request_ids_slow_statements_skip_arguments_and_sigterm_exits_
     let dir = tempfile::tempdir().unwrap();
     let mut server = serve(
         &dir.path().join("data"),
-        &["--log-format", "json", "--slow-statement-threshold", "1"],
+        &[
+            "--no-auth",
+            "--log-format",
+            "json",
+            "--slow-statement-threshold",
+            "1",
+        ],
     );
     let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 200000) \
                 SELECT count(*), length(?) FROM c";
@@ -229,4 +231,144 @@ fn json_logs_carry_request_ids_slow_statements_skip_arguments_and_sigterm_exits_
         assert!(!l.contains("panicked"), "{l}");
     }
     assert!(log.iter().any(|l| l.contains("shut down")), "{log:?}");
+}
+
+/// `skylite <args>` in `cwd`, with no server URL or token in the environment.
+fn skylite(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skylite"));
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    for var in [
+        "SKYLITE_URL",
+        "SKYLITE_AUTH_TOKEN",
+        "TURSO_DATABASE_URL",
+        "TURSO_AUTH_TOKEN",
+        "LIBSQL_URL",
+        "LIBSQL_AUTH_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("the skylite binary runs")
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn env_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .to_owned()
+}
+
+#[test]
+fn db_import_finds_the_local_server_and_writes_env_in_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("skylite-data");
+    let mut server = serve(&data, &[]);
+    assert!(data.join(".skylite/server.json").is_file());
+
+    // The app's database, next to the app (the working folder).
+    let work = dir.path().join("app");
+    std::fs::create_dir(&work).unwrap();
+    make_app_db(&work.join("My App.db"));
+
+    // One command: no --url, no token; the database is named after the file.
+    let out = skylite(
+        &work,
+        &[
+            "db",
+            "import",
+            "My App.db",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--env-file",
+            ".env",
+        ],
+    );
+    ok(&out);
+    let env = std::fs::read_to_string(work.join(".env")).unwrap();
+    let url = env_value(&env, "TURSO_DATABASE_URL");
+    let token = env_value(&env, "TURSO_AUTH_TOKEN");
+    assert!(url.contains("my-app"), "{url}");
+    // The written token reads the imported rows.
+    let (status, _, body) = post(
+        server.addr,
+        "/db/my-app/v3/pipeline",
+        &[("authorization", &format!("Bearer {token}"))],
+        &json!({"baton": null, "requests": [
+            {"type": "execute", "stmt": {"sql": "SELECT count(*) FROM notes"}},
+            {"type": "close"}
+        ]}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(
+        body["results"][0]["response"]["result"]["rows"][0][0]["value"], "3",
+        "{body:#}"
+    );
+
+    // Limits from the CLI (a remote-style call with --url and an admin token).
+    let admin = ok(&skylite(
+        &work,
+        &[
+            "token",
+            "create",
+            "--admin",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let base = format!("http://{}", server.addr);
+    let remote = ["--url", base.as_str(), "--token", admin.as_str()];
+    let mut create = vec!["db", "create", "small", "--max-size-bytes", "262144"];
+    create.extend(remote);
+    ok(&skylite(&work, &create));
+    let mut set = vec![
+        "db",
+        "set",
+        "small",
+        "--txn-timeout-ms",
+        "700",
+        "--max-size-bytes",
+        "none",
+    ];
+    set.extend(remote);
+    let said = ok(&skylite(&work, &set));
+    assert!(said.contains("\"txn_timeout_ms\":700"), "{said}");
+    assert!(said.contains("\"max_size_bytes\":null"), "{said}");
+
+    // The discovery file goes away with the server.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!data.join(".skylite/server.json").exists());
+}
+
+/// A small SQLite database file with a table `notes` of three rows.
+fn make_app_db(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO notes(body) VALUES ('a'), ('b'), ('c');",
+    )
+    .unwrap();
 }
