@@ -66,6 +66,10 @@ struct ImportArgs {
     /// SKYLITE_* variables) to this .env file.
     #[arg(long, value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// Have the server run the full `PRAGMA integrity_check` (every index against its table)
+    /// instead of `quick_check`; much slower on large files.
+    #[arg(long)]
+    full_check: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -166,7 +170,7 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> Result<(), String> {
                 None => name_from_file(&a.file)?,
             };
             let (target, local_dir) = import_target(&a)?;
-            rt.block_on(transfer_cmd::import(&a.file, &name, &target))?;
+            rt.block_on(transfer_cmd::import(&a.file, &name, &target, a.full_check))?;
             match a.env_file {
                 Some(env_file) => rt.block_on(env(EnvArgs {
                     name,

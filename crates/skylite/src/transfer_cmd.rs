@@ -132,8 +132,14 @@ fn sniff(path: &Path) -> Result<Kind, String> {
     }
 }
 
-/// `skylite db import FILE --name NAME`.
-pub async fn import(file: &Path, name: &str, target: &Target) -> Result<(), String> {
+/// `skylite db import FILE [--name NAME] [--full-check]`. With `full_check`, the server runs the full `integrity_check` (every index against its
+/// table) instead of `quick_check`.
+pub async fn import(
+    file: &Path,
+    name: &str,
+    target: &Target,
+    full_check: bool,
+) -> Result<(), String> {
     let kind = sniff(file)?;
     let server = Server::new(target)?;
     // Fail fast (before a long snapshot) on a bad token or an existing database.
@@ -152,7 +158,7 @@ pub async fn import(file: &Path, name: &str, target: &Target) -> Result<(), Stri
         Err(e) => return Err(e),
     }
     match kind {
-        Kind::Database => import_database(file, name, &server).await,
+        Kind::Database => import_database(file, name, &server, full_check).await,
         Kind::SqlText => import_sql(file, name, &server, target).await,
     }
 }
@@ -320,7 +326,12 @@ fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-async fn import_database(file: &Path, name: &str, server: &Server) -> Result<(), String> {
+async fn import_database(
+    file: &Path,
+    name: &str,
+    server: &Server,
+    full_check: bool,
+) -> Result<(), String> {
     let started = Instant::now();
     let source = file.to_owned();
     let snap = tokio::task::spawn_blocking(move || snapshot(&source))
@@ -361,6 +372,10 @@ async fn import_database(file: &Path, name: &str, server: &Server) -> Result<(),
         ("content-length", snap.len.to_string()),
         ("x-skylite-sha256", snap.sha256.clone()),
         ("x-skylite-page-count", snap.page_count.to_string()),
+        (
+            "x-skylite-check",
+            if full_check { "full" } else { "quick" }.to_owned(),
+        ),
     ];
     let resp = server
         .send(
