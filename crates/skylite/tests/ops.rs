@@ -1,7 +1,7 @@
 //! `skylite serve` run like a service, as the real binary: `--log-format json` lines carry the
 //! request id (the client's `x-request-id`, echoed in the response, or a fresh one), a slow
-//! statement is logged with its database, duration and SQL but never its arguments, and
-//! SIGTERM shuts down cleanly with exit code 0; `skylite db import app.db --env-file .env`
+//! statement is logged with its database, duration and SQL but never its arguments, SIGHUP
+//! reloads, and SIGTERM shuts down cleanly with exit code 0; `skylite db import app.db --env-file .env`
 //! finds the local server through its data folder (no `--url`, no copied token) and writes a
 //! working `.env`; `db create`/`db set` set per-database limits.
 
@@ -205,8 +205,28 @@ fn json_logs_carry_request_ids_slow_statements_skip_arguments_and_sigterm_exits_
         "{line:#}"
     );
 
-    // SIGTERM: a clean exit.
+    // SIGHUP reloads (certificates, keys, revocations) and the server goes on.
     let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("\"reloaded\""))
+    {
+        assert!(Instant::now() < deadline, "no reload logged after SIGHUP");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, _) = post(server.addr, "/v3/pipeline", &[], &pipeline);
+    assert_eq!(status, 200);
+
+    // SIGTERM: a clean exit.
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     let started = Instant::now();
