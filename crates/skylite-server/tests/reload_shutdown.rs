@@ -1,6 +1,7 @@
 //! Running it like a service: `POST /v1/admin/reload` (what SIGHUP does) reads a renewed TLS
 //! certificate and rotated token keys without a restart, and a bad new certificate or key file
-//! keeps the old ones and reports `RELOAD_FAILED`; graceful shutdown lets a request in flight
+//! keeps the old ones and reports `RELOAD_FAILED`, and a revocation written by another process
+//! applies at once; graceful shutdown lets a request in flight
 //! finish, rolls back an open transaction, and leaves the data checkpointed in the database
 //! file.
 
@@ -277,5 +278,29 @@ async fn graceful_shutdown_finishes_in_flight_rolls_back_and_checkpoints() {
     );
     drop(conn);
     drop(dir);
+    assert_eq!(server_panics(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_revocation_made_by_another_process_at_once() {
+    let s = AuthServer::start().await;
+    let token = s.token(&["app"], false);
+    assert_eq!(select_with(s.addr(), &token).await, 200);
+    // `skylite token revoke` in another process writes the list in the data folder.
+    let (_, claims) = skylite_auth::decode_unverified(&token).unwrap();
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    let other = skylite_auth::RevocationList::for_data_dir(&s.data_dir()).unwrap();
+    assert!(other.revoke(&jti, None).unwrap());
+    let admin = s.admin();
+    let r = request_with(
+        s.addr(),
+        "POST",
+        "/v1/admin/reload",
+        &[("authorization", &bearer(&admin))],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(select_with(s.addr(), &token).await, 401);
     assert_eq!(server_panics(), 0);
 }
