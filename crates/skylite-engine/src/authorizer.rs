@@ -127,7 +127,6 @@ const PRAGMAS: &[(&str, PragmaRule)] = &[
     ("cache_size", PragmaRule::Setting),
     ("cache_spill", PragmaRule::Setting),
     ("busy_timeout", PragmaRule::Setting),
-    ("max_page_count", PragmaRule::Setting),
     ("analysis_limit", PragmaRule::Setting),
     ("query_only", PragmaRule::Setting),
     ("shrink_memory", PragmaRule::Setting),
@@ -140,6 +139,8 @@ const PRAGMAS: &[(&str, PragmaRule)] = &[
     ("wal_autocheckpoint", PragmaRule::ServerManaged),
     ("journal_size_limit", PragmaRule::ServerManaged),
     ("mmap_size", PragmaRule::ServerManaged),
+    // The per-database size limit (`max_size_bytes`): a client must not raise it.
+    ("max_page_count", PragmaRule::ServerManaged),
     ("writable_schema", PragmaRule::ServerManaged),
 ];
 
@@ -319,7 +320,8 @@ fn authorize_pragma(flags: &ConnFlags, name: &str, value: Option<&str>) -> Autho
             }
             flags.deny(format!(
                 "PRAGMA {name} cannot be changed: the server manages it \
-                 (durability, locking and the file layout are server settings)"
+                 (durability, locking, the file layout and the database's size limit are \
+                 server settings)"
             ))
         }
         PragmaRule::Setting => {

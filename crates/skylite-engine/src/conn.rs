@@ -62,7 +62,9 @@ pub struct StatementClock {
     timed_out: AtomicBool,
     /// The statement has been handed out of the core workers (see `workers`).
     long_running: AtomicBool,
-    timeout: Duration,
+    /// The limit per statement in nanoseconds (0: none); a database's limit may change while
+    /// its connections live (the admin API), so it is read at each start.
+    timeout_ns: AtomicU64,
 }
 
 impl StatementClock {
@@ -75,7 +77,7 @@ impl StatementClock {
             paused: AtomicU64::new(0),
             timed_out: AtomicBool::new(false),
             long_running: AtomicBool::new(false),
-            timeout,
+            timeout_ns: AtomicU64::new(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)),
         })
     }
 
@@ -87,7 +89,13 @@ impl StatementClock {
 
     /// The limit per statement.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_nanos(self.timeout_ns.load(Ordering::Relaxed))
+    }
+
+    /// Changes the limit for the statements that start from now on (zero: no limit).
+    pub fn set_timeout(&self, timeout: Duration) {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.timeout_ns.store(ns, Ordering::Relaxed);
     }
 
     fn now(&self) -> u64 {
@@ -100,10 +108,10 @@ impl StatementClock {
     /// Starts the clock for one statement.
     pub fn start(&self) {
         let now = self.now();
-        let deadline = if self.timeout.is_zero() {
+        let limit = self.timeout_ns.load(Ordering::Relaxed);
+        let deadline = if limit == 0 {
             u64::MAX
         } else {
-            let limit = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
             now.saturating_add(limit)
         };
         self.timed_out.store(false, Ordering::Relaxed);
@@ -164,16 +172,32 @@ impl StatementClock {
 
     /// The error a client sees for a statement stopped by the deadline.
     pub fn timeout_error(&self, rolled_back: bool) -> ExecError {
-        let secs = self.timeout.as_secs_f64();
+        let secs = self.timeout().as_secs_f64();
         let mut message = format!(
             "the statement ran for more than {secs} s and was stopped \
-             (the server's statement timeout, --statement-timeout)"
+             (the database's statement timeout: its statement_timeout_ms limit, or the \
+             server's --statement-timeout)"
         );
         if rolled_back {
             message.push_str("; the open transaction was rolled back");
         }
         ExecError::new(ErrorCode::StatementTimeout, message)
     }
+}
+
+/// SQLite's largest `max_page_count` (3.45's `SQLITE_MAX_PAGE_COUNT`): no size limit.
+const MAX_PAGE_COUNT: u64 = 4_294_967_294;
+
+/// The error a client sees when a write would grow a database past its size limit.
+fn size_limit_error(max_size_bytes: u64, rolled_back: bool) -> ExecError {
+    let mut message = format!(
+        "database or disk is full: this database is limited to {max_size_bytes} bytes \
+         (its max_size_bytes limit); reads go on, and deleting rows frees pages for new writes"
+    );
+    if rolled_back {
+        message.push_str("; the open transaction was rolled back");
+    }
+    ExecError::new(ErrorCode::DatabaseFull, message)
 }
 
 /// Receives the output of a statement as it runs.
@@ -234,6 +258,8 @@ pub struct Conn {
     /// `PRAGMA query_only` is on because the engine switched it on for a read-only caller.
     query_only: bool,
     pending_ticket: Option<u64>,
+    /// The generation of the database's limits this connection has applied (`None`: none yet).
+    applied_limits: Option<u64>,
     /// Test hook: the next commit is revoked just after the commit hook let it through (the
     /// race a test cannot time from outside).
     #[cfg(test)]
@@ -301,6 +327,7 @@ impl Conn {
             readonly_txn: false,
             query_only: false,
             pending_ticket: None,
+            applied_limits: None,
             #[cfg(test)]
             revoke_after_commit_hook,
         })
@@ -351,7 +378,7 @@ impl Conn {
         self.readonly_txn = false;
         self.release_lock();
         self.revoker.clear();
-        let secs = self.shared.config.txn_timeout.as_secs_f64();
+        let secs = self.shared.limits.txn_timeout().as_secs_f64();
         Some(ExecError::new(
             ErrorCode::TransactionTimeout,
             format!(
@@ -388,13 +415,42 @@ impl Conn {
         holds_lock: &mut bool,
     ) -> Result<(), ExecError> {
         if !*holds_lock {
-            let cfg = &shared.config;
-            let max_wait = cfg.txn_timeout + cfg.txn_timeout.max(Duration::from_secs(5));
+            let txn_timeout = shared.limits.txn_timeout();
+            let max_wait = txn_timeout + txn_timeout.max(Duration::from_secs(5));
             shared
                 .write_lock
-                .acquire(id, revoker, cfg.txn_timeout, max_wait)?;
+                .acquire(id, revoker, txn_timeout, max_wait)?;
             *holds_lock = true;
         }
+        Ok(())
+    }
+
+    /// Applies the database's limits if they changed since this connection last did: the
+    /// statement timeout, and the size limit as SQLite's `max_page_count` (set by the server
+    /// only: the authorizer refuses the pragma to clients, so it cannot be raised).
+    fn apply_limits(&mut self) -> Result<(), ExecError> {
+        let generation = self.shared.limits.generation.load(Ordering::Acquire);
+        if self.applied_limits == Some(generation) {
+            return Ok(());
+        }
+        let limits = self.shared.limits.get();
+        self.clock
+            .set_timeout(self.shared.limits.statement_timeout());
+        self.flags.internal.store(true, Ordering::Relaxed);
+        let result = (|| {
+            let page_size: i64 = self
+                .sqlite
+                .query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let page_size = u64::try_from(page_size).unwrap_or(4096).max(512);
+            let pages = limits
+                .max_size_bytes
+                .map_or(MAX_PAGE_COUNT, |b| (b / page_size).clamp(1, MAX_PAGE_COUNT));
+            self.sqlite
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        })();
+        self.flags.internal.store(false, Ordering::Relaxed);
+        result.map_err(|e| ExecError::from_sqlite(&e))?;
+        self.applied_limits = Some(generation);
         Ok(())
     }
 
@@ -465,6 +521,44 @@ impl Conn {
         if let Some(err) = self.enforce_revocation() {
             return Err(err);
         }
+        self.apply_limits()?;
+        let started = Instant::now();
+        let result = self.run_checked(input, sink);
+        let threshold = self.shared.config.slow_statement_threshold;
+        let took = started.elapsed();
+        if !threshold.is_zero() && took >= threshold {
+            // The SQL text only: argument values may be private, and they are not logged.
+            let (len, _) = sql_text::first_statement(input.sql);
+            let sql: String = input
+                .sql
+                .get(..len)
+                .unwrap_or(input.sql)
+                .trim()
+                .chars()
+                .take(200)
+                .collect();
+            let path = &self.shared.path;
+            let database = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            tracing::warn!(
+                %database,
+                duration_ms = took.as_secs_f64() * 1000.0,
+                ok = result.is_ok(),
+                sql = %sql,
+                "slow statement"
+            );
+        }
+        result
+    }
+
+    fn run_checked(
+        &mut self,
+        input: StmtInput<'_>,
+        sink: &mut dyn RowSink,
+    ) -> Result<StmtSummary, ExecError> {
         // A stale reason must not explain this statement's error.
         self.flags.take_denial();
         let (len, more) = sql_text::first_statement(input.sql);
@@ -522,6 +616,14 @@ impl Conn {
         let result = match self.run_prepared(sql, keyword, input, sink) {
             Ok(summary) => Ok(summary),
             Err(mut e) => {
+                if e.code == ErrorCode::SQLITE_FULL {
+                    if let Some(max) = self.shared.limits.get().max_size_bytes {
+                        // The size limit (max_page_count) rather than the disk, as a rule: the
+                        // client's doing, not a server failure.
+                        let rolled_back = in_txn && self.sqlite.is_autocommit();
+                        e = size_limit_error(max, rolled_back);
+                    }
+                }
                 if e.is_server_failure() {
                     // Not the client's fault: whoever runs the server needs to see it.
                     tracing::error!(
@@ -584,6 +686,37 @@ impl Conn {
                 self.revoker.clear();
             }
         }
+    }
+
+    /// Copies the whole WAL into the database file and empties it (`TRUNCATE`), under the
+    /// write lock like every checkpoint, then fsyncs the database file: at shutdown, so the
+    /// data is in the database file itself. Waits for readers (SQLite's busy timeout).
+    pub fn checkpoint_truncate(&mut self) -> Result<(), ExecError> {
+        Self::take_lock(&self.shared, self.id, &self.revoker, &mut self.holds_lock)?;
+        // SAFETY: a valid handle while `self.sqlite` lives, a NUL-terminated name, and null
+        // out-pointers (allowed by SQLite).
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                self.sqlite.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_CHECKPOINT_TRUNCATE,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        self.release_lock();
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(ExecError::new(
+                ErrorCode::Sqlite(rc),
+                format!("checkpoint failed: {}", crate::sqlite_code_name(rc)),
+            ));
+        }
+        crate::fs_durable::sync_file(&self.shared.path).map_err(|e| {
+            ExecError::new(
+                ErrorCode::SQLITE_IOERR,
+                format!("cannot fsync the database file: {e}"),
+            )
+        })
     }
 
     /// Checkpoints the WAL if it has grown past [`crate::database::WAL_CHECKPOINT_PAGES`]

@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// Longest time one statement may spend running in SQLite before it is stopped with
     /// `STATEMENT_TIMEOUT` (zero: no limit). Also the limit of each statement of a dump.
     pub statement_timeout: Duration,
+    /// A statement that takes at least this long (write-lock wait included) is logged at warn
+    /// level with its database, duration and the first 200 characters of its SQL, never its
+    /// arguments (zero: never).
+    pub slow_statement_threshold: Duration,
 }
 
 impl Default for EngineConfig {
@@ -81,7 +85,61 @@ impl Default for EngineConfig {
             pool_size: 64,
             statement_cache: 128,
             statement_timeout: Duration::from_secs(30),
+            slow_statement_threshold: Duration::from_millis(500),
         }
+    }
+}
+
+/// Limits of one database, set through the admin API and kept in its folder by the server;
+/// `None` falls back to the server's setting ([`EngineConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbLimits {
+    /// Largest size of the database (pages times page size; the WAL is not counted): a write
+    /// that would grow it further fails with `DATABASE_FULL`, reads go on. Enforced with
+    /// SQLite's `max_page_count` on every connection, which clients cannot change.
+    pub max_size_bytes: Option<u64>,
+    /// Longest time one statement may run (zero: no limit).
+    pub statement_timeout: Option<Duration>,
+    /// How long a transaction may hold the write lock while other writers wait.
+    pub txn_timeout: Option<Duration>,
+}
+
+/// The limits in force on a database: its own, or the server's.
+#[derive(Debug)]
+pub(crate) struct LiveLimits {
+    /// Bumped on every change, so each connection applies a change before its next statement.
+    pub(crate) generation: AtomicU64,
+    limits: Mutex<DbLimits>,
+    /// Effective statement timeout in nanoseconds (0: none).
+    statement_timeout_ns: AtomicU64,
+    /// Effective transaction timeout in nanoseconds.
+    txn_timeout_ns: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl LiveLimits {
+    fn new(config: &EngineConfig) -> LiveLimits {
+        LiveLimits {
+            generation: AtomicU64::new(0),
+            limits: Mutex::new(DbLimits::default()),
+            statement_timeout_ns: AtomicU64::new(nanos(config.statement_timeout)),
+            txn_timeout_ns: AtomicU64::new(nanos(config.txn_timeout)),
+        }
+    }
+
+    pub(crate) fn get(&self) -> DbLimits {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn statement_timeout(&self) -> Duration {
+        Duration::from_nanos(self.statement_timeout_ns.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn txn_timeout(&self) -> Duration {
+        Duration::from_nanos(self.txn_timeout_ns.load(Ordering::Relaxed))
     }
 }
 
@@ -102,6 +160,8 @@ pub(crate) struct Shared {
     pub(crate) wal_pages: AtomicU32,
     /// When the next checkpoint is due.
     pub(crate) checkpoint: Mutex<CheckpointState>,
+    /// The database's own limits and the effective values.
+    pub(crate) limits: LiveLimits,
     /// Held open for the database's lifetime, so the WAL file is never deleted and recreated
     /// under the syncer (SQLite removes it when the last connection closes).
     _anchor: Mutex<Connection>,
@@ -174,6 +234,7 @@ impl Database {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
                 syncer: Syncer::new(path, config.durability),
+                limits: LiveLimits::new(&config),
                 config,
                 write_lock: WriteLock::default(),
                 pool: Mutex::new(Vec::new()),
@@ -199,6 +260,39 @@ impl Database {
     /// The engine settings.
     pub fn config(&self) -> &EngineConfig {
         &self.shared.config
+    }
+
+    /// The database's own limits (`None` where the server's setting applies).
+    pub fn limits(&self) -> DbLimits {
+        self.shared.limits.get()
+    }
+
+    /// The statement timeout in force on this database (its own, or the server's).
+    pub fn statement_timeout(&self) -> Duration {
+        self.shared.limits.statement_timeout()
+    }
+
+    /// The transaction timeout in force on this database (its own, or the server's).
+    pub fn txn_timeout(&self) -> Duration {
+        self.shared.limits.txn_timeout()
+    }
+
+    /// Sets the database's own limits. Connections apply them before their next statement
+    /// (a statement already running keeps the limits it started with).
+    pub fn set_limits(&self, limits: DbLimits) {
+        let live = &self.shared.limits;
+        let config = &self.shared.config;
+        let mut current = live.limits.lock().unwrap_or_else(|p| p.into_inner());
+        *current = limits;
+        live.statement_timeout_ns.store(
+            nanos(limits.statement_timeout.unwrap_or(config.statement_timeout)),
+            Ordering::Relaxed,
+        );
+        live.txn_timeout_ns.store(
+            nanos(limits.txn_timeout.unwrap_or(config.txn_timeout)),
+            Ordering::Relaxed,
+        );
+        live.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Takes an idle connection from the pool or opens a new one (blocking).
@@ -271,6 +365,15 @@ impl Database {
     pub fn is_unused(&self) -> bool {
         let pool = self.shared.pool.lock().unwrap_or_else(|p| p.into_inner());
         Arc::strong_count(&self.shared) == 1 + pool.len()
+    }
+
+    /// Shutdown: copies the WAL into the database file, empties it and fsyncs the file (see
+    /// `Conn::checkpoint_truncate`). Blocking.
+    pub fn checkpoint_for_shutdown(&self) -> Result<(), ExecError> {
+        let mut conn = self.acquire()?;
+        let result = conn.checkpoint_truncate();
+        self.release(conn);
+        result
     }
 
     /// Drops the idle pooled connections (before the database's files go away).

@@ -1,5 +1,5 @@
 //! Checking an uploaded database file before it becomes a database: the SQLite header, that
-//! SQLite opens it, `PRAGMA integrity_check`, the page count the client announced; then the
+//! SQLite opens it, `PRAGMA quick_check` (or `integrity_check` when asked), the page count the client announced; then the
 //! switch to WAL mode and an fsync, so that the file is ready to be moved into place.
 //!
 //! The file may come in rollback-journal or WAL mode, with any page size SQLite supports
@@ -127,6 +127,28 @@ pub fn check_and_prepare(
     path: &Path,
     expected_pages: Option<u64>,
 ) -> Result<ImportedFile, ImportError> {
+    check_and_prepare_with(path, expected_pages, ImportCheck::Quick)
+}
+
+/// How thoroughly an uploaded file is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportCheck {
+    /// `PRAGMA quick_check` (with `cell_size_check` on): every b-tree page, cell, record and
+    /// free page, and the page accounting; what keeps a damaged file from being served. It
+    /// skips only the comparison of each index with its table (and UNIQUE re-checks), which
+    /// costs an order of magnitude more on a large file (19 s against 1 s for 300 MB).
+    #[default]
+    Quick,
+    /// `PRAGMA integrity_check`: also every index entry against its table row.
+    Full,
+}
+
+/// [`check_and_prepare`] with the check to run.
+pub fn check_and_prepare_with(
+    path: &Path,
+    expected_pages: Option<u64>,
+    check: ImportCheck,
+) -> Result<ImportedFile, ImportError> {
     let file_len = std::fs::metadata(path)
         .map_err(|e| ImportError::Internal(format!("cannot read the uploaded file: {e}")))?
         .len();
@@ -162,11 +184,14 @@ pub fn check_and_prepare(
     setup().map_err(|e| sqlite_error("cannot set up the check", e))?;
     let problems = {
         let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
+            .prepare(match check {
+                ImportCheck::Quick => "PRAGMA quick_check",
+                ImportCheck::Full => "PRAGMA integrity_check",
+            })
             .map_err(|e| sqlite_error("the database schema cannot be read", e))?;
         let mut rows = stmt
             .query([])
-            .map_err(|e| sqlite_error("integrity_check failed", e))?;
+            .map_err(|e| sqlite_error("the check failed", e))?;
         let mut lines = Vec::new();
         let mut more = 0usize;
         loop {
@@ -184,7 +209,7 @@ pub fn check_and_prepare(
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(sqlite_error("integrity_check failed", e)),
+                Err(e) => return Err(sqlite_error("the check failed", e)),
             }
         }
         if more > 0 {
@@ -194,7 +219,11 @@ pub fn check_and_prepare(
     };
     if problems.len() != 1 || problems[0] != "ok" {
         return Err(ImportError::Corrupt(format!(
-            "the database is damaged; PRAGMA integrity_check says: {}",
+            "the database is damaged; PRAGMA {} says: {}",
+            match check {
+                ImportCheck::Quick => "quick_check (integrity_check without the index scan)",
+                ImportCheck::Full => "integrity_check",
+            },
             problems.join("; ")
         )));
     }

@@ -27,7 +27,7 @@ pub mod workers;
 pub(crate) mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
-pub use database::{Database, DbCounters, EngineConfig};
+pub use database::{Database, DbCounters, DbLimits, EngineConfig};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ErrorCode, ExecError, OpenError};
 pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};

@@ -175,6 +175,13 @@ skylite_codes! {
     ImportTooLarge => "IMPORT_TOO_LARGE",
     /// The disk has no room for the operation.
     NoSpace => "NO_SPACE",
+    /// A reload (SIGHUP, `POST /v1/admin/reload`) could not use a new certificate, key file or
+    /// revocation list; the old ones stay in use (HTTP 500).
+    ReloadFailed => "RELOAD_FAILED",
+    /// A per-database limit with a value out of range (admin API).
+    InvalidLimit => "INVALID_LIMIT",
+    /// A write would grow the database past its size limit (`max_size_bytes`, HTTP 507).
+    DatabaseFull => "DATABASE_FULL",
     /// Tokens cannot be minted: the server runs with `--no-auth`.
     AuthDisabled => "AUTH_DISABLED",
     /// No token.
@@ -270,7 +277,10 @@ impl ErrorCode {
     /// 500 for other server failures, 400 otherwise (callers with more context, such as the
     /// auth and routing layers, pick their own statuses).
     pub fn http_status(self) -> u16 {
-        if self == ErrorCode::SQLITE_FULL || self == ErrorCode::NoSpace {
+        if self == ErrorCode::SQLITE_FULL
+            || self == ErrorCode::NoSpace
+            || self == ErrorCode::DatabaseFull
+        {
             507
         } else if self.is_server_failure() {
             500

@@ -3,20 +3,24 @@
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/admin/databases` | | 200 `{"databases": [info, ...]}` |
-//! | `POST /v1/admin/databases` | `{"name": "app"}` | 201 `{"name": "app", "created": true}`; 409 `DATABASE_EXISTS` |
+//! | `POST /v1/admin/databases` | `{"name": "app", "limits": {...}}` (`limits` optional) | 201 `{"name": "app", "created": true}` (plus `limits` if given); 409 `DATABASE_EXISTS`; 400 `INVALID_LIMIT` |
 //! | `GET /v1/admin/databases/{name}` | | 200 info plus `health` (`PRAGMA quick_check`); 404 |
+//! | `PATCH /v1/admin/databases/{name}` | `{"limits": {"max_size_bytes": 1048576, "statement_timeout_ms": null}}` | 200 `{"name", "limits"}`; 404; 400 `INVALID_LIMIT` |
 //! | `DELETE /v1/admin/databases/{name}` | | 200 `{"name", "deleted": true}`; 404; 409 `DATABASE_PROTECTED` for `default` |
 //! | `POST /v1/admin/databases/{name}/fork` | `{"to": "copy"}` | 201 `{"name": "copy", "forked_from": "app", "created": true}`; 404; 409 |
 //! | `PUT /v1/admin/databases/{name}/import` | an SQLite file | 201 `{"name", "created": true, "size_bytes", "page_count", "page_size", "tables", "sha256"}`; 400; 409; 413 |
 //! | `GET /v1/admin/databases/{name}/export` | | 200 the database file; 404 |
 //! | `GET /v1/admin/databases/{name}/dump` | | 200 SQL text; 404 |
+//! | `POST /v1/admin/reload` | | 200 `{"reloaded": true, "tls", "auth", "keys"}`; 500 `RELOAD_FAILED` (the old certificate/keys stay) |
 //! | `POST /v1/admin/tokens` | `{"db": "app", "read_only": false, "expires": "30d"}` | 201 `{"token", "jti", "exp"}` ([`crate::tokens_api`]) |
 //!
 //! Import, export and dump live in [`crate::transfer`].
 //!
 //! `info` is `name`, `size_bytes` (database file plus WAL), `db_bytes`, `wal_bytes`, `tables`,
 //! `rows_read`, `rows_written` (since the server opened the database), `open_streams`,
-//! `websocket_connections`, `open_connections` and `open`.
+//! `websocket_connections`, `open_connections`, `open` and `limits` (`max_size_bytes`,
+//! `statement_timeout_ms`, `txn_timeout_ms`; `null` where the server's flag applies; see
+//! [`crate::limits`]).
 //!
 //! Every handler takes [`AdminAuth`] as its first extractor (401 without a valid token, 403
 //! for a token that is not an admin's, before anything else about the request is read); all
@@ -38,6 +42,7 @@ use crate::app::App;
 use crate::databases::not_found;
 use crate::error::ApiError;
 use crate::hrana_http::parse_body;
+use crate::limits::{LimitsJson, LimitsPatch};
 use crate::routing::AdminAuth;
 use crate::transfer;
 
@@ -45,7 +50,10 @@ use crate::transfer;
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/admin/databases", get(list).post(create))
-        .route("/v1/admin/databases/{name}", get(show).delete(delete))
+        .route(
+            "/v1/admin/databases/{name}",
+            get(show).delete(delete).patch(update),
+        )
         .route("/v1/admin/databases/{name}/fork", post(fork))
         // The file is streamed to disk under its own limit (`max_import_bytes`).
         .route(
@@ -54,12 +62,21 @@ pub fn routes() -> Router<App> {
         )
         .route("/v1/admin/databases/{name}/export", get(transfer::export))
         .route("/v1/admin/databases/{name}/dump", get(transfer::dump))
+        .route("/v1/admin/reload", post(reload))
         .merge(crate::tokens_api::routes())
 }
 
 #[derive(Deserialize)]
 struct CreateReq {
     name: String,
+    #[serde(default)]
+    limits: LimitsJson,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateReq {
+    limits: LimitsPatch,
 }
 
 #[derive(Deserialize)]
@@ -121,11 +138,54 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CreateReq = parse_body(body)?;
-    let name = req.name.clone();
-    on_worker(&app, move |app| app.databases.create(&req.name).map(|_| ())).await?;
+    let (name, limits) = (req.name.clone(), req.limits);
+    on_worker(&app, move |app| {
+        app.databases
+            .create_with_limits(&req.name, &req.limits)
+            .map(|_| ())
+    })
+    .await?;
+    let mut answer = json!({ "name": name, "created": true });
+    if !limits.is_empty() {
+        answer["limits"] = json!(limits);
+    }
+    Ok(json_response(StatusCode::CREATED, answer))
+}
+
+/// `PATCH /v1/admin/databases/{name}`: changes the database's limits.
+async fn update(
+    State(app): State<App>,
+    _admin: AdminAuth,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let name = path_name(name)?;
+    let req: UpdateReq = parse_body(body)?;
+    let answer = name.clone();
+    let limits = on_worker(&app, move |app| {
+        app.databases.set_limits(&name, &req.limits)
+    })
+    .await?;
     Ok(json_response(
-        StatusCode::CREATED,
-        json!({ "name": name, "created": true }),
+        StatusCode::OK,
+        json!({ "name": answer, "limits": limits }),
+    ))
+}
+
+/// `POST /v1/admin/reload`: the TLS certificate and key, trusted key files and revocation
+/// list are read again (as on SIGHUP).
+async fn reload(State(app): State<App>, _admin: AdminAuth) -> Result<Response, ApiError> {
+    let report = on_worker(&app, |app| Ok(app.reload())).await?;
+    if !report.errors.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ReloadFailed,
+            report.errors.join("; "),
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "reloaded": true, "tls": report.tls, "auth": report.auth, "keys": report.keys }),
     ))
 }
 

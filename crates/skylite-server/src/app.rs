@@ -41,6 +41,19 @@ pub enum ServeError {
     Auth(#[from] skylite_auth::KeyError),
 }
 
+/// What a reload did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// The TLS certificate and key were read again.
+    pub tls: bool,
+    /// The trusted key files and the revocation list were read again.
+    pub auth: bool,
+    /// Public keys trusted now.
+    pub keys: usize,
+    /// What could not be reloaded (the old version of each stays in use).
+    pub errors: Vec<String>,
+}
+
 /// Everything the handlers share.
 pub struct AppInner {
     /// Settings.
@@ -95,17 +108,20 @@ impl App {
     /// (and remembered) before routing, so every route also works under it.
     pub fn router(&self) -> Router {
         let inner = self.routes();
-        Router::new().fallback(move |req: Request| {
-            let inner = inner.clone();
-            async move {
-                use tower::ServiceExt;
-                let req = routing::strip_database_prefix(req);
-                match inner.oneshot(req).await {
-                    Ok(resp) => resp,
-                    Err(never) => match never {},
+        Router::new()
+            .fallback(move |req: Request| {
+                let inner = inner.clone();
+                async move {
+                    use tower::ServiceExt;
+                    let req = routing::strip_database_prefix(req);
+                    match inner.oneshot(req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    }
                 }
-            }
-        })
+            })
+            // Outermost: every request, routed or not, gets an id and a span.
+            .layer(axum::middleware::from_fn(crate::request_id::layer))
     }
 
     /// The routes, as seen after the database prefix is stripped.
@@ -129,6 +145,66 @@ impl App {
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(self.clone())
+    }
+
+    /// Reads the TLS certificate and key, the trusted key files and the revocation list again
+    /// (SIGHUP, `POST /v1/admin/reload`). Each part that fails keeps what it had and is
+    /// reported; the others are still reloaded. Blocking (file I/O).
+    pub fn reload(&self) -> Reloaded {
+        let mut report = Reloaded::default();
+        if let Some(tls) = &self.config.tls {
+            match tls.reload() {
+                Ok(done) => report.tls = done,
+                Err(e) => report
+                    .errors
+                    .push(format!("{e} (the previous certificate stays in use)")),
+            }
+        }
+        if !self.auth.is_disabled() {
+            match self.auth.reload() {
+                Ok(()) => report.auth = true,
+                Err(e) => report.errors.push(format!(
+                    "{e} (the previous keys and revocation list stay in use)"
+                )),
+            }
+        }
+        report.keys = self.auth.key_count();
+        if report.errors.is_empty() {
+            tracing::info!(
+                tls = report.tls,
+                auth = report.auth,
+                keys = report.keys,
+                "reloaded"
+            );
+        } else {
+            for e in &report.errors {
+                tracing::error!("reload: {e}");
+            }
+        }
+        report
+    }
+
+    /// Reloads on every SIGHUP (see [`App::reload`]) for as long as the app lives.
+    #[cfg(unix)]
+    pub fn reload_on_sighup(&self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot watch SIGHUP (reload with POST /v1/admin/reload): {e}");
+                return;
+            }
+        };
+        let weak = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let Some(app) = weak.upgrade().map(App) else {
+                    return;
+                };
+                tracing::info!("SIGHUP: reloading certificates, keys and the revocation list");
+                let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+            }
+        });
     }
 
     /// Starts the stream reaper; it stops when the app is dropped.
@@ -232,6 +308,7 @@ pub async fn serve(
     let result =
         crate::listener::serve(listener, router, limits, app.config.tls.clone(), shutdown).await;
     let closing = app.clone();
-    let _ = crate::blocking::run(&app.workers, move || closing.databases.close_all()).await;
+    let _ = crate::blocking::run(&app.workers, move || closing.databases.shutdown()).await;
+    tracing::info!("shut down: open transactions rolled back, databases checkpointed");
     result
 }

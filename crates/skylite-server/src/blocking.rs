@@ -23,7 +23,10 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // The caller's span (the request and its id) goes along, so the worker's logs carry it.
+    let span = tracing::Span::current();
     workers.execute(move || {
+        let _entered = span.enter();
         let _ = tx.send(f());
     });
     rx.await.map_err(|_| WorkerGone)

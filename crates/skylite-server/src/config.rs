@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// Most client connections open at once (TLS handshakes and WebSockets included); more are
     /// refused. Also bounded by half the process's open-file limit.
     pub max_connections: usize,
+    /// On shutdown, how long requests in flight may take to finish before open transactions
+    /// are rolled back and the databases closed anyway (`--shutdown-timeout`).
+    pub shutdown_timeout: Duration,
 }
 
 /// Authentication settings; the keys themselves live in the data folder.
@@ -94,6 +97,7 @@ impl ServerConfig {
             body_timeout: Duration::from_secs(30),
             body_min_rate: 1024,
             max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 

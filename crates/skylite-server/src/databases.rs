@@ -33,6 +33,7 @@ use axum::http::StatusCode;
 use skylite_engine::{fs_durable, maintenance, Database, ErrorCode, ExecError, OpenError};
 
 use crate::error::ApiError;
+use crate::limits::{LimitsJson, LimitsPatch};
 use crate::streams::Streams;
 use crate::ServerConfig;
 
@@ -212,6 +213,8 @@ pub struct DbInfo {
     pub open_connections: usize,
     /// Whether the server has it open (counters start when it is opened).
     pub open: bool,
+    /// Its own limits (`null`: the server's setting applies).
+    pub limits: LimitsJson,
     /// `PRAGMA quick_check` (only for a single database).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -281,6 +284,8 @@ impl Databases {
     }
 
     fn insert(&self, name: &str, db: Database) -> Arc<DbHandle> {
+        // The database's own limits, from its folder, before any request runs on it.
+        db.set_limits(crate::limits::load(&self.dir_of(name)).to_engine());
         let handle = Arc::new(DbHandle {
             name: name.to_owned(),
             streams: Arc::new(Streams::new(db, self.config.stream_idle_timeout)),
@@ -459,7 +464,18 @@ impl Databases {
 
     /// Creates a database. Blocking.
     pub fn create(&self, name: &str) -> Result<Arc<DbHandle>, ApiError> {
+        self.create_with_limits(name, &LimitsJson::default())
+    }
+
+    /// Creates a database with limits of its own (stored in its folder before it is
+    /// acknowledged). Blocking.
+    pub fn create_with_limits(
+        &self,
+        name: &str,
+        limits: &LimitsJson,
+    ) -> Result<Arc<DbHandle>, ApiError> {
         validate_name(name)?;
+        limits.validate()?;
         let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
         if self.get_open(name).is_some() || self.exists_on_disk(name) {
             return Err(exists_error(name));
@@ -469,6 +485,10 @@ impl Databases {
         // Durable: the folder entry in the data folder (here) and the file entries in the folder
         // (`Database::open`) are fsynced before the creation is acknowledged.
         fs_durable::create_dir_all(&dir).map_err(|e| io_error("create the database folder", e))?;
+        if let Err(e) = crate::limits::store(&dir, limits) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(io_error("store the database's limits", e));
+        }
         let db = match Database::open(&self.config.database_file(name), self.config.engine.clone())
         {
             Ok(db) => db,
@@ -480,6 +500,33 @@ impl Databases {
         self.forget_absent(name);
         tracing::info!(database = name, "created database");
         Ok(self.insert(name, db))
+    }
+
+    /// Changes the limits of a database: stored durably in its folder, then applied to it if it
+    /// is open (each connection before its next statement). Returns the new limits. Blocking.
+    pub fn set_limits(&self, name: &str, patch: &LimitsPatch) -> Result<LimitsJson, ApiError> {
+        validate_name(name)?;
+        // Under the lifecycle lock: the database is neither deleted nor opened meanwhile (an
+        // open reads the file, which must already hold the new limits).
+        let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = self.get_open(name);
+        if handle.is_none() && !self.exists_on_disk(name) {
+            return Err(not_found(name));
+        }
+        let dir = self.dir_of(name);
+        let current = match &handle {
+            Some(h) => LimitsJson::from_engine(h.database().limits()),
+            None => crate::limits::load(&dir),
+        };
+        let next = patch.apply(current);
+        next.validate()?;
+        crate::limits::store(&dir, &next)
+            .map_err(|e| io_error("store the database's limits", e))?;
+        if let Some(h) = handle {
+            h.database().set_limits(next.to_engine());
+        }
+        tracing::info!(database = name, limits = ?next, "changed database limits");
+        Ok(next)
     }
 
     /// Deletes a database: rolls back and closes its streams, then removes its folder (renamed
@@ -550,6 +597,10 @@ impl Databases {
         };
         maintenance::copy_consistent(source.database().path(), &tmp.join("data.db"))
             .map_err(|e| cleanup(exec_error("copy the database", e)))?;
+        // A fork keeps its source's limits.
+        let limits = LimitsJson::from_engine(source.database().limits());
+        crate::limits::store(&tmp, &limits)
+            .map_err(|e| cleanup(io_error("store the database's limits", e)))?;
         let _lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
         if source.is_deleted() {
             return Err(cleanup(not_found(from)));
@@ -663,6 +714,10 @@ impl Databases {
                 .as_ref()
                 .map_or(0, |h| h.database().open_connections()),
             open: handle.is_some(),
+            limits: match &handle {
+                Some(h) => LimitsJson::from_engine(h.database().limits()),
+                None => crate::limits::load(&self.dir_of(name)),
+            },
             health,
         }))
     }
@@ -672,6 +727,25 @@ impl Databases {
     pub fn close_all(&self) {
         for handle in self.all_open() {
             handle.streams.close_all();
+        }
+    }
+
+    /// Graceful shutdown, after the requests in flight: rolls back every open transaction,
+    /// then checkpoints every open database into its file and fsyncs it. Blocking.
+    pub fn shutdown(&self) {
+        self.close_all();
+        for handle in self.all_open() {
+            match handle.database().checkpoint_for_shutdown() {
+                Ok(()) => tracing::debug!(database = handle.name(), "checkpointed at shutdown"),
+                Err(e) => tracing::warn!(
+                    database = handle.name(),
+                    "checkpoint at shutdown failed: {}: {} (the WAL is kept and replayed at \
+                     the next start)",
+                    e.code,
+                    e.message
+                ),
+            }
+            handle.database().drain_pool();
         }
     }
 }

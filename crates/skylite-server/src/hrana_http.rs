@@ -584,7 +584,9 @@ pub async fn run_cursor(
     let limit = app.config.engine.max_response_bytes;
     let stall_timeout = app.config.send_timeout;
     let batch = req.batch;
+    let span = tracing::Span::current();
     app.workers.execute(move || {
+        let _entered = span.enter();
         let mut sink = ChunkSink {
             encoding,
             buf: first,

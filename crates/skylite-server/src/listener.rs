@@ -83,6 +83,7 @@ pub(crate) struct Limits {
     body_timeout: Duration,
     body_min_rate: u64,
     max_connections: usize,
+    shutdown_timeout: Duration,
 }
 
 impl Limits {
@@ -109,6 +110,7 @@ impl Limits {
             body_timeout: timeout(config.body_timeout),
             body_min_rate: config.body_min_rate,
             max_connections,
+            shutdown_timeout: timeout(config.shutdown_timeout),
         }
     }
 }
@@ -160,11 +162,10 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Arc::new(limits);
+    // The certificate is picked per connection, so a reload applies to the next handshake.
     let tls = tls.map(|tls| {
-        (
-            TlsAcceptor::from(tls.rustls_config().clone()),
-            tls.handshake_timeout,
-        )
+        let timeout = tls.handshake_timeout;
+        (tls, timeout)
     });
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut refusals = RefusalLog::default();
@@ -214,7 +215,17 @@ pub(crate) async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     drop(alive_rx);
-    alive_tx.closed().await;
+    // Requests in flight finish, but not for ever (`--shutdown-timeout`); the caller rolls back
+    // what is left open either way.
+    if tokio::time::timeout(limits.shutdown_timeout, alive_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = limits.shutdown_timeout.as_secs_f64(),
+            "shutdown: connections still busy after --shutdown-timeout; closing anyway"
+        );
+    }
     Ok(())
 }
 
@@ -259,7 +270,7 @@ impl RefusalLog {
 struct Conn {
     router: Router,
     limits: Arc<Limits>,
-    tls: Option<(TlsAcceptor, Duration)>,
+    tls: Option<(TlsConfig, Duration)>,
     stop: watch::Receiver<bool>,
     permit: OwnedSemaphorePermit,
 }
@@ -271,7 +282,8 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         match self.tls.take() {
             None => self.serve(tcp, peer).await,
-            Some((acceptor, timeout)) => {
+            Some((tls, timeout)) => {
+                let acceptor = TlsAcceptor::from(tls.rustls_config());
                 let handshake = crate::tls::handshake(&acceptor, tcp, timeout, peer);
                 let stream = tokio::select! {
                     stream = handshake => stream,

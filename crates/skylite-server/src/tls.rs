@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::pem::{self, PemObject};
@@ -97,11 +97,16 @@ pub enum TlsError {
 }
 
 /// A loaded certificate chain and key, ready to serve: what `--tls-cert`/`--tls-key` become.
+///
+/// Clones share the current configuration: [`TlsConfig::reload`] reads the files again and
+/// swaps it for every clone, so new connections get the new certificate while connections
+/// already open keep theirs (a bad new pair keeps the old one).
 #[derive(Clone)]
 pub struct TlsConfig {
     cert_source: PathBuf,
     key_source: PathBuf,
-    server_config: Arc<rustls::ServerConfig>,
+    from_files: bool,
+    server_config: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     /// How long a client may take to complete its handshake before it is disconnected.
     pub handshake_timeout: Duration,
 }
@@ -130,7 +135,25 @@ impl TlsConfig {
             path: key_file.to_owned(),
             source,
         })?;
-        Self::build(&cert_pem, cert_file, &key_pem, key_file)
+        let mut config = Self::build(&cert_pem, cert_file, &key_pem, key_file)?;
+        config.from_files = true;
+        Ok(config)
+    }
+
+    /// Reads the certificate and key files again (after a renewal) and serves new connections
+    /// with them. On any error the current pair stays in use and the error is returned.
+    /// Returns `false` if there is nothing to reload (the pair came from memory).
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        if !self.from_files {
+            return Ok(false);
+        }
+        let fresh = TlsConfig::load(&self.cert_source, &self.key_source)?;
+        let next = fresh.rustls_config();
+        *self
+            .server_config
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
     }
 
     /// Like [`TlsConfig::load`], from PEM text already in memory.
@@ -153,9 +176,12 @@ impl TlsConfig {
         &self.key_source
     }
 
-    /// The rustls configuration connections are served with.
-    pub fn rustls_config(&self) -> &Arc<rustls::ServerConfig> {
-        &self.server_config
+    /// The rustls configuration new connections are served with.
+    pub fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server_config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn build(
@@ -194,7 +220,8 @@ impl TlsConfig {
         Ok(TlsConfig {
             cert_source: cert_path.to_owned(),
             key_source: key_path.to_owned(),
-            server_config: Arc::new(config),
+            from_files: false,
+            server_config: Arc::new(RwLock::new(Arc::new(config))),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
     }

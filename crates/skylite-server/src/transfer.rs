@@ -8,10 +8,11 @@
 //! | `GET /v1/admin/databases/{name}/dump` | | 200, SQL text like `sqlite3 .dump` (`application/sql`) |
 //!
 //! **Import.** The body is written chunk by chunk (never held whole) to
-//! `<data-dir>/.import-<name>-<random>/data.db` while its SHA-256 is computed, then fsynced.
+//! `<data-dir>/.import-<name>-<random>/data.db` while its SHA-256 is computed (fsynced once,
+//! after the check).
 //! It is not bound by `--max-body-size` but by [`ServerConfig::max_import_bytes`] (413
 //! `IMPORT_TOO_LARGE`). On the worker pool, [`skylite_engine::import::check_and_prepare`] checks
-//! the header, opens it, runs `integrity_check`, compares the page count of
+//! the header, opens it, runs `quick_check` (`integrity_check` with `x-skylite-check: full`), compares the page count of
 //! `x-skylite-page-count` and switches it to WAL mode; the `x-skylite-sha256` header, if sent, is
 //! compared before that. Only then is the folder renamed into place
 //! ([`crate::databases::Databases::install`]), so a database appears whole or not at all. Every
@@ -43,7 +44,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use skylite_engine::dump::{Dump, DumpError};
-use skylite_engine::import::{check_and_prepare, ImportError};
+use skylite_engine::import::{check_and_prepare_with, ImportCheck, ImportError};
 use skylite_engine::{maintenance, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -172,6 +173,22 @@ fn expected_pages(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
+/// The header that asks for the full `integrity_check` of an import (`full`) instead of
+/// `quick_check` (`quick`, the default).
+pub const CHECK_HEADER: &str = "x-skylite-check";
+
+fn import_check(headers: &HeaderMap) -> Result<ImportCheck, ApiError> {
+    match headers.get(CHECK_HEADER).map(|v| v.to_str().map(str::trim)) {
+        None => Ok(ImportCheck::Quick),
+        Some(Ok(v)) if v.eq_ignore_ascii_case("quick") => Ok(ImportCheck::Quick),
+        Some(Ok(v)) if v.eq_ignore_ascii_case("full") => Ok(ImportCheck::Full),
+        Some(_) => Err(bad(
+            ErrorCode::Protocol,
+            format!("{CHECK_HEADER} must be `quick` or `full`"),
+        )),
+    }
+}
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -225,9 +242,8 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<Upload, ApiError
     file.flush()
         .await
         .map_err(|e| io_failure("write the import file", e))?;
-    file.sync_all()
-        .await
-        .map_err(|e| io_failure("fsync the import file", e))?;
+    // No fsync here: the check rewrites the header (the switch to WAL) and fsyncs the whole
+    // file once before it is moved into place; nothing is acknowledged before that.
     Ok(Upload {
         bytes: total,
         sha256: hex(&hasher.finalize()),
@@ -255,6 +271,7 @@ pub async fn import(
     validate_name(&name)?;
     let want_sha = expected_sha256(&headers)?;
     let want_pages = expected_pages(&headers)?;
+    let check = import_check(&headers)?;
     let limit = app.config.max_import_bytes;
     let announced = headers
         .get(header::CONTENT_LENGTH)
@@ -293,7 +310,7 @@ pub async fn import(
     // cleans up after itself.
     let checked = on_worker(&app, move |app| {
         let file = folder.path().join("data.db");
-        let checked = check_and_prepare(&file, want_pages).map_err(import_error)?;
+        let checked = check_and_prepare_with(&file, want_pages, check).map_err(import_error)?;
         std::fs::File::open(folder.path())
             .and_then(|d| d.sync_all())
             .map_err(|e| io_failure("fsync the temporary folder", e))?;
@@ -444,10 +461,12 @@ pub async fn dump(
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(DUMP_QUEUE);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let log_name = name.clone();
+    let span = tracing::Span::current();
     app.workers.execute(move || {
+        let _entered = span.enter();
         let dump = match Dump::begin_with_timeout(
             handle.database().path(),
-            handle.database().config().statement_timeout,
+            handle.database().statement_timeout(),
         ) {
             Ok(d) => d,
             Err(e) => {

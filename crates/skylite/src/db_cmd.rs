@@ -2,12 +2,13 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `skylite db import FILE --name NAME` | a local SQLite file or SQL dump → a new database ([`crate::transfer_cmd`]) |
+//! | `skylite db import FILE [--name NAME] [--env-file .env]` | a local SQLite file or SQL dump → a new database ([`crate::transfer_cmd`]); without `--url`, a server on this machine is found through `--data-dir` ([`crate::local_server`]) |
 //! | `skylite db export NAME -o FILE` | a consistent copy of the database as a file |
 //! | `skylite db dump NAME` | the database as SQL text on standard output |
 //! | `skylite db shell NAME` | the SQL shell on that database ([`crate::shell`]) |
 //! | `skylite db env NAME [--write]` | the URL and a fresh token for an app, as `.env` lines |
-//! | `skylite db create NAME`, `list`, `destroy NAME` | manage databases |
+//! | `skylite db create NAME [--max-size-bytes N ...]`, `list`, `destroy NAME` | manage databases |
+//! | `skylite db set NAME --max-size-bytes N --statement-timeout-ms N --txn-timeout-ms N` | change a database's limits ([`crate::limits_cmd`]) |
 //!
 //! Every command takes `--url URL` (the server's base URL) and `--token TOKEN` (an admin
 //! token), defaulting to the environment and `.env` ([`crate::remote`]).
@@ -39,8 +40,10 @@ enum DbCommand {
     Shell(DbShellArgs),
     /// Print (or append to .env) the URL and a fresh token for a database, for an app.
     Env(EnvArgs),
-    /// Create an empty database.
-    Create(NameArgs),
+    /// Create an empty database (optionally with limits of its own).
+    Create(CreateArgs),
+    /// Change a database's limits (size, statement timeout, transaction timeout).
+    Set(crate::limits_cmd::SetArgs),
     /// List the databases.
     List(ListArgs),
     /// Delete a database and its files.
@@ -51,9 +54,22 @@ enum DbCommand {
 struct ImportArgs {
     /// The SQLite database file, or an SQL text dump (told apart by the SQLite header).
     file: PathBuf,
-    /// Name of the new database (1-63 of a-z, 0-9, -, _).
+    /// Name of the new database (1-63 of a-z, 0-9, -, _). Default: made from the file name
+    /// (`My App.db` -> `my-app`).
     #[arg(long)]
-    name: String,
+    name: Option<String>,
+    /// Without --url: the data folder of a `skylite serve` on this machine, found through the
+    /// file it writes there; an admin token is minted with the folder's key.
+    #[arg(long, value_name = "DIR", default_value = "./skylite-data")]
+    data_dir: PathBuf,
+    /// Also write the new database's URL and a fresh read-write token (TURSO_*, LIBSQL_* and
+    /// SKYLITE_* variables) to this .env file.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// Have the server run the full `PRAGMA integrity_check` (every index against its table)
+    /// instead of `quick_check`; much slower on large files.
+    #[arg(long)]
+    full_check: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -116,9 +132,11 @@ struct EnvArgs {
 }
 
 #[derive(Args)]
-struct NameArgs {
+struct CreateArgs {
     /// The database.
     name: String,
+    #[command(flatten)]
+    limits: crate::limits_cmd::LimitArgs,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -147,8 +165,27 @@ struct DestroyArgs {
 pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match args.command {
         DbCommand::Import(a) => {
-            let target = a.server.resolve()?;
-            rt.block_on(transfer_cmd::import(&a.file, &a.name, &target))
+            let name = match &a.name {
+                Some(name) => name.clone(),
+                None => name_from_file(&a.file)?,
+            };
+            let (target, local_dir) = import_target(&a)?;
+            rt.block_on(transfer_cmd::import(&a.file, &name, &target, a.full_check))?;
+            match a.env_file {
+                Some(env_file) => rt.block_on(env(EnvArgs {
+                    name,
+                    write: true,
+                    env_file,
+                    read_only: false,
+                    expires: "30d".into(),
+                    data_dir: local_dir,
+                    server: ServerArgs {
+                        url: Some(target.url),
+                        token: target.token,
+                    },
+                })),
+                None => Ok(()),
+            }
         }
         DbCommand::Export(a) => {
             let target = a.server.resolve()?;
@@ -168,13 +205,15 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             crate::shell::run_target(target, rt)
         }
         DbCommand::Env(a) => rt.block_on(env(a)),
+        DbCommand::Set(a) => rt.block_on(crate::limits_cmd::set(a)),
         DbCommand::Create(a) => rt.block_on(async {
+            let limits = a.limits.to_json().map_err(anyhow::Error::msg)?;
             let server = Server::new(&a.server.resolve()?)?;
             server
                 .json(
                     Method::POST,
                     "/v1/admin/databases",
-                    Some(serde_json::json!({ "name": a.name })),
+                    Some(serde_json::json!({ "name": a.name, "limits": limits })),
                 )
                 .await
                 .map_err(|e| e.doing(format_args!("cannot create database `{}`", a.name)))?;
@@ -184,6 +223,62 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         DbCommand::List(a) => rt.block_on(list(a)),
         DbCommand::Destroy(a) => rt.block_on(destroy(a)),
     }
+}
+
+/// Where `db import` goes: `--url` (and the token from the flags or the environment) if given;
+/// else a server running on `--data-dir` on this machine, with an admin token minted from the
+/// folder's key ([`crate::local_server`]); else the URL and token from the environment.
+/// Returns the data folder too when the server is local.
+fn import_target(args: &ImportArgs) -> anyhow::Result<(crate::remote::Target, Option<PathBuf>)> {
+    if args.server.url.is_none() {
+        if let Some(mut target) = crate::local_server::discover(&args.data_dir).map_err(anyhow::Error::msg)? {
+            if let Some(token) = args.server.token.clone() {
+                target.token = Some(token);
+            }
+            eprintln!(
+                "using the local server {} (data folder {})",
+                target.url,
+                args.data_dir.display()
+            );
+            return Ok((target, Some(args.data_dir.clone())));
+        }
+    }
+    let target = args.server.resolve().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; or run it on the machine of a `skylite serve` whose data folder is \
+             --data-dir (default ./skylite-data)"
+        )
+    })?;
+    Ok((target, None))
+}
+
+/// A database name made from a file name: lowercase, runs of other characters as `-`, at most
+/// 63 characters (`My App.db` -> `my-app`).
+fn name_from_file(file: &Path) -> anyhow::Result<String> {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+            name.push(c);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name: String = name
+        .trim_matches(|c| c == '-' || c == '_')
+        .chars()
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        anyhow::bail!(
+            "cannot make a database name from {}: pass --name NAME",
+            file.display()
+        );
+    }
+    Ok(name)
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@
 
 mod bench_cmd;
 mod db_cmd;
+mod limits_cmd;
+mod local_server;
 mod remote;
 mod shell;
 mod sql_split;
@@ -168,6 +170,26 @@ struct ServeArgs {
     /// (by default such a token may do nothing).
     #[arg(long, env = "SKYLITE_AUTH_LEGACY_FULL_ACCESS")]
     auth_legacy_full_access: bool,
+    /// Seconds requests in flight get to finish on SIGTERM/SIGINT; then open transactions are
+    /// rolled back and every database is checkpointed and fsynced anyway.
+    #[arg(long, env = "SKYLITE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    shutdown_timeout: u64,
+    /// Log lines as text (for people) or JSON objects, one per line (for log collectors); each
+    /// line of a request carries its id (`x-request-id`).
+    #[arg(long, env = "SKYLITE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Milliseconds from which a statement is logged as slow (warn level: database, duration,
+    /// the first 200 characters of its SQL, never its arguments); 0: never.
+    #[arg(long, env = "SKYLITE_SLOW_STATEMENT_THRESHOLD", default_value_t = 500)]
+    slow_statement_threshold: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format, with the request span).
+    Json,
 }
 
 impl ServeArgs {
@@ -189,6 +211,7 @@ impl ServeArgs {
             max_response_bytes: self.max_response_size,
             max_connections: self.max_sqlite_connections.max(2),
             statement_timeout: Duration::from_secs(self.statement_timeout),
+            slow_statement_threshold: Duration::from_millis(self.slow_statement_threshold),
             ..EngineConfig::default()
         };
         config.stream_idle_timeout = Duration::from_secs(self.stream_idle_timeout.max(1));
@@ -204,6 +227,7 @@ impl ServeArgs {
         config.ws_hello_timeout = Duration::from_secs(self.ws_hello_timeout.max(1));
         config.send_timeout = Duration::from_secs(self.send_timeout.max(1));
         config.max_streams_per_principal = self.max_streams_per_token.max(1);
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         config.auth = skylite_server::config::AuthSettings {
             disabled: self.no_auth,
             key_files: self.auth_jwt_key_file.clone(),
@@ -213,14 +237,21 @@ impl ServeArgs {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKYLITE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -248,12 +279,17 @@ async fn shutdown_signal() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let app = App::open(config.clone()).context("cannot open the data folder")?;
+    #[cfg(unix)]
+    app.reload_on_sighup();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    // Lets `skylite db import` on this machine find the server without --url (removed on exit).
+    let url = local_server::local_url(local, config.tls.is_some());
+    let _announced = local_server::announce(&config.data_dir, &url);
     tracing::info!(
         data_dir = %config.data_dir.display(),
         durability = ?config.engine.durability,
@@ -261,6 +297,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         if config.tls.is_some() { "https" } else { "http" },
         if config.tls.is_some() { "wss" } else { "ws" },
+    );
+    tracing::info!(
+        "move a database in with: skylite db import FILE.db --data-dir {} [--env-file .env]",
+        config.data_dir.display()
     );
     skylite_server::serve(app, listener, shutdown_signal())
         .await
@@ -298,7 +338,10 @@ fn main() -> ExitCode {
         }
         other => other,
     };
-    init_logging();
+    init_logging(match &command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -136,8 +136,14 @@ fn sniff(path: &Path) -> anyhow::Result<Kind> {
     }
 }
 
-/// `skylite db import FILE --name NAME`.
-pub async fn import(file: &Path, name: &str, target: &Target) -> anyhow::Result<()> {
+/// `skylite db import FILE [--name NAME] [--full-check]`. With `full_check`, the server runs the
+/// full `integrity_check` (every index against its table) instead of `quick_check`.
+pub async fn import(
+    file: &Path,
+    name: &str,
+    target: &Target,
+    full_check: bool,
+) -> anyhow::Result<()> {
     let kind = sniff(file)?;
     let server = Server::new(target)?;
     // Fail fast (before a long snapshot) on a bad token or an existing database.
@@ -156,7 +162,7 @@ pub async fn import(file: &Path, name: &str, target: &Target) -> anyhow::Result<
         Err(e) => return Err(e.into()),
     }
     match kind {
-        Kind::Database => import_database(file, name, &server).await,
+        Kind::Database => import_database(file, name, &server, full_check).await,
         Kind::SqlText => import_sql(file, name, &server, target).await,
     }
 }
@@ -326,7 +332,12 @@ fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-async fn import_database(file: &Path, name: &str, server: &Server) -> anyhow::Result<()> {
+async fn import_database(
+    file: &Path,
+    name: &str,
+    server: &Server,
+    full_check: bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let source = file.to_owned();
     let snap = tokio::task::spawn_blocking(move || snapshot(&source))
@@ -369,6 +380,7 @@ async fn import_database(file: &Path, name: &str, server: &Server) -> anyhow::Re
         ("content-length", content_length.as_str()),
         ("x-skylite-sha256", snap.sha256.as_str()),
         ("x-skylite-page-count", page_count.as_str()),
+        ("x-skylite-check", if full_check { "full" } else { "quick" }),
     ];
     let answer = server
         .upload(

@@ -2,10 +2,10 @@
 //! dependencies instead of one per file); each former `tests/<name>.rs` is module `<name>`,
 //! so `cargo test -p skylite-server --test it <name>::` runs one of them.
 
-mod auth_common;
 mod common;
 
 mod admin;
+mod auth_common;
 mod auth_matrix;
 mod auth_router;
 mod auth_ws;
@@ -13,12 +13,15 @@ mod bad_input;
 mod concurrency;
 mod connections;
 mod databases;
+mod db_limits;
 mod durable;
 mod governor;
+mod import_check;
 mod pool_state;
 mod prop_server;
 mod protobuf_http;
 mod protocol;
+mod reload_shutdown;
 mod security;
 mod sql_limits;
 mod streams;

@@ -8,5 +8,6 @@ mod db_cli;
 mod durability;
 mod exit_codes;
 mod migrate_guide;
+mod ops;
 mod restart;
 mod token_cli;
