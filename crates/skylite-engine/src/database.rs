@@ -297,17 +297,18 @@ impl Database {
     }
 
     /// Attaches a change sink: from now on every committed transaction is handed to `sink`
-    /// (see [`crate::change_log`]), and `snapshot_to` (a new file) receives a consistent copy of
-    /// the database exactly as of the attachment, i.e. just before the first transaction the
-    /// sink will see. The write lock is held only to fix that point; the copy runs from a read
-    /// transaction while writers go on. Blocks; replaces a sink attached before.
+    /// (see [`crate::change_log`]), and `snapshot_to` (a new file), if given, receives a
+    /// consistent copy of the database exactly as of the attachment, i.e. just before the first
+    /// transaction the sink will see. The write lock is held only to fix that point; the copy
+    /// runs from a read transaction while writers go on. Blocks; replaces a sink attached
+    /// before (which sees nothing more).
     pub fn attach_change_sink(
         &self,
         sink: Arc<dyn ChangeSink>,
-        snapshot_to: &Path,
-    ) -> Result<SnapshotInfo, ExecError> {
+        snapshot_to: Option<&Path>,
+    ) -> Result<Option<SnapshotInfo>, ExecError> {
         let sqlite_err = |e: rusqlite::Error| ExecError::from_sqlite(&e);
-        if snapshot_to.exists() {
+        if let Some(snapshot_to) = snapshot_to.filter(|p| p.exists()) {
             return Err(ExecError::new(
                 ErrorCode::Internal,
                 format!(
@@ -349,13 +350,15 @@ impl Database {
                     ),
                 ));
             }
-            // A read transaction that sees exactly the commits so far, whatever comes next.
-            source.execute_batch("BEGIN").map_err(sqlite_err)?;
-            source
-                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(sqlite_err)?;
+            if snapshot_to.is_some() {
+                // A read transaction that sees exactly the commits so far, whatever comes next.
+                source.execute_batch("BEGIN").map_err(sqlite_err)?;
+                source
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(sqlite_err)?;
+            }
             self.shared
                 .change_log
                 .attach(sink, log.max(0) as u32)
@@ -365,7 +368,10 @@ impl Database {
         })();
         self.shared.write_lock.release(id);
         fixed?;
-        let copied = crate::maintenance::copy_from(&source, snapshot_to);
+        let Some(snapshot_to) = snapshot_to else {
+            return Ok(None);
+        };
+        let copied = crate::maintenance::copy_from(&source, snapshot_to).map(Some);
         let _ = source.execute_batch("COMMIT");
         if copied.is_err() {
             // Without its starting image the captured history is useless: start over later.
@@ -373,6 +379,11 @@ impl Database {
             let _ = std::fs::remove_file(snapshot_to);
         }
         copied
+    }
+
+    /// A handle that does not keep the database open (see [`WeakDatabase`]).
+    pub fn downgrade(&self) -> WeakDatabase {
+        WeakDatabase(Arc::downgrade(&self.shared))
     }
 
     /// Detaches the change sink, if any: nothing is captured any more.
@@ -383,6 +394,18 @@ impl Database {
     /// Number of SQLite connections open on this database (pooled and in use).
     pub fn open_connections(&self) -> usize {
         self.shared.open_conns.load(Ordering::Relaxed)
+    }
+}
+
+/// A reference to a database that does not keep it open (nor count as a user of it, see
+/// [`Database::is_unused`]): for background work that acts only while the database is open.
+#[derive(Clone)]
+pub struct WeakDatabase(std::sync::Weak<Shared>);
+
+impl WeakDatabase {
+    /// The database, if it is still open.
+    pub fn upgrade(&self) -> Option<Database> {
+        self.0.upgrade().map(|shared| Database { shared })
     }
 }
 

@@ -28,7 +28,7 @@ pub mod workers;
 pub mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
-pub use database::{Database, DbCounters, EngineConfig, SnapshotInfo};
+pub use database::{Database, DbCounters, EngineConfig, SnapshotInfo, WeakDatabase};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ErrorCode, ExecError, OpenError};
 pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};

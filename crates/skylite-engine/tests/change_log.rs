@@ -96,7 +96,10 @@ fn captured_transactions_rebuild_the_database_across_checkpoints() {
 
     let sink = Arc::new(Collect::default());
     let snap = dir.path().join("snap.db");
-    let info = db.attach_change_sink(sink.clone(), &snap).unwrap();
+    let info = db
+        .attach_change_sink(sink.clone(), Some(&snap))
+        .unwrap()
+        .unwrap();
     assert_eq!(info.page_size, 4096);
     assert!(info.db_pages >= 2);
 
@@ -193,7 +196,7 @@ fn attaching_mid_wal_captures_only_later_commits() {
     }
     let sink = Arc::new(Collect::default());
     let snap = dir.path().join("snap.db");
-    db.attach_change_sink(sink.clone(), &snap).unwrap();
+    db.attach_change_sink(sink.clone(), Some(&snap)).unwrap();
     ok(&mut s, "INSERT INTO t VALUES (100, x'01')");
     let txns = sink.txns.lock().unwrap().clone();
     assert_eq!(txns.len(), 1);
@@ -203,5 +206,13 @@ fn attaching_mid_wal_captures_only_later_commits() {
     assert_eq!(fingerprint(&replayed), fingerprint(&live));
     assert_eq!(fingerprint(&replayed).len(), 6);
     // A second attachment needs a new snapshot file.
-    assert!(db.attach_change_sink(sink, &snap).is_err());
+    assert!(db.attach_change_sink(sink.clone(), Some(&snap)).is_err());
+    // Attached again without a snapshot (the sink continues its history): later commits only.
+    db.attach_change_sink(sink.clone(), None).unwrap();
+    ok(&mut s, "INSERT INTO t VALUES (101, x'02')");
+    let txns = sink.txns.lock().unwrap().clone();
+    assert_eq!(txns.len(), 2);
+    replay(&snap, &txns[1..]);
+    let replayed = rusqlite::Connection::open(&snap).unwrap();
+    assert_eq!(fingerprint(&replayed), fingerprint(&live));
 }
