@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
 use skylite_backup::store::{self, put_create_only, AwsEnv, BackupUrl, Created};
 use skylite_backup::testing::{self, SeaweedFs};
 
