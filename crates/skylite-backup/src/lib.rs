@@ -25,6 +25,8 @@
 //! S3 server (SeaweedFS) for the test suites.
 
 pub mod format;
+pub mod restore;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod time;
