@@ -31,8 +31,8 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use skylite_engine::change_log::{CapturedTxn, ChangeSink};
 use skylite_engine::{Database, ErrorCode, ExecError, WeakDatabase};
 
+use crate::config::{BackupConfig, BackupMode};
 use crate::format::{self, GenerationId, ObjectHeader, ObjectKind};
-use crate::{BackupConfig, BackupMode};
 
 /// Snapshots up to this size are uploaded in one PUT; larger ones in parts.
 const SINGLE_PUT_SNAPSHOT: u64 = 64 * 1024 * 1024;
