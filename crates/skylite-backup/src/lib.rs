@@ -27,6 +27,7 @@
 pub mod config;
 pub mod format;
 pub mod restore;
+pub mod retention;
 mod service;
 mod shipper;
 pub mod store;

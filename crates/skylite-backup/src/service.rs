@@ -86,6 +86,9 @@ impl Backup {
             source: std::io::Error::other(e.to_string()),
         })?;
         tracing::info!(writer_id = %writer_id, mode = ?config.mode, "continuous backup on");
+        if !config.retention.is_zero() {
+            runtime.spawn(retention_loop(Arc::downgrade(&store), config.retention));
+        }
         Ok(Arc::new(Backup {
             store,
             config,
@@ -203,6 +206,20 @@ impl Backup {
             while !s.is_done() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
+        }
+    }
+}
+
+/// Applies retention a minute after the start, then every hour, while the store is in use.
+async fn retention_loop(store: std::sync::Weak<dyn ObjectStore>, retention: std::time::Duration) {
+    let mut delay = std::time::Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = std::time::Duration::from_secs(3600);
+        let Some(store) = store.upgrade() else { return };
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        if let Err(e) = crate::retention::apply(&store, cutoff).await {
+            tracing::warn!(error = %e, "backup retention failed; it runs again in an hour");
         }
     }
 }
