@@ -183,3 +183,50 @@ async fn sync_mode_refuses_what_the_store_cannot_take() {
     assert_eq!(r["type"], "ok", "{r}");
     assert_eq!(server_panics(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_and_reopened_database_continues_its_history() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let s2 = store.clone();
+    let server = TestServer::start_with(|c| {
+        c.backup = Some(settings(s2, BackupMode::Async));
+        c.db_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (status, _) = admin(
+        &server,
+        "POST",
+        "/v1/admin/databases",
+        Some(json!({"name": "idle"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    run(&server, "idle", "CREATE TABLE t(x)").await;
+    run(&server, "idle", "INSERT INTO t VALUES (1)").await;
+    let before = wait_backed_up(&server, "idle", 2).await;
+    // Closed for being idle (the reaper checks every second)...
+    let mut closed = false;
+    for _ in 0..100 {
+        // Looked at without touching it (a lookup would keep it open).
+        if !server
+            .app
+            .databases
+            .all_open()
+            .iter()
+            .any(|h| h.name() == "idle")
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "the idle database was not closed");
+    // ...opened again by the next request: the same generation goes on, no new snapshot.
+    run(&server, "idle", "INSERT INTO t VALUES (2)").await;
+    let after = wait_backed_up(&server, "idle", 3).await;
+    assert_eq!(after["generation"], before["generation"], "{after}");
+    let generation = after["generation"].as_str().unwrap();
+    let snapshots = keys(&*store, &format!("dbs/idle/{generation}/snapshots/")).await;
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!(server_panics(), 0);
+}
