@@ -243,6 +243,11 @@ impl ChangeSink for Generation {
         }
         let deadline = Instant::now() + shipper.config.sync_timeout;
         let mut spool = shipper.lock_spool(self);
+        if spool.snapshot_stored && spool.stored >= token {
+            return Ok(());
+        }
+        // Waiting for the store is not CPU work: let the worker pool run other jobs meanwhile.
+        let _blocked = skylite_engine::workers::blocking_section();
         loop {
             if spool.snapshot_stored && spool.stored >= token {
                 return Ok(());

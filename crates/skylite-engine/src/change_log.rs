@@ -53,7 +53,8 @@ pub trait ChangeSink: Send + Sync + 'static {
     fn gap(&self, reason: &str);
 
     /// Blocks until the transaction behind `token` is as durable as the sink promises (sync
-    /// backup: in the object store). Called before the write is acknowledged.
+    /// backup: in the object store). Called before the write is acknowledged. A sink that
+    /// really waits enters `workers::blocking_section` itself.
     fn wait_durable(&self, token: u64) -> Result<(), ExecError>;
 }
 

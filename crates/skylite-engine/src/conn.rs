@@ -419,10 +419,8 @@ impl Conn {
             None => Ok(()),
         };
         let backup = match self.pending_backup.take() {
-            Some((sink, token)) => {
-                let _blocked = crate::workers::blocking_section();
-                sink.wait_durable(token)
-            }
+            // A sink that waits (sync backup) marks its own blocking section.
+            Some((sink, token)) => sink.wait_durable(token),
             None => Ok(()),
         };
         local.and(backup)
