@@ -86,17 +86,20 @@ impl Backup {
             source: std::io::Error::other(e.to_string()),
         })?;
         tracing::info!(writer_id = %writer_id, mode = ?config.mode, "continuous backup on");
-        if !config.retention.is_zero() {
-            runtime.spawn(retention_loop(Arc::downgrade(&store), config.retention));
-        }
-        Ok(Arc::new(Backup {
+        let backup = Arc::new(Backup {
             store,
             config,
             writer_id,
             dir,
             runtime,
             shippers: Mutex::new(HashMap::new()),
-        }))
+        });
+        if !backup.config.retention.is_zero() {
+            backup
+                .runtime
+                .spawn(retention_loop(Arc::downgrade(&backup)));
+        }
+        Ok(backup)
     }
 
     /// This server's writer id (in every object it writes).
@@ -177,6 +180,18 @@ impl Backup {
         });
     }
 
+    /// PUT requests made by this server's uploaders so far.
+    pub fn puts(&self) -> u64 {
+        let shippers: Vec<Arc<Shipper>> = self
+            .shippers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        shippers.iter().map(|s| s.status().puts).sum()
+    }
+
     /// Where the backup of `name` stands (`None`: not backed up since the server started).
     pub fn status(&self, name: &str) -> Option<BackupStatus> {
         let shipper = self
@@ -210,16 +225,27 @@ impl Backup {
     }
 }
 
-/// Applies retention a minute after the start, then every hour, while the store is in use.
-async fn retention_loop(store: std::sync::Weak<dyn ObjectStore>, retention: std::time::Duration) {
+/// Applies retention a minute after the start, then every hour, as long as the backup lives;
+/// an hour in which this server uploaded nothing is skipped (an idle server sends no request).
+async fn retention_loop(backup: std::sync::Weak<Backup>) {
     let mut delay = std::time::Duration::from_secs(60);
+    let mut puts_at_last_pass = None;
     loop {
         tokio::time::sleep(delay).await;
         delay = std::time::Duration::from_secs(3600);
-        let Some(store) = store.upgrade() else { return };
-        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        if let Err(e) = crate::retention::apply(&store, cutoff).await {
-            tracing::warn!(error = %e, "backup retention failed; it runs again in an hour");
+        let Some(backup) = backup.upgrade() else {
+            return;
+        };
+        let puts = backup.puts();
+        if puts_at_last_pass == Some(puts) {
+            continue;
+        }
+        let cutoff = now_ms().saturating_sub(backup.config.retention.as_millis() as u64);
+        match crate::retention::apply(&backup.store, cutoff).await {
+            Ok(_) => puts_at_last_pass = Some(puts),
+            Err(e) => {
+                tracing::warn!(error = %e, "backup retention failed; it runs again in an hour")
+            }
         }
     }
 }
