@@ -35,7 +35,12 @@ mkdir -p "$WORK/weed"
   >"$WORK/weed.log" 2>&1) &
 WEED_PID=$!
 S3=http://127.0.0.1:${P[3]}
-list() { curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$S3/$BUCKET?list-type=2&prefix=$1&max-keys=1000"; }
+# Query parameters sorted and the prefix percent-encoded, as SigV4 signs them.
+list() {
+  curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    "$S3/$BUCKET?list-type=2&max-keys=1000&prefix=${1//\//%2F}"
+}
 for _ in $(seq 1 300); do
   if list "" | grep -q ListBucketResult; then break; fi
   sleep 0.2

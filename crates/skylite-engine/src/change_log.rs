@@ -61,8 +61,8 @@ pub trait ChangeSink: Send + Sync + 'static {
 /// Where the capture stands in the WAL.
 struct Cursor {
     sink: Arc<dyn ChangeSink>,
-    /// The WAL file, opened once.
-    wal: Option<File>,
+    /// The WAL file, opened once (and again if SQLite replaced it), with its inode.
+    wal: Option<(File, u64)>,
     /// Salts of the WAL header the frames were read under.
     salts: [u8; 8],
     /// Frames already captured (the WAL's frame count after the last captured commit).
@@ -139,12 +139,15 @@ impl ChangeLog {
     /// committed from now on are captured. Call under the write lock.
     pub(crate) fn attach(&self, sink: Arc<dyn ChangeSink>, frames: u32) -> std::io::Result<()> {
         let wal = match File::open(&self.wal_path) {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                let ino = f.metadata()?.ino();
+                Some((f, ino))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         let salts = match &wal {
-            Some(f) => read_head(f)?.map_or([0; 8], |h| h.salts),
+            Some((f, _)) => read_head(f)?.map_or([0; 8], |h| h.salts),
             None => [0; 8],
         };
         *self.lock() = Some(Cursor {
@@ -196,56 +199,77 @@ fn read_new_frames(
 ) -> std::io::Result<Vec<CapturedTxn>> {
     // SQLite deletes the WAL file when its last user closes and creates a new one later (a
     // fresh database's first connections come and go, eviction closes them all): read the
-    // file that is there now, not one opened earlier.
-    let current = std::fs::metadata(wal_path)?;
-    let stale = match &cursor.wal {
-        Some(f) => f.metadata()?.ino() != current.ino(),
-        None => true,
-    };
-    if stale {
-        cursor.wal = Some(File::open(wal_path)?);
+    // file that is there now, never a deleted one (whose old frames could look current).
+    let ino = std::fs::metadata(wal_path)?.ino();
+    if let Some((wal, open_ino)) = cursor.wal.as_ref() {
+        if *open_ino == ino {
+            if let Some((txns, salts)) = read_frames(wal, cursor, frames)? {
+                cursor.salts = salts;
+                return Ok(txns);
+            }
+        }
     }
-    let Some(wal) = cursor.wal.as_ref() else {
-        return Ok(Vec::new());
-    };
+    let wal = File::open(wal_path)?;
+    let ino = wal.metadata()?.ino();
+    let read = read_frames(&wal, cursor, frames)?;
+    cursor.wal = Some((wal, ino));
+    let (txns, salts) =
+        read.ok_or_else(|| std::io::Error::other("the WAL is empty where a commit was reported"))?;
+    cursor.salts = salts;
+    Ok(txns)
+}
+
+/// The transactions in frames after the cursor, and the WAL's salts; `None` for an empty file.
+/// One read of all the new frames (this runs under the write lock: keep it short).
+fn read_frames(
+    wal: &File,
+    cursor: &Cursor,
+    frames: u32,
+) -> std::io::Result<Option<(Vec<CapturedTxn>, [u8; 8])>> {
     let Some(head) = read_head(wal)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let mut from = cursor.frames;
     if head.salts != cursor.salts || frames < from {
         // SQLite restarted the WAL (after a checkpoint): its frames start again at 1. Every
         // frame of the old WAL was captured before the restart, since captures follow each
         // commit and a restart happens only at the start of a later write.
-        cursor.salts = head.salts;
         from = 0;
     }
-    let page_size = head.page_size;
-    let frame_len = FRAME_HEADER_LEN + u64::from(page_size);
+    let page_size = head.page_size as usize;
+    let frame_len = FRAME_HEADER_LEN as usize + page_size;
+    let count = (frames - from) as usize;
+    let mut buf = vec![0u8; count * frame_len];
+    read_exact_at(
+        wal,
+        &mut buf,
+        WAL_HEADER_LEN + u64::from(from) * frame_len as u64,
+    )?;
     let mut txns = Vec::new();
     let mut pages: Vec<(u32, Vec<u8>)> = Vec::new();
     // Where each page of the transaction being read sits in `pages`.
     let mut slots: HashMap<u32, usize> = HashMap::new();
     let commit_ms = now_ms();
-    let mut header = [0u8; FRAME_HEADER_LEN as usize];
-    for frame in from..frames {
-        let offset = WAL_HEADER_LEN + u64::from(frame) * frame_len;
-        read_exact_at(wal, &mut header, offset)?;
-        if header[8..16] != head.salts {
+    for (i, frame) in buf.chunks_exact(frame_len).enumerate() {
+        let (header, data) = frame.split_at(FRAME_HEADER_LEN as usize);
+        let word = |at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
+            u32::from_be_bytes(w)
+        };
+        if header.get(8..16) != Some(&head.salts[..]) {
             return Err(std::io::Error::other(format!(
                 "WAL frame {} does not belong to the current WAL",
-                frame + 1
+                from as usize + i + 1
             )));
         }
-        let page_no = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let db_pages = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        let mut data = vec![0u8; page_size as usize];
-        read_exact_at(wal, &mut data, offset + FRAME_HEADER_LEN)?;
+        let (page_no, db_pages) = (word(0), word(4));
         // A transaction that spilled its cache may write one page twice: keep the last.
         match slots.get(&page_no).and_then(|&i| pages.get_mut(i)) {
-            Some(slot) => slot.1 = data,
+            Some(slot) => slot.1 = data.to_vec(),
             None => {
                 slots.insert(page_no, pages.len());
-                pages.push((page_no, data));
+                pages.push((page_no, data.to_vec()));
             }
         }
         if db_pages != 0 {
@@ -253,7 +277,7 @@ fn read_new_frames(
             let mut txn_pages = std::mem::take(&mut pages);
             txn_pages.sort_unstable_by_key(|(n, _)| *n);
             txns.push(CapturedTxn {
-                page_size,
+                page_size: head.page_size,
                 db_pages,
                 commit_ms,
                 pages: txn_pages,
@@ -265,5 +289,5 @@ fn read_new_frames(
             "the WAL ends inside a transaction where a commit was reported",
         ));
     }
-    Ok(txns)
+    Ok(Some((txns, head.salts)))
 }
