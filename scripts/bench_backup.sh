@@ -47,15 +47,24 @@ for _ in $(seq 1 300); do
 done
 list "" | grep -q ListBucketResult || { echo "SeaweedFS did not start" >&2; tail "$WORK/weed.log" >&2; exit 1; }
 
+# CPU seconds SeaweedFS has used so far (it shares the machine with the server and the load).
+weed_cpu() {
+  local pid; pid=$(pgrep -P "$WEED_PID" weed || echo "$WEED_PID")
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$pid/stat"
+}
 run() {
   "$BIN" bench --workloads inserts --transports http --connections "$CONNS" \
     --duration-secs "$SECS" --rows 1000 --work-dir "$WORK" 2>"$WORK/bench.err" | tee "$WORK/bench.out"
 }
 echo "== without --backup"
+CPU0=$(weed_cpu)
 run
+CPU1=$(weed_cpu)
 echo "== with --backup s3://$BUCKET/bench (async)"
 export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$S3
 SKYLITE_BACKUP=s3://$BUCKET/bench run
+CPU2=$(weed_cpu)
+echo "SeaweedFS CPU seconds: $(echo "$CPU1 - $CPU0" | bc) during the run without backup, $(echo "$CPU2 - $CPU1" | bc) with"
 # Every object under bench/dbs/ is one PUT (segments and snapshots); the probe adds 2.
 OBJECTS=$(list "bench/dbs/" | grep -o '<Key>' | wc -l)
 SEGMENTS=$(list "bench/dbs/" | grep -o '\.seg</Key>' | wc -l)
