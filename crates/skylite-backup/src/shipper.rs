@@ -727,7 +727,26 @@ impl Shipper {
             let Some(batch) = self.take_batch(&generation) else {
                 return Ok(());
             };
-            let result = self.upload_segment(&generation, &batch).await;
+            // Copying and hashing megabytes is CPU work: not on the runtime's threads.
+            let (name, gen_id, writer) = (
+                self.name.clone(),
+                generation.id.clone(),
+                self.writer_id.clone(),
+            );
+            let encoded = tokio::task::spawn_blocking(move || {
+                let body = batch.segment.encode();
+                let header =
+                    ObjectHeader::for_body(ObjectKind::Segment, &name, &gen_id, &writer, &body);
+                let mut object = header.encode();
+                object.extend_from_slice(&body);
+                (batch, object, header.body_sha256)
+            })
+            .await;
+            let Ok((batch, object, sha)) = encoded else {
+                self.gap(&generation, "encoding a segment failed");
+                return Ok(());
+            };
+            let result = self.upload_segment(&generation, &batch, object, sha).await;
             let mut spool = self.lock_spool(&generation);
             match result {
                 // Fenced: nothing was stored, and the spool is gone with the history.
@@ -792,19 +811,17 @@ impl Shipper {
     }
 
     /// Puts one segment. `Ok(true)`: it is in the store; `Ok(false)`: fenced instead.
-    async fn upload_segment(&self, generation: &Generation, batch: &Batch) -> Result<bool, String> {
+    async fn upload_segment(
+        &self,
+        generation: &Generation,
+        batch: &Batch,
+        object: Vec<u8>,
+        body_sha256: [u8; 32],
+    ) -> Result<bool, String> {
         let Some((first, last)) = batch.segment.range() else {
             return Ok(true);
         };
         let key = format::segment_key(&self.name, &generation.id, first);
-        let body = batch.segment.encode();
-        let object = format::encode_object(
-            ObjectKind::Segment,
-            &self.name,
-            &generation.id,
-            &self.writer_id,
-            &body,
-        );
         let created = self
             .put_create(&key, object)
             .await
@@ -817,15 +834,7 @@ impl Shipper {
         let header = self.read_header(&key).await?;
         if header.kind == ObjectKind::Segment
             && header.writer_id == self.writer_id
-            && header.body_sha256
-                == ObjectHeader::for_body(
-                    ObjectKind::Segment,
-                    &self.name,
-                    &generation.id,
-                    &self.writer_id,
-                    &body,
-                )
-                .body_sha256
+            && header.body_sha256 == body_sha256
         {
             return Ok(true);
         }
