@@ -24,9 +24,16 @@
 //! checks that it honours create-only writes; `testing` (feature `test-support`) runs a real
 //! S3 server (SeaweedFS) for the test suites.
 
+pub mod config;
 pub mod format;
 pub mod restore;
+mod service;
+mod shipper;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod time;
+
+pub use config::{BackupConfig, BackupMode};
+pub use service::{Backup, BackupError};
+pub use shipper::BackupStatus;

@@ -22,6 +22,7 @@ use rusqlite::{Connection, StatementStatus};
 use skylite_proto::{Col, DescribeCol, DescribeParam, DescribeResult, NamedArg, Value};
 
 use crate::authorizer::{self, ConnFlags};
+use crate::change_log::ChangeSink;
 use crate::database::Shared;
 use crate::sql_text::{self, TxnKeyword};
 use crate::write_lock::Revoker;
@@ -234,6 +235,9 @@ pub struct Conn {
     /// `PRAGMA query_only` is on because the engine switched it on for a read-only caller.
     query_only: bool,
     pending_ticket: Option<u64>,
+    /// The change sink's durability token of this connection's last commit (continuous
+    /// backup), waited on with the fsync before the write is acknowledged.
+    pending_backup: Option<(Arc<dyn ChangeSink>, u64)>,
     /// Test hook: the next commit is revoked just after the commit hook let it through (the
     /// race a test cannot time from outside).
     #[cfg(test)]
@@ -301,6 +305,7 @@ impl Conn {
             readonly_txn: false,
             query_only: false,
             pending_ticket: None,
+            pending_backup: None,
             #[cfg(test)]
             revoke_after_commit_hook,
         })
@@ -318,7 +323,10 @@ impl Conn {
     }
 
     pub(crate) fn is_reusable(&self) -> bool {
-        !self.has_state() && !self.holds_lock && self.pending_ticket.is_none()
+        !self.has_state()
+            && !self.holds_lock
+            && self.pending_ticket.is_none()
+            && self.pending_backup.is_none()
     }
 
     pub(crate) fn reset_for_pool(&mut self) {
@@ -388,6 +396,11 @@ impl Conn {
         holds_lock: &mut bool,
     ) -> Result<(), ExecError> {
         if !*holds_lock {
+            if let Some(sink) = shared.change_log.sink() {
+                // The backup may refuse new writes (its spool is full, or sync mode cannot
+                // reach the store).
+                sink.admit_write()?;
+            }
             let cfg = &shared.config;
             let max_wait = cfg.txn_timeout + cfg.txn_timeout.max(Duration::from_secs(5));
             shared
@@ -398,12 +411,21 @@ impl Conn {
         Ok(())
     }
 
-    /// Waits until every commit this connection made is durable (group commit).
+    /// Waits until every commit this connection made is durable (group commit), and, with a
+    /// change sink attached, as durable as the sink promises (sync backup).
     pub fn make_durable(&mut self) -> Result<(), ExecError> {
-        match self.pending_ticket.take() {
+        let local = match self.pending_ticket.take() {
             Some(ticket) => self.shared.syncer.wait_durable(ticket),
             None => Ok(()),
-        }
+        };
+        let backup = match self.pending_backup.take() {
+            Some((sink, token)) => {
+                let _blocked = crate::workers::blocking_section();
+                sink.wait_durable(token)
+            }
+            None => Ok(()),
+        };
+        local.and(backup)
     }
 
     fn prepare_error(&self, err: rusqlite::Error) -> ExecError {
@@ -568,6 +590,12 @@ impl Conn {
         let committed = self.committed.swap(false, Ordering::AcqRel);
         if committed {
             self.pending_ticket = Some(self.shared.syncer.ticket());
+            // Before any checkpoint can reset the WAL, and still under the write lock: the
+            // change log reads this transaction's frames (see change_log.rs).
+            let frames = self.shared.wal_pages.load(Ordering::Acquire);
+            if let Some(pending) = self.shared.change_log.capture(frames) {
+                self.pending_backup = Some(pending);
+            }
         }
         if self.sqlite.is_autocommit() {
             self.readonly_txn = false;
@@ -805,9 +833,7 @@ impl Drop for Conn {
         // Roll back before letting go of the lock, so no other writer sees a half transaction
         // holding SQLite's own lock.
         self.rollback();
-        if let Some(ticket) = self.pending_ticket.take() {
-            let _ = self.shared.syncer.wait_durable(ticket);
-        }
+        let _ = self.make_durable();
         self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -175,6 +175,10 @@ skylite_codes! {
     ImportTooLarge => "IMPORT_TOO_LARGE",
     /// The disk has no room for the operation.
     NoSpace => "NO_SPACE",
+    /// Continuous backup in sync mode cannot take the write: the object store did not accept
+    /// it within `--backup-sync-timeout`, the spool is full, or another server writes this
+    /// database's history (fenced). HTTP 503.
+    BackupUnavailable => "BACKUP_UNAVAILABLE",
     /// Tokens cannot be minted: the server runs with `--no-auth`.
     AuthDisabled => "AUTH_DISABLED",
     /// No token.
@@ -272,6 +276,8 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         if self == ErrorCode::SQLITE_FULL || self == ErrorCode::NoSpace {
             507
+        } else if self == ErrorCode::BackupUnavailable {
+            503
         } else if self.is_server_failure() {
             500
         } else {
