@@ -383,11 +383,17 @@ async fn plan(
                     snapshot_txn: txn,
                 });
             };
-            let (_, _, head, _) = snapshot_head(store, key, name, generation).await?;
-            let usable = if head.taken_ms <= at {
+            // A generation's first snapshot is its state when it started (and it started by
+            // `at`, checked above), however late it was uploaded.
+            let usable = if txn == 0 {
                 true
-            } else if txn == 0 {
-                false
+            } else if snapshot_head(store, key, name, generation)
+                .await?
+                .2
+                .taken_ms
+                <= at
+            {
+                true
             } else {
                 // Built later than `at` (e.g. in the background), but it may hold only
                 // transactions committed before `at`.
