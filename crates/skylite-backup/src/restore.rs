@@ -385,22 +385,13 @@ async fn plan(
             };
             // A generation's first snapshot is its state when it started (and it started by
             // `at`, checked above), however late it was uploaded.
-            let usable = if txn == 0 {
-                true
-            } else if snapshot_head(store, key, name, generation)
-                .await?
-                .2
-                .taken_ms
-                <= at
-            {
-                true
-            } else {
+            let usable = txn == 0
+                || snapshot_head(store, key, name, generation).await?.2.taken_ms <= at
                 // Built later than `at` (e.g. in the background), but it may hold only
                 // transactions committed before `at`.
-                commit_time_of(store, objects, name, generation, txn)
+                || commit_time_of(store, objects, name, generation, txn)
                     .await?
-                    .is_some_and(|commit| commit <= at)
-            };
+                    .is_some_and(|commit| commit <= at);
             if usable {
                 return Ok(Plan {
                     generation: generation.clone(),
