@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -192,7 +193,15 @@ fn read_new_frames(
     cursor: &mut Cursor,
     frames: u32,
 ) -> std::io::Result<Vec<CapturedTxn>> {
-    if cursor.wal.is_none() {
+    // SQLite deletes the WAL file when its last user closes and creates a new one later (a
+    // fresh database's first connections come and go, eviction closes them all): read the
+    // file that is there now, not one opened earlier.
+    let current = std::fs::metadata(wal_path)?;
+    let stale = match &cursor.wal {
+        Some(f) => f.metadata()?.ino() != current.ino(),
+        None => true,
+    };
+    if stale {
         cursor.wal = Some(File::open(wal_path)?);
     }
     let Some(wal) = cursor.wal.as_ref() else {

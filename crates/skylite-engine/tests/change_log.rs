@@ -216,3 +216,25 @@ fn attaching_mid_wal_captures_only_later_commits() {
     let replayed = rusqlite::Connection::open(&snap).unwrap();
     assert_eq!(fingerprint(&replayed), fingerprint(&live));
 }
+
+#[test]
+fn a_fresh_database_is_captured_from_its_first_write() {
+    // Nothing was ever written: the WAL file the attachment sees is deleted when its last user
+    // closes, and a new one is created by the first write. The capture follows the new file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/data.db");
+    let db = Database::open(&path, EngineConfig::default()).unwrap();
+    let sink = Arc::new(Collect::default());
+    let snap = dir.path().join("snap.db");
+    db.attach_change_sink(sink.clone(), Some(&snap)).unwrap();
+    let mut s = Session::new(db.clone());
+    ok(&mut s, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    ok(&mut s, "INSERT INTO t VALUES (1, x'01')");
+    assert!(sink.gaps.lock().unwrap().is_empty());
+    let txns = sink.txns.lock().unwrap().clone();
+    assert_eq!(txns.len(), 2);
+    replay(&snap, &txns);
+    let replayed = rusqlite::Connection::open(&snap).unwrap();
+    let live = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(fingerprint(&replayed), fingerprint(&live));
+}

@@ -58,6 +58,19 @@ pub struct ServerConfig {
     /// Most client connections open at once (TLS handshakes and WebSockets included); more are
     /// refused. Also bounded by half the process's open-file limit.
     pub max_connections: usize,
+    /// Continuous backup to object storage (`--backup`), if on.
+    pub backup: Option<BackupSettings>,
+}
+
+/// Continuous backup: where to and how.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// The `s3://BUCKET/PREFIX` it was given (for the logs).
+    pub url: String,
+    /// The object store, paths relative to the prefix.
+    pub store: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// Mode, spool limit, timeouts, retention.
+    pub config: skylite_backup::BackupConfig,
 }
 
 /// Authentication settings; the keys themselves live in the data folder.
@@ -94,6 +107,7 @@ impl ServerConfig {
             body_timeout: Duration::from_secs(30),
             body_min_rate: 1024,
             max_connections: 1024,
+            backup: None,
         }
     }
 

@@ -164,6 +164,58 @@ struct ServeArgs {
     /// (by default such a token may do nothing).
     #[arg(long, env = "SKYLITE_AUTH_LEGACY_FULL_ACCESS")]
     auth_legacy_full_access: bool,
+    /// Stream every database's committed changes to S3-compatible object storage at
+    /// s3://BUCKET/PREFIX. Credentials, region and endpoint come from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
+    #[arg(long, env = "SKYLITE_BACKUP", value_name = "s3://BUCKET/PREFIX")]
+    backup: Option<String>,
+    /// async: acknowledge a write after the local fsync (about a second of writes may not be in
+    /// the store yet); sync: only once it is in the object store.
+    #[arg(long, env = "SKYLITE_BACKUP_MODE", value_enum, default_value = "async")]
+    backup_mode: BackupModeArg,
+    /// Keep backups this long (point-in-time restore window), e.g. 7d, 12h, 30m; 0 keeps all.
+    #[arg(long, env = "SKYLITE_BACKUP_RETENTION", default_value = "7d", value_parser = parse_duration_arg)]
+    backup_retention: Duration,
+    /// Most bytes of committed changes per database waiting for upload (held in memory). When
+    /// full, async mode starts a new generation (fresh snapshot) once the store answers again;
+    /// sync mode refuses writes (BACKUP_UNAVAILABLE).
+    #[arg(long, env = "SKYLITE_BACKUP_SPOOL_LIMIT", default_value_t = 512 * 1024 * 1024)]
+    backup_spool_limit: usize,
+    /// Sync mode: seconds a write waits for the object store before it is answered
+    /// BACKUP_UNAVAILABLE (committed locally, not acknowledged); new writes are refused while
+    /// the store has failed this long.
+    #[arg(long, env = "SKYLITE_BACKUP_SYNC_TIMEOUT", default_value_t = 10)]
+    backup_sync_timeout: u64,
+    /// Async mode: milliseconds between two segment uploads of a database (fewer PUTs when
+    /// larger; more acknowledged writes at risk if the disk is lost).
+    #[arg(long, env = "SKYLITE_BACKUP_INTERVAL_MS", default_value_t = 1000)]
+    backup_interval_ms: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackupModeArg {
+    Async,
+    Sync,
+}
+
+/// Reads `7d`, `12h`, `30m`, `45s` or a plain number of seconds.
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 7d, 12h, 30m or 45s"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 impl ServeArgs {
@@ -203,6 +255,24 @@ impl ServeArgs {
             key_files: self.auth_jwt_key_file.clone(),
             legacy_full_access: self.auth_legacy_full_access,
         };
+        if let Some(url) = &self.backup {
+            let store = skylite_backup::store::open_from_env(url).map_err(|e| e.to_string())?;
+            config.backup = Some(skylite_server::config::BackupSettings {
+                url: url.clone(),
+                store,
+                config: skylite_backup::BackupConfig {
+                    mode: match self.backup_mode {
+                        BackupModeArg::Async => skylite_backup::BackupMode::Async,
+                        BackupModeArg::Sync => skylite_backup::BackupMode::Sync,
+                    },
+                    spool_limit: self.backup_spool_limit.max(1024 * 1024),
+                    sync_timeout: Duration::from_secs(self.backup_sync_timeout.max(1)),
+                    segment_interval: Duration::from_millis(self.backup_interval_ms.max(10)),
+                    retention: self.backup_retention,
+                    ..skylite_backup::BackupConfig::default()
+                },
+            });
+        }
         Ok(config)
     }
 }
@@ -241,6 +311,13 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
+    if let Some(backup) = &config.backup {
+        // Before anything is acknowledged: the store must exist, accept our credentials and
+        // honour create-only writes (the fencing depends on it).
+        skylite_backup::store::probe(&*backup.store)
+            .await
+            .map_err(|e| format!("--backup {}: {e}", backup.url))?;
+    }
     let app = App::open(config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
