@@ -383,18 +383,15 @@ async fn plan(
                     snapshot_txn: txn,
                 });
             };
-            let (_, _, head, _) = snapshot_head(store, key, name, generation).await?;
-            let usable = if head.taken_ms <= at {
-                true
-            } else if txn == 0 {
-                false
-            } else {
+            // A generation's first snapshot is its state when it started (and it started by
+            // `at`, checked above), however late it was uploaded.
+            let usable = txn == 0
+                || snapshot_head(store, key, name, generation).await?.2.taken_ms <= at
                 // Built later than `at` (e.g. in the background), but it may hold only
                 // transactions committed before `at`.
-                commit_time_of(store, objects, name, generation, txn)
+                || commit_time_of(store, objects, name, generation, txn)
                     .await?
-                    .is_some_and(|commit| commit <= at)
-            };
+                    .is_some_and(|commit| commit <= at);
             if usable {
                 return Ok(Plan {
                     generation: generation.clone(),
@@ -906,4 +903,38 @@ fn random_suffix() -> String {
     let mut bytes = [0u8; 6];
     let _ = getrandom::getrandom(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Restore-on-start: if `data_dir` holds no database yet (missing, empty, or only hidden
+/// folders such as `.skylite`), restores every live database of the backup into it and returns
+/// what it restored; otherwise does nothing and returns `None`. `skylite serve --backup` calls
+/// this before it opens the data folder, so a server started on an empty disk comes back with
+/// its databases.
+pub async fn restore_if_empty(
+    store: &Arc<dyn ObjectStore>,
+    data_dir: &FsPath,
+    options: &RestoreOptions,
+) -> Result<Option<Vec<Restored>>, RestoreError> {
+    if has_databases(data_dir).map_err(io_err("read the data folder"))? {
+        return Ok(None);
+    }
+    restore_all(store, data_dir, None, options).await.map(Some)
+}
+
+/// True if `data_dir` has a database folder (`NAME/data.db`).
+fn has_databases(data_dir: &FsPath) -> io::Result<bool> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with('.') && entry.path().join("data.db").exists() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

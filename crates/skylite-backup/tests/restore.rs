@@ -397,3 +397,41 @@ async fn unknown_databases_and_names() {
         .unwrap_err();
     assert!(matches!(err, RestoreError::InvalidName(_)), "{err}");
 }
+
+#[tokio::test]
+async fn restore_if_empty_only_fills_an_empty_data_folder() {
+    use skylite_backup::restore::restore_if_empty;
+    let store = mem();
+    let h = history(&store, "app", GenerationId::new_at(T0)).await;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join(".skylite")).unwrap();
+    let restored = restore_if_empty(&store, data.path(), &options(None))
+        .await
+        .unwrap()
+        .expect("restored");
+    assert_eq!(restored.len(), 1);
+    assert_eq!(
+        fingerprint(&data.path().join("app/data.db")),
+        h.fingerprints[12]
+    );
+    // Second start: the folder has a database, nothing is touched.
+    assert!(restore_if_empty(&store, data.path(), &options(None))
+        .await
+        .unwrap()
+        .is_none());
+    // A missing folder counts as empty.
+    let missing = data.path().join("new-folder");
+    let restored = restore_if_empty(&store, &missing, &options(None))
+        .await
+        .unwrap()
+        .expect("restored into a new folder");
+    assert_eq!(restored.len(), 1);
+    // An empty backup restores nothing and is not an error.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        restore_if_empty(&mem(), empty.path(), &options(None))
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+}

@@ -179,6 +179,11 @@ skylite_codes! {
     /// it within `--backup-sync-timeout`, the spool is full, or another server writes this
     /// database's history (fenced). HTTP 503.
     BackupUnavailable => "BACKUP_UNAVAILABLE",
+    /// A request that needs continuous backup (a fork at a time) on a server started without
+    /// `--backup`.
+    BackupNotConfigured => "BACKUP_NOT_CONFIGURED",
+    /// A time that is not RFC 3339 (e.g. `2026-12-01T10:00:00Z`).
+    InvalidTime => "INVALID_TIME",
     /// Tokens cannot be minted: the server runs with `--no-auth`.
     AuthDisabled => "AUTH_DISABLED",
     /// No token.

@@ -6,6 +6,7 @@
 mod bench;
 mod db_cmd;
 mod remote;
+mod restore_cmd;
 mod shell;
 mod sql_split;
 mod token_cmd;
@@ -45,6 +46,8 @@ enum Command {
     Db(db_cmd::DbArgs),
     /// An interactive SQL shell on a local file, a skylite server or any Hrana server.
     Shell(shell::ShellArgs),
+    /// Rebuild databases from a continuous backup (s3://BUCKET/PREFIX) into a data folder.
+    Restore(restore_cmd::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -353,6 +356,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token_cmd::token(args),
         Command::Db(args) => db_cmd::run(args, &runtime),
         Command::Shell(args) => shell::run(args, &runtime),
+        Command::Restore(args) => restore_cmd::run(args, &runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
