@@ -42,7 +42,7 @@ impl Default for BackupConfig {
             mode: BackupMode::Async,
             spool_limit: 512 * 1024 * 1024,
             sync_timeout: Duration::from_secs(10),
-            segment_interval: Duration::from_secs(1),
+            segment_interval: Duration::from_millis(500),
             segment_bytes: 16 * 1024 * 1024,
             retention: Duration::from_secs(7 * 24 * 3600),
         }

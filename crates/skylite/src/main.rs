@@ -169,7 +169,7 @@ struct ServeArgs {
     /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
     #[arg(long, env = "SKYLITE_BACKUP", value_name = "s3://BUCKET/PREFIX")]
     backup: Option<String>,
-    /// async: acknowledge a write after the local fsync (about a second of writes may not be in
+    /// async: acknowledge a write after the local fsync (about the last second of writes may not be in
     /// the store yet); sync: only once it is in the object store.
     #[arg(long, env = "SKYLITE_BACKUP_MODE", value_enum, default_value = "async")]
     backup_mode: BackupModeArg,
@@ -188,7 +188,7 @@ struct ServeArgs {
     backup_sync_timeout: u64,
     /// Async mode: milliseconds between two segment uploads of a database (fewer PUTs when
     /// larger; more acknowledged writes at risk if the disk is lost).
-    #[arg(long, env = "SKYLITE_BACKUP_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "SKYLITE_BACKUP_INTERVAL_MS", default_value_t = 500)]
     backup_interval_ms: u64,
 }
 
