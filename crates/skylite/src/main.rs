@@ -169,8 +169,8 @@ struct ServeArgs {
     /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
     #[arg(long, env = "SKYLITE_BACKUP", value_name = "s3://BUCKET/PREFIX")]
     backup: Option<String>,
-    /// async: acknowledge a write after the local fsync (about the last second of writes may not be in
-    /// the store yet); sync: only once it is in the object store.
+    /// async: acknowledge a write after the local fsync (about the last second of writes may
+    /// not be in the store yet); sync: only once it is in the object store.
     #[arg(long, env = "SKYLITE_BACKUP_MODE", value_enum, default_value = "async")]
     backup_mode: BackupModeArg,
     /// Keep backups this long (point-in-time restore window), e.g. 7d, 12h, 30m; 0 keeps all.
