@@ -25,7 +25,8 @@ s=[socket.socket() for _ in range(10)]
 print(" ".join(str(x.getsockname()[1]) for x in s))')
 KEY=bench-key SECRET=bench-secret BUCKET=skylite-bench
 mkdir -p "$WORK/weed"
-(cd "$WORK/weed" && AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET HOME="$WORK/weed" "$WEED" mini \
+# exec: $! is weed itself, so the cleanup stops it.
+(cd "$WORK/weed" && AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET HOME="$WORK/weed" exec "$WEED" mini \
   -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/weed" \
   -master.port="${P[0]}" -master.port.grpc="${P[5]}" -volume.port="${P[1]}" -volume.port.grpc="${P[6]}" \
   -filer.port="${P[2]}" -filer.port.grpc="${P[7]}" -s3.port="${P[3]}" -s3.port.grpc="${P[8]}" \
