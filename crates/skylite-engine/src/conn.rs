@@ -22,6 +22,7 @@ use rusqlite::{Connection, StatementStatus};
 use skylite_proto::{Col, DescribeCol, DescribeParam, DescribeResult, NamedArg, Value};
 
 use crate::authorizer::{self, ConnFlags};
+use crate::change_log::ChangeSink;
 use crate::database::Shared;
 use crate::sql_text::{self, TxnKeyword};
 use crate::write_lock::Revoker;
@@ -260,6 +261,9 @@ pub struct Conn {
     pending_ticket: Option<u64>,
     /// The generation of the database's limits this connection has applied (`None`: none yet).
     applied_limits: Option<u64>,
+    /// The change sink's durability token of this connection's last commit (continuous
+    /// backup), waited on with the fsync before the write is acknowledged.
+    pending_backup: Option<(Arc<dyn ChangeSink>, u64)>,
     /// Test hook: the next commit is revoked just after the commit hook let it through (the
     /// race a test cannot time from outside).
     #[cfg(test)]
@@ -328,6 +332,7 @@ impl Conn {
             query_only: false,
             pending_ticket: None,
             applied_limits: None,
+            pending_backup: None,
             #[cfg(test)]
             revoke_after_commit_hook,
         })
@@ -345,7 +350,10 @@ impl Conn {
     }
 
     pub(crate) fn is_reusable(&self) -> bool {
-        !self.has_state() && !self.holds_lock && self.pending_ticket.is_none()
+        !self.has_state()
+            && !self.holds_lock
+            && self.pending_ticket.is_none()
+            && self.pending_backup.is_none()
     }
 
     pub(crate) fn reset_for_pool(&mut self) {
@@ -415,6 +423,11 @@ impl Conn {
         holds_lock: &mut bool,
     ) -> Result<(), ExecError> {
         if !*holds_lock {
+            if let Some(sink) = shared.change_log.sink() {
+                // The backup may refuse new writes (its spool is full, or sync mode cannot
+                // reach the store).
+                sink.admit_write()?;
+            }
             let txn_timeout = shared.limits.txn_timeout();
             let max_wait = txn_timeout + txn_timeout.max(Duration::from_secs(5));
             shared
@@ -454,12 +467,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Waits until every commit this connection made is durable (group commit).
+    /// Waits until every commit this connection made is durable (group commit), and, with a
+    /// change sink attached, as durable as the sink promises (sync backup).
     pub fn make_durable(&mut self) -> Result<(), ExecError> {
-        match self.pending_ticket.take() {
+        let local = match self.pending_ticket.take() {
             Some(ticket) => self.shared.syncer.wait_durable(ticket),
             None => Ok(()),
-        }
+        };
+        let backup = match self.pending_backup.take() {
+            // A sink that waits (sync backup) marks its own blocking section.
+            Some((sink, token)) => sink.wait_durable(token),
+            None => Ok(()),
+        };
+        local.and(backup)
     }
 
     fn prepare_error(&self, err: rusqlite::Error) -> ExecError {
@@ -670,6 +690,12 @@ impl Conn {
         let committed = self.committed.swap(false, Ordering::AcqRel);
         if committed {
             self.pending_ticket = Some(self.shared.syncer.ticket());
+            // Before any checkpoint can reset the WAL, and still under the write lock: the
+            // change log reads this transaction's frames (see change_log.rs).
+            let frames = self.shared.wal_pages.load(Ordering::Acquire);
+            if let Some(pending) = self.shared.change_log.capture(frames) {
+                self.pending_backup = Some(pending);
+            }
         }
         if self.sqlite.is_autocommit() {
             self.readonly_txn = false;
@@ -938,9 +964,7 @@ impl Drop for Conn {
         // Roll back before letting go of the lock, so no other writer sees a half transaction
         // holding SQLite's own lock.
         self.rollback();
-        if let Some(ticket) = self.pending_ticket.take() {
-            let _ = self.shared.syncer.wait_durable(ticket);
-        }
+        let _ = self.make_durable();
         self.shared.open_conns.fetch_sub(1, Ordering::AcqRel);
     }
 }

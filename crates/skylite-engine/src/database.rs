@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::change_log::{ChangeLog, ChangeSink};
 use crate::conn::Conn;
 use crate::durability::{Durability, Syncer};
 use crate::write_lock::WriteLock;
@@ -162,6 +163,8 @@ pub(crate) struct Shared {
     pub(crate) checkpoint: Mutex<CheckpointState>,
     /// The database's own limits and the effective values.
     pub(crate) limits: LiveLimits,
+    /// Committed transactions captured for a change sink (continuous backup), if one is attached.
+    pub(crate) change_log: ChangeLog,
     /// Held open for the database's lifetime, so the WAL file is never deleted and recreated
     /// under the syncer (SQLite removes it when the last connection closes).
     _anchor: Mutex<Connection>,
@@ -247,6 +250,7 @@ impl Database {
                     due_at: WAL_CHECKPOINT_PAGES,
                     last_pages: 0,
                 }),
+                change_log: ChangeLog::new(path),
                 _anchor: Mutex::new(anchor),
             }),
         })
@@ -395,10 +399,126 @@ impl Database {
         self.shared.syncer.inject_fsync_failure();
     }
 
+    /// Attaches a change sink: from now on every committed transaction is handed to `sink`
+    /// (see [`crate::change_log`]), and `snapshot_to` (a new file), if given, receives a
+    /// consistent copy of the database exactly as of the attachment, i.e. just before the first
+    /// transaction the sink will see. The write lock is held only to fix that point; the copy
+    /// runs from a read transaction while writers go on. Blocks; replaces a sink attached
+    /// before (which sees nothing more).
+    pub fn attach_change_sink(
+        &self,
+        sink: Arc<dyn ChangeSink>,
+        snapshot_to: Option<&Path>,
+    ) -> Result<Option<SnapshotInfo>, ExecError> {
+        let sqlite_err = |e: rusqlite::Error| ExecError::from_sqlite(&e);
+        if let Some(snapshot_to) = snapshot_to.filter(|p| p.exists()) {
+            return Err(ExecError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the snapshot target {} already exists",
+                    snapshot_to.display()
+                ),
+            ));
+        }
+        let source = open_sqlite(&self.shared.path).map_err(sqlite_err)?;
+        let revoker = Arc::new(crate::write_lock::Revoker::new(
+            source.get_interrupt_handle(),
+        ));
+        let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let cfg = &self.shared.config;
+        let max_wait = cfg.txn_timeout + cfg.txn_timeout.max(Duration::from_secs(5));
+        self.shared
+            .write_lock
+            .acquire(id, &revoker, cfg.txn_timeout, max_wait)?;
+        let fixed = (|| {
+            // The WAL's committed frame count right now: a PASSIVE checkpoint reports it
+            // without waiting for anybody (and nobody writes: we hold the write lock).
+            let (mut log, mut done) = (0, 0);
+            // SAFETY: a valid handle, a NUL-terminated name and two out-pointers to locals.
+            let rc = unsafe {
+                rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                    source.handle(),
+                    c"main".as_ptr(),
+                    rusqlite::ffi::SQLITE_CHECKPOINT_PASSIVE,
+                    &mut log,
+                    &mut done,
+                )
+            };
+            if rc != rusqlite::ffi::SQLITE_OK && rc != rusqlite::ffi::SQLITE_BUSY {
+                return Err(ExecError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "cannot read the WAL position: {}",
+                        crate::sqlite_code_name(rc)
+                    ),
+                ));
+            }
+            if snapshot_to.is_some() {
+                // A read transaction that sees exactly the commits so far, whatever comes next.
+                source.execute_batch("BEGIN").map_err(sqlite_err)?;
+                source
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(sqlite_err)?;
+            }
+            self.shared
+                .change_log
+                .attach(sink, log.max(0) as u32)
+                .map_err(|e| {
+                    ExecError::new(ErrorCode::Internal, format!("cannot open the WAL: {e}"))
+                })
+        })();
+        self.shared.write_lock.release(id);
+        fixed?;
+        let Some(snapshot_to) = snapshot_to else {
+            return Ok(None);
+        };
+        let copied = crate::maintenance::copy_from(&source, snapshot_to).map(Some);
+        let _ = source.execute_batch("COMMIT");
+        if copied.is_err() {
+            // Without its starting image the captured history is useless: start over later.
+            self.shared.change_log.detach();
+            let _ = std::fs::remove_file(snapshot_to);
+        }
+        copied
+    }
+
+    /// A handle that does not keep the database open (see [`WeakDatabase`]).
+    pub fn downgrade(&self) -> WeakDatabase {
+        WeakDatabase(Arc::downgrade(&self.shared))
+    }
+
+    /// Detaches the change sink, if any: nothing is captured any more.
+    pub fn detach_change_sink(&self) {
+        self.shared.change_log.detach();
+    }
+
     /// Number of SQLite connections open on this database (pooled and in use).
     pub fn open_connections(&self) -> usize {
         self.shared.open_conns.load(Ordering::Relaxed)
     }
+}
+
+/// A reference to a database that does not keep it open (nor count as a user of it, see
+/// [`Database::is_unused`]): for background work that acts only while the database is open.
+#[derive(Clone)]
+pub struct WeakDatabase(std::sync::Weak<Shared>);
+
+impl WeakDatabase {
+    /// The database, if it is still open.
+    pub fn upgrade(&self) -> Option<Database> {
+        self.0.upgrade().map(|shared| Database { shared })
+    }
+}
+
+/// What [`Database::attach_change_sink`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Page size of the database.
+    pub page_size: u32,
+    /// Pages in the copy.
+    pub db_pages: u32,
 }
 
 /// Opens one SQLite connection with the server's settings (before the authorizer is installed,

@@ -6,12 +6,14 @@
 //! - [`Conn`] is one SQLite connection and runs single statements ([`conn`]).
 //! - [`Session`] is a Hrana stream: requests, batches with conditions, sequences, describe,
 //!   stored SQL and cursors ([`session`]).
+//! - [`change_log`]: every committed transaction's pages, handed to a sink (continuous backup).
 //! - [`maintenance`]: table counts, `quick_check` and consistent copies, for the admin API.
 //! - [`import`]: checking an uploaded database file; [`dump`]: a database as SQL text.
 //!
 //! Everything here blocks. The server calls it from blocking threads only.
 
 pub(crate) mod authorizer;
+pub mod change_log;
 pub(crate) mod conn;
 pub(crate) mod database;
 pub mod dump;
@@ -27,7 +29,7 @@ pub mod workers;
 pub(crate) mod write_lock;
 
 pub use conn::{Conn, RowSink, StmtInput, StmtSummary};
-pub use database::{Database, DbCounters, DbLimits, EngineConfig};
+pub use database::{Database, DbCounters, DbLimits, EngineConfig, SnapshotInfo, WeakDatabase};
 pub use durability::Durability;
 pub use error::{sqlite_code_name, ErrorCode, ExecError, OpenError};
 pub use session::{Budget, LockWatch, PinnedSql, Session, SqlStore};

@@ -68,6 +68,13 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
         ));
     }
     let conn = open(source)?;
+    copy_from(&conn, dest).map(|_| ())
+}
+
+/// Copies the database of `conn` into the new file `dest` (online backup in one step, then
+/// fsync), as of `conn`'s open read transaction if it has one, else as of now. Returns the
+/// copy's page size and page count.
+pub(crate) fn copy_from(conn: &Connection, dest: &Path) -> Result<crate::SnapshotInfo, ExecError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -78,7 +85,7 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
         .execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
         .map_err(|e| ExecError::from_sqlite(&e))?;
     {
-        let backup = rusqlite::backup::Backup::new(&conn, &mut target)
+        let backup = rusqlite::backup::Backup::new(conn, &mut target)
             .map_err(|e| ExecError::from_sqlite(&e))?;
         match backup.step(-1).map_err(|e| ExecError::from_sqlite(&e))? {
             rusqlite::backup::StepResult::Done => {}
@@ -90,6 +97,15 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
             }
         }
     }
+    let pragma = |name: &str| {
+        target
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+            .map_err(|e| ExecError::from_sqlite(&e))
+    };
+    let info = crate::SnapshotInfo {
+        page_size: pragma("page_size")? as u32,
+        db_pages: pragma("page_count")? as u32,
+    };
     target
         .close()
         .map_err(|(_, e)| ExecError::from_sqlite(&e))?;
@@ -101,7 +117,7 @@ pub fn copy_consistent(source: &Path, dest: &Path) -> Result<(), ExecError> {
                 format!("cannot fsync the copy: {e}"),
             )
         })?;
-    Ok(())
+    Ok(info)
 }
 
 #[cfg(test)]

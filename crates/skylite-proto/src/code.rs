@@ -182,6 +182,15 @@ skylite_codes! {
     InvalidLimit => "INVALID_LIMIT",
     /// A write would grow the database past its size limit (`max_size_bytes`, HTTP 507).
     DatabaseFull => "DATABASE_FULL",
+    /// Continuous backup in sync mode cannot take the write: the object store did not accept
+    /// it within `--backup-sync-timeout`, the spool is full, or another server writes this
+    /// database's history (fenced). HTTP 503.
+    BackupUnavailable => "BACKUP_UNAVAILABLE",
+    /// A request that needs continuous backup (a fork at a time) on a server started without
+    /// `--backup`.
+    BackupNotConfigured => "BACKUP_NOT_CONFIGURED",
+    /// A time that is not RFC 3339 (e.g. `2026-12-01T10:00:00Z`).
+    InvalidTime => "INVALID_TIME",
     /// Tokens cannot be minted: the server runs with `--no-auth`.
     AuthDisabled => "AUTH_DISABLED",
     /// No token.
@@ -282,6 +291,8 @@ impl ErrorCode {
             || self == ErrorCode::DatabaseFull
         {
             507
+        } else if self == ErrorCode::BackupUnavailable {
+            503
         } else if self.is_server_failure() {
             500
         } else {

@@ -94,7 +94,24 @@ impl App {
             source,
         })?;
         let auth = open_authenticator(&config)?;
-        let databases = Databases::open(&config)?;
+        let backup = match &config.backup {
+            Some(settings) => {
+                tracing::info!(url = %settings.url, "continuous backup to object storage");
+                Some(
+                    skylite_backup::Backup::new(
+                        settings.store.clone(),
+                        settings.config.clone(),
+                        &config.data_dir,
+                    )
+                    .map_err(|e| ServeError::Io {
+                        what: "the backup".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let databases = Databases::open(&config, backup)?;
         Ok(App(Arc::new(AppInner {
             config,
             baton_key,
@@ -309,6 +326,11 @@ pub async fn serve(
         crate::listener::serve(listener, router, limits, app.config.tls.clone(), shutdown).await;
     let closing = app.clone();
     let _ = crate::blocking::run(&app.workers, move || closing.databases.shutdown()).await;
+    if let Some(backup) = app.databases.backup() {
+        // Ship what is spooled; a store that does not answer does not hold up the exit (the
+        // local files keep everything; the next start begins a new generation).
+        backup.shutdown(Duration::from_secs(10)).await;
+    }
     tracing::info!("shut down: open transactions rolled back, databases checkpointed");
     result
 }

@@ -61,6 +61,19 @@ pub struct ServerConfig {
     /// On shutdown, how long requests in flight may take to finish before open transactions
     /// are rolled back and the databases closed anyway (`--shutdown-timeout`).
     pub shutdown_timeout: Duration,
+    /// Continuous backup to object storage (`--backup`), if on.
+    pub backup: Option<BackupSettings>,
+}
+
+/// Continuous backup: where to and how.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// The `s3://BUCKET/PREFIX` it was given (for the logs).
+    pub url: String,
+    /// The object store, paths relative to the prefix.
+    pub store: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// Mode, spool limit, timeouts, retention.
+    pub config: skylite_backup::BackupConfig,
 }
 
 /// Authentication settings; the keys themselves live in the data folder.
@@ -98,6 +111,7 @@ impl ServerConfig {
             body_min_rate: 1024,
             max_connections: 1024,
             shutdown_timeout: Duration::from_secs(30),
+            backup: None,
         }
     }
 

@@ -218,6 +218,60 @@ pub struct DbInfo {
     /// `PRAGMA quick_check` (only for a single database).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Continuous backup of this database (with `--backup`, once opened since the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupInfo>,
+}
+
+/// Where the continuous backup of one database stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupInfo {
+    /// `ok`, `starting` (first snapshot not stored yet), `retrying` (the object store fails;
+    /// writes go on, uploads resume), `gap` (a new generation starts soon) or `fenced` (another
+    /// server writes this database's history; this one stopped).
+    pub state: &'static str,
+    /// The current generation.
+    pub generation: Option<String>,
+    /// Last transaction committed (and captured) in it.
+    pub captured_txn: u64,
+    /// Last backed-up position: the last transaction of the generation in the object store.
+    pub backed_up_txn: u64,
+    /// When that transaction committed (unix ms).
+    pub backed_up_commit_ms: Option<u64>,
+    /// Age of the backed-up position: now minus `backed_up_commit_ms`.
+    pub backed_up_age_ms: Option<u64>,
+    /// How far the store is behind: 0 when every committed transaction is stored, else the age
+    /// of the oldest one that is not.
+    pub lag_ms: u64,
+    /// Bytes waiting for upload.
+    pub spool_bytes: u64,
+    /// The last error (store failure, fencing), if any.
+    pub error: Option<String>,
+    /// PUT requests made for this database since the server started.
+    pub puts: u64,
+    /// Transactions captured since the server started.
+    pub commits: u64,
+}
+
+impl From<skylite_backup::BackupStatus> for BackupInfo {
+    fn from(s: skylite_backup::BackupStatus) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        BackupInfo {
+            state: s.state,
+            generation: s.generation,
+            captured_txn: s.captured_txn,
+            backed_up_txn: s.backed_up_txn,
+            backed_up_commit_ms: s.backed_up_commit_ms,
+            backed_up_age_ms: s.backed_up_commit_ms.map(|t| now.saturating_sub(t)),
+            lag_ms: s.lag_ms,
+            spool_bytes: s.spool_bytes,
+            error: s.error,
+            puts: s.puts,
+            commits: s.commits,
+        }
+    }
 }
 
 /// The health of one database.
@@ -239,6 +293,8 @@ pub struct Databases {
     /// Names recently found not to exist, so that a Host label naming no database does not cost
     /// a file-system check on every request.
     absent: Mutex<HashSet<String>>,
+    /// Continuous backup (`--backup`): told about every database opened, replaced or deleted.
+    backup: Option<Arc<skylite_backup::Backup>>,
 }
 
 /// Most names remembered as absent.
@@ -247,7 +303,10 @@ const MAX_ABSENT: usize = 1024;
 impl Databases {
     /// Opens the data folder: removes leftovers of interrupted forks and deletions, and opens
     /// (creating it if needed) the `default` database. Blocking.
-    pub fn open(config: &ServerConfig) -> Result<Databases, crate::ServeError> {
+    pub fn open(
+        config: &ServerConfig,
+        backup: Option<Arc<skylite_backup::Backup>>,
+    ) -> Result<Databases, crate::ServeError> {
         let dir = &config.data_dir;
         if let Ok(entries) = std::fs::read_dir(dir) {
             let mut removed = false;
@@ -274,18 +333,38 @@ impl Databases {
             open: Mutex::new(HashMap::new()),
             lifecycle: Mutex::new(()),
             absent: Mutex::new(HashSet::new()),
+            backup,
         };
         let db = Database::open(
             &config.database_file(DEFAULT_DATABASE),
             config.engine.clone(),
         )?;
-        dbs.insert(DEFAULT_DATABASE, db);
+        dbs.insert(DEFAULT_DATABASE, db)
+            .map_err(|e| crate::ServeError::Io {
+                what: "the backup of the default database".into(),
+                source: std::io::Error::other(e.message),
+            })?;
         Ok(dbs)
     }
 
-    fn insert(&self, name: &str, db: Database) -> Arc<DbHandle> {
+    /// The continuous backup, if on.
+    pub fn backup(&self) -> Option<&Arc<skylite_backup::Backup>> {
+        self.backup.as_ref()
+    }
+
+    /// Registers an opened database (and starts shipping its changes when backup is on: in
+    /// sync mode a database that cannot be backed up is not served).
+    fn insert(&self, name: &str, db: Database) -> Result<Arc<DbHandle>, ExecError> {
         // The database's own limits, from its folder, before any request runs on it.
         db.set_limits(crate::limits::load(&self.dir_of(name)).to_engine());
+        if let Some(backup) = &self.backup {
+            if let Err(e) = backup.database_opened(name, &db) {
+                tracing::error!(database = name, error = %e, "backup: cannot start");
+                if backup.config().mode == skylite_backup::BackupMode::Sync {
+                    return Err(e);
+                }
+            }
+        }
         let handle = Arc::new(DbHandle {
             name: name.to_owned(),
             streams: Arc::new(Streams::new(db, self.config.stream_idle_timeout)),
@@ -297,7 +376,7 @@ impl Databases {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), handle.clone());
-        handle
+        Ok(handle)
     }
 
     /// The `default` database.
@@ -380,7 +459,10 @@ impl Databases {
         let db = Database::open(&self.config.database_file(name), self.config.engine.clone())
             .map_err(open_error)?;
         tracing::info!(database = name, "opened database");
-        Ok(Some(self.insert(name, db)))
+        let handle = self
+            .insert(name, db)
+            .map_err(|e| exec_error("start the backup", e))?;
+        Ok(Some(handle))
     }
 
     /// Closes every database (but `default`) unused for `db_idle_timeout`. Blocking (closing
@@ -499,7 +581,8 @@ impl Databases {
         };
         self.forget_absent(name);
         tracing::info!(database = name, "created database");
-        Ok(self.insert(name, db))
+        self.insert(name, db)
+            .map_err(|e| exec_error("start the backup", e))
     }
 
     /// Changes the limits of a database: stored durably in its folder, then applied to it if it
@@ -572,6 +655,9 @@ impl Databases {
                 "cannot remove {}: {e} (it is removed at the next start)",
                 trash.display()
             );
+        }
+        if let Some(backup) = &self.backup {
+            backup.database_deleted(name);
         }
         tracing::info!(database = name, "deleted database");
         Ok(())
@@ -649,6 +735,10 @@ impl Databases {
             // A folder without a database file (left by hand): not a database; replace it.
             let _ = std::fs::remove_dir(&dest);
         }
+        if let Some(backup) = &self.backup {
+            // A new file under this name: whatever history the name had ends here.
+            backup.database_replaced(name);
+        }
         let renamed = fs_durable::rename(prepared, &dest);
         if renamed.is_err() && !prepared.exists() && dest.exists() {
             // Renamed, but the fsync that makes it durable failed: the import must not be
@@ -719,6 +809,11 @@ impl Databases {
                 None => crate::limits::load(&self.dir_of(name)),
             },
             health,
+            backup: self
+                .backup
+                .as_ref()
+                .and_then(|b| b.status(name))
+                .map(BackupInfo::from),
         }))
     }
 

@@ -13,6 +13,7 @@ mod db_cmd;
 mod limits_cmd;
 mod local_server;
 mod remote;
+mod restore_cmd;
 mod shell;
 mod sql_split;
 mod token_cmd;
@@ -54,6 +55,8 @@ enum Command {
     Db(db_cmd::DbArgs),
     /// An interactive SQL shell on a local file, a skylite server or any Hrana server.
     Shell(shell::ShellArgs),
+    /// Rebuild databases from a continuous backup (s3://BUCKET/PREFIX) into a data folder.
+    Restore(restore_cmd::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,6 +185,32 @@ struct ServeArgs {
     /// the first 200 characters of its SQL, never its arguments); 0: never.
     #[arg(long, env = "SKYLITE_SLOW_STATEMENT_THRESHOLD", default_value_t = 500)]
     slow_statement_threshold: u64,
+    /// Stream every database's committed changes to S3-compatible object storage at
+    /// s3://BUCKET/PREFIX. Credentials, region and endpoint come from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
+    #[arg(long, env = "SKYLITE_BACKUP", value_name = "s3://BUCKET/PREFIX")]
+    backup: Option<String>,
+    /// async: acknowledge a write after the local fsync (about the last second of writes may
+    /// not be in the store yet); sync: only once it is in the object store.
+    #[arg(long, env = "SKYLITE_BACKUP_MODE", value_enum, default_value = "async")]
+    backup_mode: BackupModeArg,
+    /// Keep backups this long (point-in-time restore window), e.g. 7d, 12h, 30m; 0 keeps all.
+    #[arg(long, env = "SKYLITE_BACKUP_RETENTION", default_value = "7d", value_parser = parse_duration_arg)]
+    backup_retention: Duration,
+    /// Most bytes of committed changes per database waiting for upload (held in memory). When
+    /// full, async mode starts a new generation (fresh snapshot) once the store answers again;
+    /// sync mode refuses writes (BACKUP_UNAVAILABLE).
+    #[arg(long, env = "SKYLITE_BACKUP_SPOOL_LIMIT", default_value_t = 512 * 1024 * 1024)]
+    backup_spool_limit: usize,
+    /// Sync mode: seconds a write waits for the object store before it is answered
+    /// BACKUP_UNAVAILABLE (committed locally, not acknowledged); new writes are refused while
+    /// the store has failed this long.
+    #[arg(long, env = "SKYLITE_BACKUP_SYNC_TIMEOUT", default_value_t = 10)]
+    backup_sync_timeout: u64,
+    /// Async mode: milliseconds between two segment uploads of a database (fewer PUTs when
+    /// larger; more acknowledged writes at risk if the disk is lost).
+    #[arg(long, env = "SKYLITE_BACKUP_INTERVAL_MS", default_value_t = 500)]
+    backup_interval_ms: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -190,6 +219,33 @@ enum LogFormat {
     Text,
     /// One JSON object per line (tracing-subscriber's JSON format, with the request span).
     Json,
+}
+
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackupModeArg {
+    Async,
+    Sync,
+}
+
+/// Reads `7d`, `12h`, `30m`, `45s` or a plain number of seconds.
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 7d, 12h, 30m or 45s"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 impl ServeArgs {
@@ -233,6 +289,24 @@ impl ServeArgs {
             key_files: self.auth_jwt_key_file.clone(),
             legacy_full_access: self.auth_legacy_full_access,
         };
+        if let Some(url) = &self.backup {
+            let store = skylite_backup::store::open_from_env(url).with_context(|| format!("--backup {url}"))?;
+            config.backup = Some(skylite_server::config::BackupSettings {
+                url: url.clone(),
+                store,
+                config: skylite_backup::BackupConfig {
+                    mode: match self.backup_mode {
+                        BackupModeArg::Async => skylite_backup::BackupMode::Async,
+                        BackupModeArg::Sync => skylite_backup::BackupMode::Sync,
+                    },
+                    spool_limit: self.backup_spool_limit.max(1024 * 1024),
+                    sync_timeout: Duration::from_secs(self.backup_sync_timeout.max(1)),
+                    segment_interval: Duration::from_millis(self.backup_interval_ms.max(10)),
+                    retention: self.backup_retention,
+                    ..skylite_backup::BackupConfig::default()
+                },
+            });
+        }
         Ok(config)
     }
 }
@@ -278,6 +352,13 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    if let Some(backup) = &config.backup {
+        // Before anything is acknowledged: the store must exist, accept our credentials and
+        // honour create-only writes (the fencing depends on it).
+        skylite_backup::store::probe(&*backup.store)
+            .await
+            .with_context(|| format!("--backup {}", backup.url))?;
+    }
     let app = App::open(config.clone()).context("cannot open the data folder")?;
     #[cfg(unix)]
     app.reload_on_sighup();
@@ -359,6 +440,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token_cmd::token(args),
         Command::Db(args) => db_cmd::run(args, &runtime),
         Command::Shell(args) => shell::run(args, &runtime),
+        Command::Restore(args) => restore_cmd::run(args, &runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

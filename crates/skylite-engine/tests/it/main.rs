@@ -3,6 +3,7 @@
 //! so `cargo test -p skylite-engine --test it <name>::` runs one of them.
 
 mod budgets;
+mod change_log;
 mod dump_limits;
 mod durable;
 mod engine;

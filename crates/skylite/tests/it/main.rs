@@ -4,10 +4,12 @@
 
 mod common;
 
+mod backup_kill;
 mod db_cli;
 mod durability;
 mod exit_codes;
 mod migrate_guide;
 mod ops;
 mod restart;
+mod restore_cli;
 mod token_cli;

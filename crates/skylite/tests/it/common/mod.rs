@@ -28,6 +28,15 @@ impl ChildServer {
     /// Starts `skylite serve --listen 127.0.0.1:0 --data-dir <dir> <extra...>` and waits until
     /// it logs the address it listens on.
     pub fn start(data_dir: &Path, extra: &[&str]) -> ChildServer {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables (e.g. `AWS_*`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> ChildServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skylite"))
             .arg("serve")
             .arg("--listen")
@@ -37,6 +46,7 @@ impl ChildServer {
             // These tests are about durability and restarts, not tokens.
             .arg("--no-auth")
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .env("SKYLITE_LOG", "info")
             .env("RUST_BACKTRACE", "1")
