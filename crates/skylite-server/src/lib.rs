@@ -30,6 +30,7 @@ pub mod config;
 pub mod databases;
 pub mod error;
 pub mod exec;
+pub mod fork_at;
 pub mod hrana_http;
 pub mod legacy_http;
 pub mod listener;

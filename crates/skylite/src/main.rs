@@ -317,6 +317,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         skylite_backup::store::probe(&*backup.store)
             .await
             .map_err(|e| format!("--backup {}: {e}", backup.url))?;
+        restore_cmd::restore_on_start(backup, &config.data_dir).await?;
     }
     let app = App::open(config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)

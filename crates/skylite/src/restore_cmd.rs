@@ -88,3 +88,36 @@ pub fn run(args: RestoreArgs, runtime: &tokio::runtime::Runtime) -> Result<(), S
     );
     Ok(())
 }
+
+/// Restore-on-start for `serve --backup`: a data folder without any database is filled from
+/// the backup (every live database, newest state) before the server opens it; a folder that
+/// has databases is left alone.
+pub async fn restore_on_start(
+    backup: &skylite_server::config::BackupSettings,
+    data_dir: &std::path::Path,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let restored = restore::restore_if_empty(&backup.store, data_dir, &RestoreOptions::default())
+        .await
+        .map_err(|e| format!("restore on start from the backup: {e}"))?;
+    let Some(restored) = restored else {
+        return Ok(());
+    };
+    for r in &restored {
+        tracing::info!(
+            database = %r.name,
+            generation = %r.generation,
+            txn = r.txn,
+            committed = %r.last_commit_ms.map(time::format_ms).unwrap_or_default(),
+            "restored from the backup on start"
+        );
+    }
+    tracing::info!(
+        databases = restored.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "empty data folder: restored {} database(s) from the backup {}",
+        restored.len(),
+        backup.url
+    );
+    Ok(())
+}
