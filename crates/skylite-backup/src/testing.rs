@@ -295,6 +295,8 @@ pub struct History {
     pub txns: Vec<crate::format::Txn>,
     /// The fingerprint of the database after each transaction (index 0: before the first).
     pub fingerprints: Vec<String>,
+    /// Whether [`commit`](Self::commit) records fingerprints (off for large databases).
+    pub record_fingerprints: bool,
 }
 
 impl History {
@@ -331,6 +333,7 @@ impl History {
             txn: 0,
             txns: Vec::new(),
             fingerprints: Vec::new(),
+            record_fingerprints: true,
         };
         history.pages = history.read_pages();
         history.fingerprints.push(fingerprint(&history.path));
@@ -368,7 +371,9 @@ impl History {
             pages,
         });
         self.pages = after;
-        self.fingerprints.push(fingerprint(&self.path));
+        if self.record_fingerprints {
+            self.fingerprints.push(fingerprint(&self.path));
+        }
         self.txn
     }
 

@@ -7,7 +7,7 @@
 //! | `GET /v1/admin/databases/{name}` | | 200 info plus `health` (`PRAGMA quick_check`); 404 |
 //! | `PATCH /v1/admin/databases/{name}` | `{"limits": {"max_size_bytes": 1048576, "statement_timeout_ms": null}}` | 200 `{"name", "limits"}`; 404; 400 `INVALID_LIMIT` |
 //! | `DELETE /v1/admin/databases/{name}` | | 200 `{"name", "deleted": true}`; 404; 409 `DATABASE_PROTECTED` for `default` |
-//! | `POST /v1/admin/databases/{name}/fork` | `{"to": "copy"}` | 201 `{"name": "copy", "forked_from": "app", "created": true}`; 404; 409 |
+//! | `POST /v1/admin/databases/{name}/fork` | `{"to": "copy"}`, or `{"to": "copy", "at": "RFC3339"}` from the backup ([`crate::fork_at`]) | 201 `{"name": "copy", "forked_from": "app", "created": true}` (plus `"at"`); 404; 409; 400 `INVALID_TIME`, `BACKUP_NOT_CONFIGURED` |
 //! | `PUT /v1/admin/databases/{name}/import` | an SQLite file | 201 `{"name", "created": true, "size_bytes", "page_count", "page_size", "tables", "sha256"}`; 400; 409; 413 |
 //! | `GET /v1/admin/databases/{name}/export` | | 200 the database file; 404 |
 //! | `GET /v1/admin/databases/{name}/dump` | | 200 SQL text; 404 |
@@ -82,6 +82,9 @@ struct UpdateReq {
 #[derive(Deserialize)]
 struct ForkReq {
     to: String,
+    /// Fork from the backup as of this time (RFC 3339) instead of the live database.
+    #[serde(default)]
+    at: Option<String>,
 }
 
 pub(crate) fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
@@ -232,6 +235,13 @@ async fn fork(
     let from = path_name(name)?;
     let req: ForkReq = parse_body(body)?;
     let (answer_from, answer_to) = (from.clone(), req.to.clone());
+    if let Some(at) = req.at {
+        crate::fork_at::fork_at_time(&app, &from, &req.to, &at).await?;
+        return Ok(json_response(
+            StatusCode::CREATED,
+            json!({ "name": answer_to, "forked_from": answer_from, "created": true, "at": at }),
+        ));
+    }
     on_worker(&app, move |app| app.databases.fork(&from, &req.to)).await?;
     Ok(json_response(
         StatusCode::CREATED,

@@ -35,6 +35,7 @@ pub mod config;
 pub(crate) mod databases;
 pub(crate) mod error;
 pub(crate) mod exec;
+pub(crate) mod fork_at;
 pub(crate) mod hrana_http;
 pub(crate) mod legacy_http;
 pub(crate) mod limits;

@@ -231,7 +231,9 @@ pub fn run(args: DbArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
 /// Returns the data folder too when the server is local.
 fn import_target(args: &ImportArgs) -> anyhow::Result<(crate::remote::Target, Option<PathBuf>)> {
     if args.server.url.is_none() {
-        if let Some(mut target) = crate::local_server::discover(&args.data_dir).map_err(anyhow::Error::msg)? {
+        if let Some(mut target) =
+            crate::local_server::discover(&args.data_dir).map_err(anyhow::Error::msg)?
+        {
             if let Some(token) = args.server.token.clone() {
                 target.token = Some(token);
             }

@@ -221,7 +221,6 @@ enum LogFormat {
     Json,
 }
 
-
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BackupModeArg {
     Async,
@@ -290,7 +289,8 @@ impl ServeArgs {
             legacy_full_access: self.auth_legacy_full_access,
         };
         if let Some(url) = &self.backup {
-            let store = skylite_backup::store::open_from_env(url).with_context(|| format!("--backup {url}"))?;
+            let store = skylite_backup::store::open_from_env(url)
+                .with_context(|| format!("--backup {url}"))?;
             config.backup = Some(skylite_server::config::BackupSettings {
                 url: url.clone(),
                 store,
@@ -358,6 +358,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         skylite_backup::store::probe(&*backup.store)
             .await
             .with_context(|| format!("--backup {}", backup.url))?;
+        restore_cmd::restore_on_start(backup, &config.data_dir).await?;
     }
     let app = App::open(config.clone()).context("cannot open the data folder")?;
     #[cfg(unix)]

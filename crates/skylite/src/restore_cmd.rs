@@ -48,14 +48,12 @@ pub fn run(args: RestoreArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         parallelism: usize::from(args.parallelism),
     };
     let started = Instant::now();
-    let restored = runtime
-        .block_on(restore::restore_all(
-            &store,
-            &args.data_dir,
-            args.db.as_deref(),
-            &options,
-        ))
-        ?;
+    let restored = runtime.block_on(restore::restore_all(
+        &store,
+        &args.data_dir,
+        args.db.as_deref(),
+        &options,
+    ))?;
     let seconds = started.elapsed().as_secs_f64();
     if restored.is_empty() {
         println!(
@@ -85,6 +83,40 @@ pub fn run(args: RestoreArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         restored.len(),
         args.data_dir.display(),
         mb / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Restore-on-start for `serve --backup`: a data folder without any database is filled from
+/// the backup (every live database, newest state) before the server opens it; a folder that
+/// has databases is left alone.
+pub async fn restore_on_start(
+    backup: &skylite_server::config::BackupSettings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let started = Instant::now();
+    let restored = restore::restore_if_empty(&backup.store, data_dir, &RestoreOptions::default())
+        .await
+        .context("restore on start from the backup")?;
+    let Some(restored) = restored else {
+        return Ok(());
+    };
+    for r in &restored {
+        tracing::info!(
+            database = %r.name,
+            generation = %r.generation,
+            txn = r.txn,
+            committed = %r.last_commit_ms.map(time::format_ms).unwrap_or_default(),
+            "restored from the backup on start"
+        );
+    }
+    tracing::info!(
+        databases = restored.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "empty data folder: restored {} database(s) from the backup {}",
+        restored.len(),
+        backup.url
     );
     Ok(())
 }

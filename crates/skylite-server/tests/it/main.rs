@@ -9,6 +9,7 @@ mod auth_common;
 mod auth_matrix;
 mod auth_router;
 mod auth_ws;
+mod backup_fork;
 mod backup_status;
 mod bad_input;
 mod concurrency;

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backup_crash;
 mod backup_kill;
 mod db_cli;
 mod durability;

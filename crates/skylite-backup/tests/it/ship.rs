@@ -2,7 +2,7 @@
 //! transaction reaches the store (snapshot + segments rebuild the live database), few PUTs at
 //! load and none when idle, sync acknowledgements, fencing of a second server, outages.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! loopback): a database written by concurrent sessions (with WAL checkpoints along the way)
 //! and backed up by `Backup`, restored whole and at points in time by `restore`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! outage of the store under load loses nothing and uploads catch up; point-in-time restore of
 //! shipped segments gives exactly the transactions committed up to the chosen time.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
