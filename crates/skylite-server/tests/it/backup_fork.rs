@@ -29,26 +29,11 @@ fn settings(store: Arc<dyn ObjectStore>) -> BackupSettings {
 }
 
 async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let r = request(
-        server.addr,
-        method,
-        path,
-        body.map(|b| serde_json::to_vec(&b).unwrap()),
-    )
-    .await;
-    (r.status, r.json())
+    admin_call(server.addr, method, path, body).await
 }
 
 async fn run(server: &TestServer, db: &str, sql: &str) -> Value {
-    let (status, body) = pipeline_at(
-        server.addr,
-        &format!("/db/{db}/v3/pipeline"),
-        None,
-        json!([execute(sql), close()]),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["results"][0].clone()
+    run_on(server.addr, db, sql).await
 }
 
 async fn count(server: &TestServer, db: &str) -> i64 {

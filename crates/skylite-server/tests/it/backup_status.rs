@@ -30,14 +30,7 @@ fn settings(store: Arc<dyn ObjectStore>, mode: BackupMode) -> BackupSettings {
 }
 
 async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let r = request(
-        server.addr,
-        method,
-        path,
-        body.map(|b| serde_json::to_vec(&b).unwrap()),
-    )
-    .await;
-    (r.status, r.json())
+    admin_call(server.addr, method, path, body).await
 }
 
 async fn backup_of(server: &TestServer, db: &str) -> Value {
@@ -61,15 +54,7 @@ async fn wait_backed_up(server: &TestServer, db: &str, txn: u64) -> Value {
 }
 
 async fn run(server: &TestServer, db: &str, sql: &str) -> Value {
-    let (status, body) = pipeline_at(
-        server.addr,
-        &format!("/db/{db}/v3/pipeline"),
-        None,
-        json!([execute(sql), close()]),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["results"][0].clone()
+    run_on(server.addr, db, sql).await
 }
 
 async fn keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {

@@ -350,3 +350,34 @@ pub async fn scalar_i64(addr: SocketAddr, sql: &str) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("{sql}: {r:#}"))
 }
+
+/// An admin API call with an optional JSON body: the status and the JSON answer.
+pub async fn admin_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let r = request(
+        addr,
+        method,
+        path,
+        body.map(|b| serde_json::to_vec(&b).unwrap()),
+    )
+    .await;
+    (r.status, r.json())
+}
+
+/// Runs one statement on database `db` in a fresh stream (`execute` + `close`) and returns its
+/// result entry; the pipeline itself must answer 200.
+pub async fn run_on(addr: SocketAddr, db: &str, sql: &str) -> Value {
+    let (status, body) = pipeline_at(
+        addr,
+        &format!("/db/{db}/v3/pipeline"),
+        None,
+        serde_json::json!([execute(sql), close()]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["results"][0].clone()
+}
