@@ -589,23 +589,10 @@ fn is_repeatable(req: &StreamRequest) -> bool {
 /// A conservative test for SQL that cannot write: it starts with `SELECT`, `VALUES` or
 /// `EXPLAIN` (after whitespace and comments). `WITH` is not accepted (it may lead to a write).
 pub(crate) fn is_read_only_sql(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map(|(_, after)| after).unwrap_or("");
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map(|(_, after)| after).unwrap_or("");
-        } else {
-            break;
-        }
-    }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    matches!(word.as_str(), "SELECT" | "VALUES" | "EXPLAIN")
+    let word = skylite_proto::sql_text::first_word(sql);
+    ["SELECT", "VALUES", "EXPLAIN"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k))
 }
 
 #[cfg(test)]

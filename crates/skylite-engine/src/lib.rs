@@ -24,7 +24,9 @@ pub mod import;
 pub mod maintenance;
 pub mod session;
 pub mod sql_functions;
-pub mod sql_text;
+/// Where statements end and what they start with: pure text functions, kept in `skylite-proto`
+/// so the remote-only client shares them; re-exported here for the engine's users.
+pub use skylite_proto::sql_text;
 pub mod workers;
 pub(crate) mod write_lock;
 

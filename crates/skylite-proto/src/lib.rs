@@ -8,12 +8,15 @@
 //! - [`ws`]: the messages of Hrana over WebSocket.
 //! - [`legacy`]: the pre-Hrana HTTP bodies.
 //! - [`ErrorCode`]: every error code a client can see, and which of them are the server's fault.
+//! - [`sql_text`]: pure looks at SQL text (where a statement ends, leading keywords, blanks and
+//!   comments), the one splitter of the server, the engine, the CLI and the remote-only client.
 
 mod code;
 mod hrana;
 pub mod legacy;
 pub mod pb;
 pub mod protobuf;
+pub mod sql_text;
 mod value;
 pub mod ws;
 
