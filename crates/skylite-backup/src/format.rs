@@ -43,7 +43,15 @@
 //!   | last_commit_ms u64` then per transaction `txn u64 | commit_ms u64 | db_pages u32 |
 //!   page_count u32` and `page_count` times `page_no u32 | page bytes (page_size)`. Transactions
 //!   are consecutive; a page appears at most once per transaction; `db_pages` is the database
-//!   size in pages after the commit (the file is truncated to it).
+//!   size in pages after the commit (the file is truncated to it). An optional trailer
+//!   `flags u32` follows the last transaction; bit 0 (`SEGMENT_DEDUPLICATED`) says each page
+//!   appears at most once in the whole segment, under the last transaction that wrote it
+//!   (earlier versions dropped), so the segment can only be applied whole: a restore stops
+//!   before it or after its last transaction, never inside. Writers cut segments so that they
+//!   never straddle a wall-clock second, which keeps "restore to second T" exact. A segment
+//!   without the trailer (as written before) can be applied transaction by transaction; a
+//!   reader that predates the trailer refuses a deduplicated segment ("bytes after the last
+//!   transaction") instead of restoring it wrongly.
 //! - snapshot: `page_size u32 | db_pages u32 | txn u64 | taken_ms u64` then the database file,
 //!   `db_pages * page_size` bytes (page 1 first). It holds transactions 1..=txn of the generation
 //!   (a generation's first snapshot is txn 0: the state it started from).
@@ -58,6 +66,8 @@ use sha2::{Digest, Sha256};
 pub const MAGIC: [u8; 8] = *b"SKYLBAK\0";
 /// The version this code writes; readers accept it and older ones.
 pub const FORMAT_VERSION: u16 = 1;
+/// Segment trailer flag: each page appears once in the segment (apply it whole only).
+pub const SEGMENT_DEDUPLICATED: u32 = 1;
 /// The fixed part of a header before its variable fields: magic, version, kind, reserved and
 /// `header_len`. Read this many bytes to learn the full header's length.
 pub const HEADER_PREFIX_LEN: usize = 16;
@@ -524,6 +534,11 @@ pub struct Segment {
     pub page_size: u32,
     /// The transactions, consecutive numbers, at least one.
     pub txns: Vec<Txn>,
+    /// Each page is kept only under the last transaction of the segment that wrote it, so the
+    /// state between its transactions is not recoverable: a restore applies it whole or not at
+    /// all. [`Segment::encode`] drops the earlier page versions itself when this is set; the
+    /// transactions (numbers, commit times, sizes) are all kept.
+    pub deduplicated: bool,
 }
 
 /// The head of a segment body, readable without decoding the pages (for planning a
@@ -561,11 +576,32 @@ impl Segment {
     /// The body bytes. Panics never; the writer guarantees consecutive transactions and pages
     /// of `page_size` bytes (checked again by [`Segment::decode`]).
     pub fn encode(&self) -> Vec<u8> {
-        let pages: usize = self.txns.iter().map(|t| t.pages.len()).sum();
+        // For a deduplicated segment, the index of the last transaction writing each page: a
+        // page version is written only there. Hot pages (the b-tree root and the pages a
+        // sequence of inserts keeps touching) repeat in most transactions, so this cuts both
+        // the bytes hashed and uploaded and the restore work.
+        let last_writer: std::collections::HashMap<u32, usize> = if self.deduplicated {
+            self.txns
+                .iter()
+                .enumerate()
+                .flat_map(|(i, t)| t.pages.iter().map(move |p| (p.number, i)))
+                .collect()
+        } else {
+            std::collections::HashMap::new()
+        };
+        let kept =
+            |i: usize, p: &Page| !self.deduplicated || last_writer.get(&p.number) == Some(&i);
+        let pages: usize = self
+            .txns
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.pages.iter().filter(|p| kept(i, p)).count())
+            .sum();
         let mut w = Writer(Vec::with_capacity(
             SEGMENT_HEAD_LEN
                 + self.txns.len() * TXN_HEAD_LEN
-                + pages * (4 + self.page_size as usize),
+                + pages * (4 + self.page_size as usize)
+                + 4,
         ));
         w.u32(self.page_size);
         w.u32(self.txns.len() as u32);
@@ -575,15 +611,18 @@ impl Segment {
         w.u64(last.map_or(0, |t| t.txn));
         w.u64(first.map_or(0, |t| t.commit_ms));
         w.u64(last.map_or(0, |t| t.commit_ms));
-        for t in &self.txns {
+        for (i, t) in self.txns.iter().enumerate() {
             w.u64(t.txn);
             w.u64(t.commit_ms);
             w.u32(t.db_pages);
-            w.u32(t.pages.len() as u32);
-            for p in &t.pages {
+            w.u32(t.pages.iter().filter(|p| kept(i, p)).count() as u32);
+            for p in t.pages.iter().filter(|p| kept(i, p)) {
                 w.u32(p.number);
                 w.0.extend_from_slice(&p.data);
             }
+        }
+        if self.deduplicated {
+            w.u32(SEGMENT_DEDUPLICATED);
         }
         w.0
     }
@@ -654,14 +693,28 @@ impl Segment {
                 pages,
             });
         }
-        if !r.buf.is_empty() {
-            return Err(FormatError::Invalid(
-                "bytes after the last transaction".into(),
-            ));
-        }
+        // The optional trailer: flags.
+        let deduplicated = match r.buf.len() {
+            0 => false,
+            4 => match r.u32()? {
+                SEGMENT_DEDUPLICATED => true,
+                0 => false,
+                other => {
+                    return Err(FormatError::Invalid(format!(
+                        "unknown segment flags {other:#x}"
+                    )));
+                }
+            },
+            _ => {
+                return Err(FormatError::Invalid(
+                    "bytes after the last transaction".into(),
+                ));
+            }
+        };
         Ok(Self {
             page_size: head.page_size,
             txns,
+            deduplicated,
         })
     }
 }
@@ -791,7 +844,36 @@ mod tests {
                     ],
                 })
                 .collect(),
+            deduplicated: false,
         }
+    }
+
+    #[test]
+    fn deduplicated_segment_keeps_each_page_once_and_every_txn() {
+        let mut seg = segment(5, 3);
+        seg.deduplicated = true;
+        let plain_len = segment(5, 3).encode().len();
+        let body = seg.encode();
+        // Pages 1 and 3 of 3 transactions: only the last transaction keeps them, + the trailer.
+        assert_eq!(plain_len - body.len(), 4 * (4 + 512) - 4);
+        let back = Segment::decode(&body).unwrap();
+        assert!(back.deduplicated);
+        assert_eq!(back.range(), Some((5, 7)));
+        let commit_times: Vec<u64> = back.txns.iter().map(|t| t.commit_ms).collect();
+        assert_eq!(commit_times, vec![1005, 1006, 1007]);
+        assert!(back.txns[0].pages.is_empty() && back.txns[1].pages.is_empty());
+        assert_eq!(back.txns[2].pages, seg.txns[2].pages);
+        // A plain segment still decodes as one that can be applied transaction by transaction.
+        assert!(
+            !Segment::decode(&segment(5, 3).encode())
+                .unwrap()
+                .deduplicated
+        );
+        // Unknown flags are refused rather than misread.
+        let mut unknown = body.clone();
+        let n = unknown.len();
+        unknown[n - 4..].copy_from_slice(&2u32.to_le_bytes());
+        assert!(Segment::decode(&unknown).is_err());
     }
 
     #[test]
@@ -887,6 +969,7 @@ mod tests {
         let empty = Segment {
             page_size: 512,
             txns: vec![],
+            deduplicated: false,
         };
         assert!(Segment::decode(&empty.encode()).is_err());
         let mut bad_size = segment(1, 1).encode();

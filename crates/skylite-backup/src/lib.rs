@@ -37,8 +37,16 @@
 //! - **Retention** (`retention.rs`). A generation is deleted once a newer one that started
 //!   before the window (and has its snapshot) covers the whole window; a database whose
 //!   tombstone is older than the window is deleted entirely.
+//! - **Segments keep each page once.** A segment holds every transaction's number, commit time
+//!   and size, but each page only in its last version (under the last transaction of the segment
+//!   that wrote it): hot pages repeat in nearly every commit, so this divides the bytes hashed,
+//!   uploaded and restored. The price is point-in-time granularity: a segment is restorable only
+//!   at its end. Segments never straddle a wall-clock second (seconds are (T-1, T]: a commit
+//!   in a new second cuts the pending segment), so a restore to a second T is exact: every
+//!   transaction committed at or before T, none after. A target inside a second applies a
+//!   segment only if its last commit is at or before it.
 //! - **Restore.** Generation → newest snapshot at or before the target → segments in order,
-//!   whole transactions only.
+//!   whole transactions only (whole segments for deduplicated ones).
 //!
 //! [`store`] builds the object store from `s3://BUCKET/PREFIX` and the `AWS_*` variables and
 //! checks that it honours create-only writes; `testing` (feature `test-support`) runs a real

@@ -787,6 +787,16 @@ async fn feed(
                 )),
             });
         }
+        // A deduplicated segment is only restorable at its end: apply it whole if its last
+        // commit is at or before the target, else stop before it (segments never straddle a
+        // second, so a target at a second boundary stays exact).
+        if segment.deduplicated
+            && options
+                .at_ms
+                .is_some_and(|at| segment.txns.last().is_some_and(|last| last.commit_ms > at))
+        {
+            break 'chain;
+        }
         for (index, txn) in segment.txns.iter().enumerate() {
             if txn.txn < expected {
                 continue;

@@ -153,6 +153,13 @@ impl Spool {
     }
 }
 
+/// The wall-clock second a commit belongs to for cutting segments: the seconds are (T-1 s, T],
+/// so a restore to an RFC 3339 second T (`at` = T exactly, every commit at or before it) always
+/// falls on a segment boundary.
+fn commit_second(commit_ms: u64) -> u64 {
+    commit_ms.saturating_sub(1) / 1000
+}
+
 fn txn_bytes(t: &format::Txn) -> usize {
     format::TXN_HEAD_LEN + t.pages.iter().map(|p| 4 + p.data.len()).sum::<usize>()
 }
@@ -771,11 +778,18 @@ impl Shipper {
                     return Err(e);
                 }
             }
-            // In async mode one segment per interval; sync mode (and a full spool) go on.
+            // In async mode one segment per interval, except that what was left behind by a cut
+            // at a second boundary goes too; sync mode (and a full spool) go on.
             let more = {
                 let spool = self.lock_spool(&generation);
+                let cut_at_second = spool.txns.front().is_some_and(|next| {
+                    batch.segment.txns.last().is_some_and(|last| {
+                        commit_second(next.commit_ms) != commit_second(last.commit_ms)
+                    })
+                });
                 !spool.txns.is_empty()
                     && (self.config.mode == BackupMode::Sync
+                        || cut_at_second
                         || spool.bytes >= self.config.segment_bytes)
             };
             if !more {
@@ -791,9 +805,15 @@ impl Shipper {
         }
         let mut txns = Vec::new();
         let mut bytes = 0;
+        // A segment never straddles a wall-clock second: it is deduplicated (restorable only at
+        // its end), so this keeps "restore to second T" exact.
+        let second = spool.txns.front().map(|t| commit_second(t.commit_ms));
         while let Some(t) = spool.txns.front() {
             let size = txn_bytes(t);
-            if !txns.is_empty() && bytes + size > self.config.segment_bytes {
+            if !txns.is_empty()
+                && (bytes + size > self.config.segment_bytes
+                    || Some(commit_second(t.commit_ms)) != second)
+            {
                 break;
             }
             bytes += size;
@@ -805,6 +825,7 @@ impl Shipper {
             segment: format::Segment {
                 page_size: spool.page_size,
                 txns,
+                deduplicated: true,
             },
             bytes,
         })

@@ -413,6 +413,7 @@ impl History {
         let body = Segment {
             page_size: self.page_size,
             txns,
+            deduplicated: false,
         }
         .encode();
         let key = segment_key(&self.name, &self.generation, first);

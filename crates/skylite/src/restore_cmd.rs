@@ -24,7 +24,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     db: Option<String>,
     /// Restore as of this time (RFC 3339, e.g. 2026-12-01T10:00:00Z): every transaction
-    /// committed at or before it, none after. Default: the newest backed-up transaction.
+    /// committed at or before it, none after. Exact to the second; the backup keeps each
+    /// page once per segment, so a time with a fraction of a second lands on the end of the
+    /// last segment (never straddling a second) committed at or before it. Default: the
+    /// newest backed-up transaction.
     #[arg(long, value_name = "RFC3339")]
     at: Option<String>,
     /// Also restore databases that were deleted (their last state before deletion).

@@ -14,6 +14,15 @@ use skylite_backup::time::now_ms;
 use skylite_backup::{Backup, BackupConfig, BackupMode};
 use skylite_engine::{Database, EngineConfig, Session};
 
+/// Waits until a new wall-clock second starts and returns that second (unix ms), as an RFC 3339
+/// `--at` without fraction gives it: point-in-time restore is exact there (segments never
+/// straddle a second; inside one it stops at a segment's end).
+fn end_of_second() -> u64 {
+    let now = now_ms();
+    std::thread::sleep(Duration::from_millis(1000 - now % 1000 + 5));
+    (now / 1000 + 1) * 1000
+}
+
 fn caught_up(backup: &Backup, name: &str) -> bool {
     backup.status(name).is_some_and(|st| {
         st.state == "ok" && st.backed_up_txn == st.captured_txn && st.spool_bytes == 0
@@ -71,15 +80,11 @@ fn shipped_history_restores_whole_and_to_points_in_time() {
     // Batch A, then a point in time, then batch B (enough pages for WAL checkpoints), another
     // point, then updates and deletes.
     write_batch(&db, 0, 150);
-    std::thread::sleep(Duration::from_millis(30));
-    let after_a = now_ms();
     let fingerprint_a = fingerprint(&path);
-    std::thread::sleep(Duration::from_millis(30));
+    let after_a = end_of_second();
     write_batch(&db, 100_000, 400);
-    std::thread::sleep(Duration::from_millis(30));
-    let after_b = now_ms();
     let fingerprint_b = fingerprint(&path);
-    std::thread::sleep(Duration::from_millis(30));
+    let after_b = end_of_second();
     ok(&mut s, "UPDATE t SET v = x'01' WHERE id % 3 = 0");
     ok(&mut s, "DELETE FROM t WHERE id % 7 = 0");
     assert!(

@@ -59,6 +59,7 @@ async fn generation(
                 db_pages: 1,
                 pages: vec![],
             }],
+            deduplicated: false,
         };
         put(
             store,

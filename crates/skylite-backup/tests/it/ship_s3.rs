@@ -24,6 +24,15 @@ fn config(mode: BackupMode) -> BackupConfig {
     }
 }
 
+/// Waits until a new wall-clock second starts and returns that second (unix ms), as an RFC 3339
+/// `--at` without fraction gives it: point-in-time restore is exact there (segments never
+/// straddle a second; inside one it stops at a segment's end).
+fn end_of_second() -> u64 {
+    let now = skylite_backup::time::now_ms();
+    std::thread::sleep(Duration::from_millis(1000 - now % 1000 + 5));
+    (now / 1000 + 1) * 1000
+}
+
 fn count(path: &std::path::Path) -> i64 {
     rusqlite::Connection::open(path)
         .unwrap()
@@ -175,14 +184,15 @@ fn point_in_time_restore_of_shipped_segments() {
     for i in 0..10 {
         ok(&mut s, &format!("INSERT INTO t VALUES ({i}, x'01')"));
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let cut = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    std::thread::sleep(Duration::from_millis(50));
+    let cut = end_of_second();
+    let mut inside = 0;
     for i in 10..20 {
         ok(&mut s, &format!("INSERT INTO t VALUES ({i}, x'02')"));
+        if i == 14 {
+            std::thread::sleep(Duration::from_millis(2));
+            inside = skylite_backup::time::now_ms();
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     assert!(wait_until(20, || backup
         .status("db")
@@ -198,4 +208,17 @@ fn point_in_time_restore_of_shipped_segments() {
         .unwrap();
     assert_eq!(restored.txn, 11);
     assert_eq!(count(&dest), 10);
+
+    // A time inside a second: restore stops at the end of a (deduplicated) segment, never
+    // inside one, so the rows are exactly those of the transactions it reports.
+    let dest = out.path().join("inside.db");
+    let options = RestoreOptions {
+        at_ms: Some(inside),
+        ..RestoreOptions::default()
+    };
+    let restored = rt
+        .block_on(restore_database(&store, "db", &options, &dest))
+        .unwrap();
+    assert!(restored.txn <= 16, "{restored:?}");
+    assert_eq!(count(&dest), restored.txn as i64 - 1, "{restored:?}");
 }
