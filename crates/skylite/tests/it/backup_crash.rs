@@ -199,12 +199,8 @@ async fn backup_crash_sync_keeps_every_acknowledged_write() {
     crash_and_restore("sync").await;
 }
 
-// Ignored: fails today on the write side, not the restore. At ~1,500 commits/s on a loaded
-// 2-core machine the store held only the segments uploaded in the first ~1 s of a 3 s run
-// (the next segment, ~9 MB, had not landed 2 s later), so writes acknowledged ~2 s before the
-// kill were lost; the restore itself reproduces exactly what is in the store. Run with
-// `--ignored` once the async uploader keeps its lag under ~1.5 s at this load.
-#[ignore]
+// Was ignored while every segment shipped each commit's whole pages (~9 MB a second at this
+// load, over 2 s behind); segments now keep each page once, so the uploader keeps up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_crash_async_loses_at_most_the_last_second() {
     crash_and_restore("async").await;
