@@ -23,6 +23,8 @@ use crate::store::{self, AwsEnv, BackupUrl, StoreOptions};
 pub const BUCKET: &str = "skylite-test";
 const ACCESS_KEY: &str = "skylite-test-key";
 const SECRET_KEY: &str = "skylite-test-secret";
+/// How often a start is tried on fresh ports when another process took one of them meanwhile.
+const START_ATTEMPTS: u32 = 3;
 
 /// Where the `weed` binary is, if anywhere: `SKYLITE_WEED_BIN`, else the first `weed` on `PATH`.
 pub fn weed_bin() -> Option<PathBuf> {
@@ -66,15 +68,25 @@ impl SeaweedFs {
             .prefix("skylite-weed-")
             .tempdir()
             .expect("temp folder for SeaweedFS");
-        let ports = free_ports(10);
         let mut server = SeaweedFs {
             bin,
             dir,
-            ports,
+            ports: Vec::new(),
             child: None,
         };
-        server.spawn();
-        Some(server)
+        // The free ports are released before weed binds them, so another process (a parallel
+        // test, another SeaweedFS) may take one in between: then start again on fresh ports.
+        for attempt in 1..=START_ATTEMPTS {
+            server.ports = free_ports(10);
+            match server.spawn() {
+                Ok(()) => return Some(server),
+                Err(log) if log.contains("address already in use") && attempt < START_ATTEMPTS => {
+                    eprintln!("SeaweedFS lost a port to another process; starting again");
+                }
+                Err(log) => panic!("SeaweedFS did not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// The S3 endpoint, `http://127.0.0.1:PORT`.
@@ -123,7 +135,9 @@ impl SeaweedFs {
     /// Starts the server again after [`stop`](Self::stop), on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("SeaweedFS did not start again:\n{log}");
+        }
     }
 
     fn s3_port(&self) -> u16 {
@@ -134,7 +148,9 @@ impl SeaweedFs {
         self.dir.path().join("weed.log")
     }
 
-    fn spawn(&mut self) {
+    /// Starts `weed mini` on `self.ports` and waits until it serves; the log's tail if it exits
+    /// while starting.
+    fn spawn(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).expect("SeaweedFS data folder");
@@ -185,25 +201,26 @@ impl SeaweedFs {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     /// Waits (at most 60 s) until the bucket answers a signed listing.
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let addr = format!("127.0.0.1:{}", self.s3_port());
         let store = self.store("");
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "SeaweedFS exited ({status}) while starting:\n{}",
+                    self.child = None;
+                    return Err(format!(
+                        "exited ({status}) while starting:\n{}",
                         read_tail(&self.log_path())
-                    );
+                    ));
                 }
             }
             if TcpStream::connect(&addr).is_ok() && listing_works(store.clone()) {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 panic!(
